@@ -1,0 +1,38 @@
+"""elasticnas: train once as an elastic super-network, then find Pareto-optimal sub-networks."""
+
+from elasticnas.errors import (
+    CheckpointError,
+    ElasticNASError,
+    EvaluationError,
+    InvalidConfigError,
+    StorageError,
+    UnknownNameError,
+)
+from elasticnas.records import Constraint, Objective, TrialRecord
+from elasticnas.searchers import Searcher, create_searcher, list_searchers, register_searcher
+from elasticnas.space import Choice, SearchSpace
+from elasticnas.study import Study, create_study, load_study
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "Choice",
+    "Constraint",
+    "ElasticNASError",
+    "EvaluationError",
+    "InvalidConfigError",
+    "Objective",
+    "SearchSpace",
+    "Searcher",
+    "StorageError",
+    "Study",
+    "TrialRecord",
+    "UnknownNameError",
+    "__version__",
+    "create_searcher",
+    "create_study",
+    "list_searchers",
+    "load_study",
+    "register_searcher",
+]

@@ -1,0 +1,51 @@
+"""The ``elasticnas`` command: thin subcommands over the public API.
+
+Each subcommand lives in its own module exposing ``register(subparsers)``,
+which adds its parser and sets ``func`` (a callable taking the parsed
+arguments and returning an exit status).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from elasticnas.cli import _study_commands
+from elasticnas.errors import ElasticNASError
+
+SUBCOMMAND_MODULES = [_study_commands]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="elasticnas",
+        description=(
+            "Find Pareto-optimal sub-networks of elastic super-networks: search, measure, "
+            "report and export. Run 'elasticnas demo' for a first tour."
+        ),
+    )
+    from elasticnas import __version__
+
+    parser.add_argument("--version", action="version", version=f"elasticnas {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in SUBCOMMAND_MODULES:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ElasticNASError as exc:
+        print(f"elasticnas {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"elasticnas {args.command}: interrupted; finished evaluations are saved", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

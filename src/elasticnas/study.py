@@ -1,0 +1,380 @@
+"""Studies: every evaluated configuration is a trial in an Optuna storage."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import FrozenTrial, TrialState
+from tqdm.auto import tqdm
+
+from elasticnas.errors import ElasticNASError, EvaluationError, StorageError
+from elasticnas.pareto import default_reference_point, hypervolume, hypervolume_history, non_dominated_mask
+from elasticnas.records import (
+    Constraint,
+    Objective,
+    TrialRecord,
+    as_constraints,
+    as_objectives,
+    minimization_matrix,
+)
+from elasticnas.searchers import CheapMetric, Searcher, create_searcher
+from elasticnas.space import Config, SearchSpace, Seed
+
+Evaluate = Callable[[Config], Mapping[str, float]]
+
+DEFAULT_SEARCHER = "nsga2"
+_ATTR = "elasticnas"  # study user attribute holding space, objectives, constraints
+_STATES = {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed"}
+
+
+def _open_storage(storage: str | optuna.storages.BaseStorage | None) -> optuna.storages.BaseStorage:
+    if storage is None:
+        return optuna.storages.InMemoryStorage()
+    if isinstance(storage, optuna.storages.BaseStorage):
+        return storage
+    try:
+        return optuna.storages.get_storage(storage)
+    except Exception as exc:  # SQLAlchemy / driver errors have many types
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StorageError(f"cannot open storage {storage!r}: {reason}") from None
+
+
+def _params(space: SearchSpace, config: Config) -> tuple[dict[str, Any], dict[str, CategoricalDistribution]]:
+    """Flatten a configuration into Optuna parameters (``ks_0``, ``ks_1``, ..., ``r``)."""
+    params: dict[str, Any] = {}
+    dists: dict[str, CategoricalDistribution] = {}
+    for name, choice in space.choices.items():
+        dist = CategoricalDistribution(list(choice.values))
+        if choice.size is None:
+            params[name], dists[name] = config[name], dist
+        else:
+            for i, v in enumerate(config[name]):
+                params[f"{name}_{i}"], dists[f"{name}_{i}"] = v, dist
+    return params, dists
+
+
+class Study:
+    """A multi-objective search over a :class:`SearchSpace`, backed by an Optuna study.
+
+    Use :func:`create_study` or :func:`load_study` to get one. The Optuna study
+    is available as :attr:`optuna_study`, so optuna-dashboard and
+    ``optuna.visualization`` work on it unchanged.
+    """
+
+    def __init__(
+        self,
+        optuna_study: optuna.Study,
+        space: SearchSpace,
+        objectives: Sequence[Objective],
+        constraints: Sequence[Constraint] = (),
+        reference_point: Sequence[float] | None = None,
+    ) -> None:
+        self.optuna_study = optuna_study
+        self.space = space
+        self.objectives = tuple(objectives)
+        self.constraints = tuple(constraints)
+        self._reference_point = None if reference_point is None else np.asarray(reference_point, dtype=float)
+        self._storage = optuna_study._storage
+        self._study_id = optuna_study._study_id
+
+    @property
+    def name(self) -> str:
+        return self.optuna_study.study_name
+
+    # -- reading ------------------------------------------------------------------------
+    def _frozen(self, states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
+        return self._storage.get_all_trials(self._study_id, deepcopy=False, states=states)
+
+    def _record(self, t: FrozenTrial) -> TrialRecord:
+        attrs = t.user_attrs
+        duration = t.duration.total_seconds() if t.duration is not None else None
+        return TrialRecord(
+            number=t.number,
+            config=json.loads(attrs["config"]),
+            config_id=attrs["config_id"],
+            metrics=attrs.get("metrics", {}),
+            state=_STATES[t.state],  # type: ignore[arg-type]
+            duration_s=duration,
+            error=attrs.get("error"),
+        )
+
+    @property
+    def trials(self) -> list[TrialRecord]:
+        """Completed trials, in evaluation order."""
+        return [self._record(t) for t in self._frozen((TrialState.COMPLETE,)) if "config_id" in t.user_attrs]
+
+    @property
+    def failed_trials(self) -> list[TrialRecord]:
+        return [self._record(t) for t in self._frozen((TrialState.FAIL,)) if "config_id" in t.user_attrs]
+
+    def _finished(self) -> list[TrialRecord]:
+        """Completed and failed trials, in evaluation order."""
+        frozen = self._frozen((TrialState.COMPLETE, TrialState.FAIL))
+        return [self._record(t) for t in sorted(frozen, key=lambda t: t.number) if "config_id" in t.user_attrs]
+
+    @property
+    def n_evals(self) -> int:
+        """Number of finished evaluations (completed or failed)."""
+        return len(self._finished())
+
+    def feasible(self, records: Sequence[TrialRecord]) -> list[TrialRecord]:
+        return [r for r in records if r.violation(self.constraints) == 0.0]
+
+    def pareto_front(self, feasible_only: bool = True) -> list[TrialRecord]:
+        """Completed trials on the first non-dominated front (feasible ones only by default)."""
+        records = self.trials
+        if feasible_only:
+            records = self.feasible(records)
+        if not records:
+            return []
+        mask = non_dominated_mask(minimization_matrix(records, self.objectives))
+        return [r for r, m in zip(records, mask, strict=True) if m]
+
+    def reference_point(self) -> np.ndarray:
+        """Hypervolume reference point in minimisation form (given, or from the observed worst values)."""
+        if self._reference_point is not None:
+            return self._reference_point * np.array([o.sign for o in self.objectives])
+        F = minimization_matrix(self.trials, self.objectives)
+        if len(F) == 0:
+            raise ElasticNASError(f"study {self.name!r} has no completed trials")
+        return default_reference_point(F)
+
+    def hypervolume(self) -> float:
+        records = self.feasible(self.trials)
+        return hypervolume(minimization_matrix(records, self.objectives), self.reference_point()) if records else 0.0
+
+    def hypervolume_history(self) -> np.ndarray:
+        """Hypervolume of the feasible trials after each finished evaluation."""
+        finished = self._finished()
+        F = np.array(
+            [
+                [o.sign * float(r.metrics[o.name]) for o in self.objectives]
+                if r.ok and r.violation(self.constraints) == 0.0
+                else [math.inf] * len(self.objectives)
+                for r in finished
+            ]
+        ).reshape(len(finished), len(self.objectives))
+        return hypervolume_history(F, self.reference_point()) if len(F) else np.zeros(0)
+
+    # -- writing ----------------------------------------------------------------------------
+    def _known_ids(self) -> set[str]:
+        """Ids of configurations finished or being evaluated: never to be evaluated again."""
+        return {
+            t.user_attrs["config_id"]
+            for t in self._frozen((TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING))
+            if "config_id" in t.user_attrs
+        }
+
+    def _start_trial(self, config: Config, config_id: str) -> int:
+        params, dists = _params(self.space, config)
+        template = optuna.trial.create_trial(
+            state=TrialState.RUNNING,
+            params=params,
+            distributions=dists,
+            user_attrs={"config": json.dumps(config), "config_id": config_id},
+        )
+        return self._storage.create_new_trial(self._study_id, template_trial=template)
+
+    def _finish_trial(self, trial_id: int, metrics: Mapping[str, float], error: str | None) -> TrialRecord:
+        if metrics:
+            self._storage.set_trial_user_attr(trial_id, "metrics", dict(metrics))
+        if error is None:
+            values = [float(metrics[o.name]) for o in self.objectives]
+            self._storage.set_trial_state_values(trial_id, TrialState.COMPLETE, values)
+        else:
+            self._storage.set_trial_user_attr(trial_id, "error", error)
+            self._storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        return self._record(self._storage.get_trial(trial_id))
+
+    def _check_metrics(self, raw: Any) -> tuple[dict[str, float], str | None]:
+        """Validate what an evaluator returned: (metrics, failure reason or None)."""
+        if not isinstance(raw, Mapping):
+            raise EvaluationError(f"evaluate must return a dict of metrics, got {type(raw).__name__}")
+        metrics: dict[str, float] = {}
+        for key, value in raw.items():
+            try:
+                metrics[str(key)] = float(value)
+            except (TypeError, ValueError):
+                raise EvaluationError(f"metric {key!r} is not a number: {value!r}") from None
+        missing = [o.name for o in self.objectives if o.name not in metrics]
+        if missing:
+            raise EvaluationError(
+                f"the evaluator did not return objective {missing[0]!r}; it returned: {', '.join(metrics) or 'nothing'}"
+            )
+        bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+        if bad:
+            return {k: v for k, v in metrics.items() if math.isfinite(v)}, f"non-finite metric {bad[0]!r}"
+        return metrics, None
+
+    def evaluate_config(
+        self, evaluate: Evaluate, config: Config, cheap_metrics: Mapping[str, CheapMetric] | None = None
+    ) -> TrialRecord:
+        """Evaluate one configuration and record it as a trial (no duplicate check)."""
+        config = self.space.validate(config)
+        trial_id = self._start_trial(config, self.space.config_id(config))
+        try:
+            raw = dict(evaluate(config))
+            for name, fn in (cheap_metrics or {}).items():
+                raw.setdefault(name, fn(config))
+            metrics, error = self._check_metrics(raw)
+        except BaseException as exc:
+            self._finish_trial(trial_id, {}, f"{type(exc).__name__}: {exc}")
+            raise
+        return self._finish_trial(trial_id, metrics, error)
+
+    def optimize(
+        self,
+        evaluate: Evaluate,
+        n_evals: int,
+        searcher: str | Searcher | None = None,
+        seed: Seed = None,
+        cheap_metrics: Mapping[str, CheapMetric] | None = None,
+        batch_size: int = 1,
+        show_progress: bool | None = None,
+        **searcher_kwargs: Any,
+    ) -> list[TrialRecord]:
+        """Evaluate configurations until the study holds ``n_evals`` finished evaluations.
+
+        ``evaluate(config)`` returns a dict of metrics including every
+        objective; ``cheap_metrics`` are computed exactly for any candidate (and
+        may be objectives or constraints). A study reopened with the same
+        ``n_evals`` continues where it stopped; no configuration is evaluated twice.
+        Returns the trials finished by this call.
+        """
+        if n_evals < 0:
+            raise ElasticNASError(f"n_evals must be >= 0, got {n_evals}")
+        if batch_size < 1:
+            raise ElasticNASError(f"batch_size must be >= 1, got {batch_size}")
+        cheap = dict(cheap_metrics or {})
+        if not isinstance(searcher, Searcher):
+            searcher = create_searcher(
+                searcher or DEFAULT_SEARCHER,
+                self.space,
+                self.objectives,
+                constraints=self.constraints,
+                cheap_metrics=cheap,
+                seed=seed,
+                **searcher_kwargs,
+            )
+        finished = self._finished()
+        searcher.tell(finished)
+        known = self._known_ids()
+        searcher.pending.update(known - {r.config_id for r in finished})
+        done = len(finished)
+        new: list[TrialRecord] = []
+        if show_progress is None:
+            show_progress = sys.stderr.isatty()
+        bar = tqdm(total=n_evals, initial=min(done, n_evals), disable=not show_progress, unit="eval", desc=self.name)
+        stalls = 0
+        try:
+            while done < n_evals:
+                proposals = searcher.ask(min(batch_size, n_evals - done))
+                proposals = [c for c in proposals if self.space.config_id(c) not in known]
+                if not proposals:
+                    stalls += 1
+                    if stalls > 20:
+                        raise ElasticNASError(
+                            f"searcher {type(searcher).__name__} has no new configuration to propose; "
+                            f"the space may be exhausted after {done} evaluations"
+                        )
+                    continue
+                stalls = 0
+                records = []
+                for cfg in proposals:
+                    start = time.perf_counter()
+                    record = self.evaluate_config(evaluate, cfg, cheap)
+                    known.add(record.config_id)
+                    records.append(record)
+                    done += 1
+                    bar.update(1)
+                    bar.set_postfix(front=len(self.pareto_front()), last_s=f"{time.perf_counter() - start:.2f}")
+                new.extend(records)
+                searcher.tell(records)
+        finally:
+            bar.close()
+        return new
+
+
+def _metadata(
+    space: SearchSpace,
+    objectives: Sequence[Objective],
+    constraints: Sequence[Constraint],
+    reference_point: Sequence[float] | None,
+) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "space": space.to_json(),
+        "objectives": [[o.name, o.direction] for o in objectives],
+        "constraints": [str(c) for c in constraints],
+        "reference_point": None if reference_point is None else [float(x) for x in reference_point],
+    }
+
+
+def create_study(
+    space: SearchSpace,
+    objectives: Mapping[str, str] | Sequence[Objective],
+    storage: str | optuna.storages.BaseStorage | None = None,
+    study_name: str | None = None,
+    constraints: Sequence[str | Constraint] | None = None,
+    reference_point: Sequence[float] | None = None,
+    load_if_exists: bool = True,
+) -> Study:
+    """Create a study (or open the existing one of that name, if its definition matches).
+
+    ``objectives`` maps metric names to ``"minimize"`` / ``"maximize"``;
+    ``storage`` is an Optuna storage URL (``sqlite:///study.db``,
+    ``postgresql://...``) or ``None`` for memory; ``constraints`` are strings
+    such as ``"latency_ms<=20"``; ``reference_point`` (in the objectives'
+    own units) fixes the hypervolume reference.
+    """
+    objs = as_objectives(objectives)
+    cons = as_constraints(constraints)
+    if reference_point is not None and len(reference_point) != len(objs):
+        raise ElasticNASError(f"reference_point needs {len(objs)} values, got {len(reference_point)}")
+    store = _open_storage(storage)
+    try:
+        ostudy = optuna.create_study(
+            storage=store,
+            study_name=study_name,
+            directions=[o.direction for o in objs],
+            load_if_exists=load_if_exists,
+        )
+    except optuna.exceptions.DuplicatedStudyError:
+        raise StorageError(f"study {study_name!r} already exists in this storage; use load_study") from None
+    meta = _metadata(space, objs, cons, reference_point)
+    existing = ostudy.user_attrs.get(_ATTR)
+    if existing is None:
+        ostudy.set_user_attr(_ATTR, meta)
+    elif existing != json.loads(json.dumps(meta)):
+        raise StorageError(
+            f"study {ostudy.study_name!r} already exists with a different space, objectives or constraints; "
+            "choose another --study name or use load_study"
+        )
+    return Study(ostudy, space, objs, cons, reference_point)
+
+
+def load_study(storage: str | optuna.storages.BaseStorage, study_name: str) -> Study:
+    """Open a study written by :func:`create_study`."""
+    store = _open_storage(storage)
+    try:
+        ostudy = optuna.load_study(storage=store, study_name=study_name)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(store)]
+        raise StorageError(
+            f"no study named {study_name!r} in {storage!r}; studies there: {', '.join(names) or 'none'}"
+        ) from None
+    meta = ostudy.user_attrs.get(_ATTR)
+    if meta is None:
+        raise StorageError(f"study {study_name!r} was not created by elasticnas (no search space recorded)")
+    space = SearchSpace.from_json(meta["space"])
+    objectives = [Objective(n, d) for n, d in meta["objectives"]]
+    constraints = as_constraints(meta["constraints"])
+    return Study(ostudy, space, objectives, constraints, meta.get("reference_point"))
