@@ -300,6 +300,9 @@ class Study:
                 searcher.tell(records)
         finally:
             bar.close()
+            diagnostics = searcher.diagnostics()
+            if diagnostics:
+                self.optuna_study.set_user_attr("searcher_diagnostics", diagnostics)
         return new
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -73,6 +74,10 @@ class Searcher(ABC):
             self.pending.discard(r.config_id)
         if new:
             self._observe(new)
+
+    def diagnostics(self) -> dict[str, Any]:
+        """JSON-serialisable facts about the search so far (e.g. predictor quality); saved in the study."""
+        return {}
 
     # -- helpers for subclasses -------------------------------------------------------
     def cheap(self, config: Config) -> dict[str, float]:
