@@ -1,0 +1,1 @@
+"""Contract test suites shipped for users' own searchers, super-networks and predictors."""
