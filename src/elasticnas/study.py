@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -35,16 +36,64 @@ _ATTR = "elasticnas"  # study user attribute holding space, objectives, constrai
 _STATES = {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed"}
 
 
+HEARTBEAT_INTERVAL_S = 5
+GRACE_PERIOD_S = 20
+
+
 def _open_storage(storage: str | optuna.storages.BaseStorage | None) -> optuna.storages.BaseStorage:
+    """A storage object from a URL; SQL storages get heartbeats so dead workers' trials are re-queued."""
     if storage is None:
         return optuna.storages.InMemoryStorage()
     if isinstance(storage, optuna.storages.BaseStorage):
         return storage
+    if not isinstance(storage, str) or not storage.startswith(("sqlite:", "postgresql", "mysql")):
+        raise StorageError(
+            f"cannot open storage {storage!r}: use sqlite:///FILE.db, postgresql://USER@HOST/DB or mysql://..."
+        )
+    engine_kwargs = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite:") else {}
     try:
-        return optuna.storages.get_storage(storage)
+        return optuna.storages.RDBStorage(
+            storage,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=HEARTBEAT_INTERVAL_S,
+            grace_period=GRACE_PERIOD_S,
+        )
     except Exception as exc:  # SQLAlchemy / driver errors have many types
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StorageError(f"cannot open storage {storage!r}: {reason}") from None
+        lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+        raise StorageError(f"cannot open storage {storage!r}: {lines[0] if lines else type(exc).__name__}") from None
+
+
+def _is_attempt_only(t: FrozenTrial) -> bool:
+    """A failed trial that is not an evaluation: interrupted, left by a dead worker, or a lost claim."""
+    attrs = t.user_attrs
+    return t.state == TrialState.FAIL and (
+        attrs.get("retry", False) or "duplicate_of" in attrs or ("error" not in attrs and "metrics" not in attrs)
+    )
+
+
+class _Heartbeat:
+    """Records a trial's heartbeat from a thread while it is evaluated (SQL storages only)."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage, trial_id: int) -> None:
+        self._storage, self._trial_id = storage, trial_id
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> _Heartbeat:
+        if isinstance(self._storage, optuna.storages.RDBStorage) and self._storage.is_heartbeat_enabled():
+            self._storage.record_heartbeat(self._trial_id)
+            self._thread = threading.Thread(target=self._beat, daemon=True)
+            self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_INTERVAL_S):
+            self._storage.record_heartbeat(self._trial_id)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def _params(space: SearchSpace, config: Config) -> tuple[dict[str, Any], dict[str, CategoricalDistribution]]:
@@ -113,12 +162,21 @@ class Study:
 
     @property
     def failed_trials(self) -> list[TrialRecord]:
-        return [self._record(t) for t in self._frozen((TrialState.FAIL,)) if "config_id" in t.user_attrs]
+        """Evaluations that failed (non-finite metric, evaluator error), in evaluation order."""
+        return [
+            self._record(t)
+            for t in self._frozen((TrialState.FAIL,))
+            if "config_id" in t.user_attrs and not _is_attempt_only(t)
+        ]
 
     def _finished(self) -> list[TrialRecord]:
-        """Completed and failed trials, in evaluation order."""
+        """Completed and failed evaluations, in evaluation order."""
         frozen = self._frozen((TrialState.COMPLETE, TrialState.FAIL))
-        return [self._record(t) for t in sorted(frozen, key=lambda t: t.number) if "config_id" in t.user_attrs]
+        return [
+            self._record(t)
+            for t in sorted(frozen, key=lambda t: t.number)
+            if "config_id" in t.user_attrs and not _is_attempt_only(t)
+        ]
 
     @property
     def n_evals(self) -> int:
@@ -170,8 +228,20 @@ class Study:
         return {
             t.user_attrs["config_id"]
             for t in self._frozen((TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING))
-            if "config_id" in t.user_attrs
+            if "config_id" in t.user_attrs and not _is_attempt_only(t)
         }
+
+    def _requeue_abandoned(self) -> list[Config]:
+        """Fail trials whose worker stopped beating, and return the configurations left unevaluated."""
+        if isinstance(self._storage, optuna.storages.RDBStorage) and self._storage.is_heartbeat_enabled():
+            optuna.storages.fail_stale_trials(self.optuna_study)
+        known = self._known_ids()
+        out: dict[str, Config] = {}
+        for t in self._frozen((TrialState.FAIL,)):
+            cid = t.user_attrs.get("config_id")
+            if cid and cid not in known and "duplicate_of" not in t.user_attrs and _is_attempt_only(t):
+                out[cid] = json.loads(t.user_attrs["config"])
+        return list(out.values())
 
     def _start_trial(self, config: Config, config_id: str) -> int:
         params, dists = _params(self.space, config)
@@ -182,6 +252,24 @@ class Study:
             user_attrs={"config": json.dumps(config), "config_id": config_id},
         )
         return self._storage.create_new_trial(self._study_id, template_trial=template)
+
+    def _claim(self, config: Config, config_id: str) -> int | None:
+        """Start a trial for ``config``, or None when another worker holds or finished it first."""
+        trial_id = self._start_trial(config, config_id)
+        if isinstance(self._storage, optuna.storages.InMemoryStorage):
+            return trial_id  # one process: the caller's duplicate check suffices
+        number = self._storage.get_trial_number_from_id(trial_id)
+        rivals = [
+            t.number
+            for t in self._frozen((TrialState.RUNNING, TrialState.COMPLETE, TrialState.FAIL))
+            if t.user_attrs.get("config_id") == config_id and t.number != number and not _is_attempt_only(t)
+            and (t.state != TrialState.RUNNING or t.number < number)
+        ]
+        if rivals:
+            self._storage.set_trial_user_attr(trial_id, "duplicate_of", min(rivals))
+            self._storage.set_trial_state_values(trial_id, TrialState.FAIL)
+            return None
+        return trial_id
 
     def _finish_trial(self, trial_id: int, metrics: Mapping[str, float], error: str | None) -> TrialRecord:
         if metrics:
@@ -214,21 +302,36 @@ class Study:
             return {k: v for k, v in metrics.items() if math.isfinite(v)}, f"non-finite metric {bad[0]!r}"
         return metrics, None
 
-    def evaluate_config(
-        self, evaluate: Evaluate, config: Config, cheap_metrics: Mapping[str, CheapMetric] | None = None
+    def _evaluate_trial(
+        self, trial_id: int, evaluate: Evaluate, config: Config, cheap_metrics: Mapping[str, CheapMetric]
     ) -> TrialRecord:
-        """Evaluate one configuration and record it as a trial (no duplicate check)."""
-        config = self.space.validate(config)
-        trial_id = self._start_trial(config, self.space.config_id(config))
         try:
-            raw = dict(evaluate(config))
-            for name, fn in (cheap_metrics or {}).items():
+            with _Heartbeat(self._storage, trial_id):
+                raw = dict(evaluate(config))
+            for name, fn in cheap_metrics.items():
                 raw.setdefault(name, fn(config))
             metrics, error = self._check_metrics(raw)
+        except (KeyboardInterrupt, SystemExit):
+            self._storage.set_trial_user_attr(trial_id, "retry", True)
+            self._storage.set_trial_state_values(trial_id, TrialState.FAIL)
+            raise
         except BaseException as exc:
             self._finish_trial(trial_id, {}, f"{type(exc).__name__}: {exc}")
             raise
         return self._finish_trial(trial_id, metrics, error)
+
+    def evaluate_config(
+        self, evaluate: Evaluate, config: Config, cheap_metrics: Mapping[str, CheapMetric] | None = None
+    ) -> TrialRecord | None:
+        """Evaluate one configuration and record it as a trial.
+
+        Returns None (and evaluates nothing) when the study already holds the configuration.
+        """
+        config = self.space.validate(config)
+        trial_id = self._claim(config, self.space.config_id(config))
+        if trial_id is None:
+            return None
+        return self._evaluate_trial(trial_id, evaluate, config, dict(cheap_metrics or {}))
 
     def optimize(
         self,
@@ -246,8 +349,10 @@ class Study:
         ``evaluate(config)`` returns a dict of metrics including every
         objective; ``cheap_metrics`` are computed exactly for any candidate (and
         may be objectives or constraints). A study reopened with the same
-        ``n_evals`` continues where it stopped; no configuration is evaluated twice.
-        Returns the trials finished by this call.
+        ``n_evals`` continues where it stopped, first re-evaluating what a dead
+        or interrupted worker left unfinished; no configuration is evaluated
+        twice, also with several processes on one storage. Returns the trials
+        finished by this call.
         """
         if n_evals < 0:
             raise ElasticNASError(f"n_evals must be >= 0, got {n_evals}")
@@ -264,40 +369,56 @@ class Study:
                 seed=seed,
                 **searcher_kwargs,
             )
+        requeued = self._requeue_abandoned()
         finished = self._finished()
         searcher.tell(finished)
-        known = self._known_ids()
-        searcher.pending.update(known - {r.config_id for r in finished})
         done = len(finished)
         new: list[TrialRecord] = []
+        ok_values: list[np.ndarray] = [np.array(r.values(self.objectives)) * [o.sign for o in self.objectives]
+                                       for r in finished if r.ok]
         if show_progress is None:
             show_progress = sys.stderr.isatty()
         bar = tqdm(total=n_evals, initial=min(done, n_evals), disable=not show_progress, unit="eval", desc=self.name)
-        stalls = 0
+        shared = not isinstance(self._storage, optuna.storages.InMemoryStorage)
+        known = self._known_ids()
+        idle = 0
         try:
             while done < n_evals:
-                proposals = searcher.ask(min(batch_size, n_evals - done))
-                proposals = [c for c in proposals if self.space.config_id(c) not in known]
-                if not proposals:
-                    stalls += 1
-                    if stalls > 20:
-                        raise ElasticNASError(
-                            f"searcher {type(searcher).__name__} has no new configuration to propose; "
-                            f"the space may be exhausted after {done} evaluations"
-                        )
-                    continue
-                stalls = 0
+                if idle:
+                    time.sleep(min(0.05 * idle, 2.0))  # let other workers finish what they hold
+                    searcher.tell(self._finished())
+                if shared:  # other processes may write to the storage
+                    known = self._known_ids()
+                    searcher.pending.update(known - set(searcher.history))
+                if requeued:
+                    proposals, requeued = requeued[:batch_size], requeued[batch_size:]
+                else:
+                    proposals = searcher.ask(min(batch_size, n_evals - done))
                 records = []
                 for cfg in proposals:
-                    start = time.perf_counter()
-                    record = self.evaluate_config(evaluate, cfg, cheap)
-                    known.add(record.config_id)
+                    cid = self.space.config_id(cfg)
+                    trial_id = None if cid in known else self._claim(cfg, cid)
+                    if trial_id is None:
+                        continue  # another worker holds it; its result arrives through the storage
+                    known.add(cid)
+                    record = self._evaluate_trial(trial_id, evaluate, cfg, cheap)
                     records.append(record)
                     done += 1
                     bar.update(1)
-                    bar.set_postfix(front=len(self.pareto_front()), last_s=f"{time.perf_counter() - start:.2f}")
+                    if record.ok:
+                        ok_values.append(np.array(record.values(self.objectives)) * [o.sign for o in self.objectives])
+                    if show_progress and ok_values:
+                        F = np.array(ok_values)
+                        front = F[non_dominated_mask(F)]
+                        bar.set_postfix(front=len(front), hv=f"{hypervolume(front, default_reference_point(F)):.4g}")
                 new.extend(records)
                 searcher.tell(records)
+                idle = 0 if records else idle + 1
+                if idle > 200:
+                    raise ElasticNASError(
+                        f"no new configuration could be evaluated after {done} evaluations: "
+                        "the space may be exhausted, or other workers hold every proposal"
+                    )
         finally:
             bar.close()
             diagnostics = searcher.diagnostics()
