@@ -1,0 +1,27 @@
+"""Data loading: tensors, Datasets, DataLoaders and ImageNet-layout image folders (Pillow-decoded)."""
+
+from elasticnas.data._imagefolder import (
+    DEFAULT_CROP_FRACTION,
+    IMAGE_EXTENSIONS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    DataError,
+    DataSource,
+    ImageFolder,
+    as_loader,
+    eval_transform,
+    resize_batch,
+)
+
+__all__ = [
+    "DEFAULT_CROP_FRACTION",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "IMAGE_EXTENSIONS",
+    "DataError",
+    "DataSource",
+    "ImageFolder",
+    "as_loader",
+    "eval_transform",
+    "resize_batch",
+]

@@ -1,0 +1,75 @@
+"""Trustworthy measurement: accuracy with BatchNorm recalibration, latency, lookup tables, memory, metrics."""
+
+from elasticnas.measure.accuracy import (
+    AccuracyResult,
+    evaluate_accuracy,
+    measure_accuracy,
+    recalibrate_batchnorm,
+)
+from elasticnas.measure.latency import (
+    FAST_POLICY,
+    LatencyResult,
+    LatencyStats,
+    MeasurementError,
+    Runtime,
+    TimingPolicy,
+    create_runtime,
+    export_onnx,
+    list_runtimes,
+    measure_latency,
+    register_runtime,
+    time_callable,
+)
+from elasticnas.measure.lut import (
+    LookupTable,
+    LUTEntry,
+    LUTError,
+    LUTErrorReport,
+    build_lut,
+    collect_layer_specs,
+    lut_error,
+)
+from elasticnas.measure.memory import MemoryResult, measure_peak_memory
+from elasticnas.measure.metrics import (
+    Measurer,
+    Metric,
+    get_metric,
+    list_metrics,
+    objectives,
+    parse_metrics,
+    register_metric,
+)
+
+__all__ = [
+    "FAST_POLICY",
+    "AccuracyResult",
+    "LUTEntry",
+    "LUTError",
+    "LUTErrorReport",
+    "LatencyResult",
+    "LatencyStats",
+    "LookupTable",
+    "MeasurementError",
+    "Measurer",
+    "MemoryResult",
+    "Metric",
+    "Runtime",
+    "TimingPolicy",
+    "build_lut",
+    "collect_layer_specs",
+    "create_runtime",
+    "evaluate_accuracy",
+    "export_onnx",
+    "get_metric",
+    "list_metrics",
+    "list_runtimes",
+    "lut_error",
+    "measure_accuracy",
+    "measure_latency",
+    "measure_peak_memory",
+    "objectives",
+    "parse_metrics",
+    "recalibrate_batchnorm",
+    "register_metric",
+    "register_runtime",
+]

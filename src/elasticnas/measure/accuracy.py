@@ -1,0 +1,154 @@
+"""Top-1 / top-5 accuracy and loss of a sub-network, after BatchNorm recalibration.
+
+A sub-network of an elastic super-network sees different activation
+statistics than the super-network whose running BatchNorm statistics it
+inherits. As in Once-for-All, we reset the running statistics and re-estimate
+them on a few training batches (cumulative average: ``momentum=None``) before
+evaluating.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from elasticnas.data import DataError, DataSource, as_loader, resize_batch
+from elasticnas.measure.latency import check_device
+
+
+@dataclass(frozen=True)
+class AccuracyResult:
+    """Accuracy (in %) and mean cross-entropy loss over ``n_samples`` validation samples."""
+
+    top1: float
+    top5: float
+    loss: float
+    n_samples: int
+    calibration_batches: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _split(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    if isinstance(batch, torch.Tensor):
+        return batch, None
+    if isinstance(batch, tuple | list) and len(batch) >= 1:
+        return batch[0], (batch[1] if len(batch) > 1 else None)
+    if isinstance(batch, dict) and "input" in batch:
+        return batch["input"], batch.get("label")
+    raise DataError(f"cannot read a batch of type {type(batch).__name__}; expected (inputs, labels)")
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(
+    model: nn.Module,
+    batches: Iterable[Any],
+    num_batches: int = 50,
+    *,
+    device: str = "cpu",
+    resolution: int | None = None,
+) -> int:
+    """Re-estimate the running statistics of every BatchNorm layer of ``model`` in place.
+
+    Resets the statistics, forwards up to ``num_batches`` batches with only
+    the BatchNorm layers in training mode and ``momentum=None`` (an exact
+    average over the batches), then puts the model in eval mode. Returns the
+    number of batches used (0 when the model has no BatchNorm).
+    """
+    bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    if not bns or num_batches <= 0:
+        model.eval()
+        return 0
+    saved = [(m, m.momentum, m.track_running_stats) for m in bns]
+    model.eval()
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+        m.track_running_stats = True
+        m.train()
+    used = 0
+    try:
+        for batch in itertools.islice(batches, num_batches):
+            x, _ = _split(batch)
+            model(resize_batch(x.to(device).float(), resolution))
+            used += 1
+    finally:
+        for m, momentum, track in saved:
+            m.momentum = momentum
+            m.track_running_stats = track
+        model.eval()
+    if used == 0:
+        raise DataError("BatchNorm recalibration got no batches from the calibration data")
+    return used
+
+
+@torch.no_grad()
+def evaluate_accuracy(
+    model: nn.Module,
+    batches: Iterable[Any],
+    *,
+    device: str = "cpu",
+    resolution: int | None = None,
+    max_batches: int | None = None,
+    calibration_batches: int = 0,
+) -> AccuracyResult:
+    """Top-1, top-5 (in %) and mean cross-entropy of ``model`` (eval mode) over labelled ``batches``."""
+    model.eval()
+    correct1 = correct5 = 0
+    loss_sum = 0.0
+    n = 0
+    for batch in itertools.islice(batches, max_batches):
+        x, y = _split(batch)
+        if y is None:
+            raise DataError("validation batches need labels")
+        x = resize_batch(x.to(device).float(), resolution)
+        y = y.to(device).long()
+        logits = model(x)
+        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+        k = min(5, logits.shape[1])
+        top = logits.topk(k, dim=1).indices
+        hits = top == y[:, None]
+        correct1 += int(hits[:, 0].sum())
+        correct5 += int(hits.any(dim=1).sum())
+        n += len(y)
+    if n == 0:
+        raise DataError("the validation data is empty")
+    return AccuracyResult(100.0 * correct1 / n, 100.0 * correct5 / n, loss_sum / n, n, calibration_batches)
+
+
+def measure_accuracy(
+    model: nn.Module,
+    val_data: DataSource,
+    *,
+    calib_data: DataSource | None = None,
+    calib_batches: int = 50,
+    resolution: int | None = None,
+    batch_size: int = 64,
+    device: str = "cpu",
+    max_batches: int | None = None,
+    seed: int = 0,
+) -> AccuracyResult:
+    """Recalibrate BatchNorm on ``calib_data`` (when given) and evaluate on ``val_data``.
+
+    ``model`` is modified in place (moved to ``device``, statistics replaced):
+    pass an extracted sub-network. Image batches whose size differs from
+    ``resolution`` are resized; image folders are decoded at ``resolution``.
+    Calibration batches are drawn shuffled with ``seed``.
+    """
+    device = check_device(device)
+    model = model.to(device)
+    used = 0
+    if calib_data is not None and calib_batches > 0:
+        calib = as_loader(calib_data, batch_size=batch_size, resolution=resolution, shuffle=True, seed=seed)
+        used = recalibrate_batchnorm(model, calib, calib_batches, device=device, resolution=resolution)
+    val = as_loader(val_data, batch_size=batch_size, resolution=resolution, shuffle=False)
+    result = evaluate_accuracy(model, val, device=device, resolution=resolution, max_batches=max_batches)
+    return AccuracyResult(result.top1, result.top5, result.loss, result.n_samples, used)

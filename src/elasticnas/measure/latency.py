@@ -1,0 +1,391 @@
+"""Latency of a standalone module on PyTorch eager or ONNX Runtime, with robust statistics.
+
+Protocol (see :class:`TimingPolicy`): pin the thread count, build the runtime
+session once, warm up for a number of runs *and* a minimum time, then time
+single synchronised calls until the median has settled (its estimated standard
+error is below ``rel_tol`` of the median) or the time budget is spent. We
+report the median, p90, inter-quartile range and run count, never a mean of a
+few runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import gc
+import math
+import os
+import tempfile
+import time
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from elasticnas.errors import ElasticNASError
+from elasticnas.registry import Registry
+
+RunOnce = Callable[[], None]
+
+
+class MeasurementError(ElasticNASError):
+    """A measurement cannot be made as asked (unknown device, runtime not available, ...)."""
+
+
+@dataclass(frozen=True)
+class TimingPolicy:
+    """When to stop warming up and when to stop timing.
+
+    Warm-up lasts at least ``warmup_runs`` calls and ``warmup_s`` seconds.
+    Timing runs at least ``min_runs`` calls and ``min_time_s`` seconds (so that
+    the median spans slow drifts of the machine), then stops as soon as the
+    estimated standard error of the median is at most ``rel_tol`` of the median
+    (checked every ``check_every`` calls), or after ``max_runs`` calls or
+    ``budget_s`` seconds of timed calls, whichever comes first.
+    """
+
+    warmup_runs: int = 10
+    warmup_s: float = 0.2
+    min_runs: int = 30
+    min_time_s: float = 0.5
+    max_runs: int = 100_000
+    budget_s: float = 5.0
+    rel_tol: float = 0.005
+    check_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.min_runs < 3 or self.max_runs < self.min_runs:
+            raise MeasurementError("timing policy: need 3 <= min_runs <= max_runs")
+        if self.min_time_s > self.budget_s:
+            raise MeasurementError("timing policy: min_time_s must not exceed budget_s")
+        if self.budget_s <= 0 or self.rel_tol <= 0 or self.check_every < 1 or self.warmup_runs < 0:
+            raise MeasurementError("timing policy: budget_s and rel_tol must be > 0, check_every >= 1")
+
+
+FAST_POLICY = TimingPolicy(warmup_runs=3, warmup_s=0.02, min_runs=10, min_time_s=0.0, budget_s=0.5, rel_tol=0.01)
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Robust statistics of per-call latencies, in milliseconds."""
+
+    median_ms: float
+    p90_ms: float
+    iqr_ms: float
+    mean_ms: float
+    min_ms: float
+    runs: int
+    settled: bool
+
+    @classmethod
+    def from_samples(cls, samples_ms: Sequence[float] | np.ndarray, settled: bool) -> LatencyStats:
+        a = np.asarray(samples_ms, dtype=float)
+        if a.size == 0:
+            raise MeasurementError("no timed runs")
+        q25, q50, q75, q90 = np.percentile(a, [25, 50, 75, 90])
+        return cls(float(q50), float(q90), float(q75 - q25), float(a.mean()), float(a.min()), int(a.size), settled)
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    """One latency measurement and the conditions it was taken under."""
+
+    median_ms: float
+    p90_ms: float
+    iqr_ms: float
+    mean_ms: float
+    min_ms: float
+    runs: int
+    settled: bool
+    runtime: str
+    device: str
+    batch_size: int
+    threads: int
+    warmup_runs: int
+    timed_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def columns(self, name: str = "latency_ms") -> dict[str, float]:
+        """``{name: median, name_p90: ..., name_iqr: ..., name_runs: ...}`` for tables."""
+        return {
+            name: self.median_ms,
+            f"{name}_p90": self.p90_ms,
+            f"{name}_iqr": self.iqr_ms,
+            f"{name}_runs": float(self.runs),
+        }
+
+
+def median_rel_stderr(samples: np.ndarray) -> float:
+    """Estimated standard error of the median relative to the median.
+
+    Uses SE(median) ~ 1.2533 * sigma / sqrt(n) with a robust sigma = IQR / 1.349.
+    """
+    if samples.size < 3:
+        return math.inf
+    q25, q50, q75 = np.percentile(samples, [25, 50, 75])
+    if q50 <= 0:
+        return math.inf
+    sigma = (q75 - q25) / 1.349
+    return float(1.2533 * sigma / math.sqrt(samples.size) / q50)
+
+
+def time_callable(run: RunOnce, policy: TimingPolicy = TimingPolicy()) -> tuple[LatencyStats, float, int]:
+    """Warm up and time ``run`` (which must return only when its work is done).
+
+    Returns the statistics, the seconds spent timing and the number of warm-up calls.
+    """
+    clock = time.perf_counter_ns
+    warm = 0
+    start = clock()
+    while warm < policy.warmup_runs or (clock() - start) < policy.warmup_s * 1e9:
+        run()
+        warm += 1
+    samples = np.empty(policy.max_runs, dtype=float)
+    n = 0
+    settled = False
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        t_start = clock()
+        deadline = t_start + int(policy.budget_s * 1e9)
+        earliest = t_start + int(policy.min_time_s * 1e9)
+        while n < policy.max_runs:
+            t0 = clock()
+            run()
+            t1 = clock()
+            samples[n] = (t1 - t0) / 1e6
+            n += 1
+            if n >= policy.min_runs and n % policy.check_every == 0 and t1 >= earliest:
+                if median_rel_stderr(samples[:n]) <= policy.rel_tol:
+                    settled = True
+                    break
+            if t1 >= deadline and n >= 3:
+                break
+        timed_s = (clock() - t_start) / 1e9
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return LatencyStats.from_samples(samples[:n], settled), timed_s, warm
+
+
+@contextlib.contextmanager
+def pinned_threads(threads: int) -> Iterator[None]:
+    """Run PyTorch's intra-op pool with exactly ``threads`` threads, then restore it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def check_device(device: str) -> str:
+    """``cpu`` or ``cuda`` (``cuda:N`` too); a clear error when CUDA is asked for but absent."""
+    if device == "cpu":
+        return device
+    if device == "cuda" or device.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise MeasurementError(f"device {device!r} asked for, but PyTorch sees no CUDA device here")
+        return device
+    raise MeasurementError(f"unknown device {device!r}; use 'cpu' or 'cuda'")
+
+
+def default_threads() -> int:
+    """The thread count used when none is given: 1 (the most reproducible)."""
+    return 1
+
+
+# -- runtimes ------------------------------------------------------------------------------------
+
+
+class Runtime(ABC):
+    """Turns a module and an example input into a synchronised ``run()`` callable.
+
+    Subclasses implement :meth:`_prepare`; :meth:`prepare` checks the device
+    first. ``run()`` must return only once the device has finished the call.
+    """
+
+    name: str = ""
+
+    def prepare(self, model: nn.Module, example: torch.Tensor, device: str, threads: int) -> RunOnce:
+        device = check_device(device)
+        if threads < 1:
+            raise MeasurementError(f"threads must be >= 1, got {threads}")
+        return self._prepare(model, example, device, threads)
+
+    @abstractmethod
+    def _prepare(self, model: nn.Module, example: torch.Tensor, device: str, threads: int) -> RunOnce:
+        """Build the session; return the timed call."""
+
+
+class TorchRuntime(Runtime):
+    """PyTorch eager mode under ``torch.inference_mode``."""
+
+    name = "torch"
+
+    def _prepare(self, model: nn.Module, example: torch.Tensor, device: str, threads: int) -> RunOnce:
+        if device != "cpu":
+            model = copy.deepcopy(model).to(device)
+        model.eval()
+        x = example.to(device)
+        cuda = device != "cpu"
+
+        def run() -> None:
+            with torch.inference_mode():
+                model(x)
+            if cuda:
+                torch.cuda.synchronize(device)
+
+        return run
+
+
+def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike[str]) -> None:
+    """Export ``model`` (eval mode, on CPU) to an ONNX file.
+
+    Uses the TorchScript-based exporter, which takes a fraction of a second
+    per network, and falls back to the ``torch.export``-based one.
+    """
+    model = model.eval()
+    args = (example.cpu(),)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, args, str(path), dynamo=False, input_names=["input"], output_names=["output"])
+        return
+    except Exception as legacy_error:  # the legacy exporter may be gone or refuse an op
+        first_error = legacy_error
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(open(os.devnull, "w")):
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, args, str(path), dynamo=True, input_names=["input"], output_names=["output"])
+    except Exception as exc:
+        raise MeasurementError(f"cannot export the module to ONNX: {exc or first_error}") from exc
+
+
+class OnnxRuntime(Runtime):
+    """ONNX Runtime: CPU execution provider, or CUDA's (with I/O binding) on ``cuda``."""
+
+    name = "onnxruntime"
+
+    def _prepare(self, model: nn.Module, example: torch.Tensor, device: str, threads: int) -> RunOnce:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        if device == "cpu":
+            providers: list[Any] = ["CPUExecutionProvider"]
+        else:
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise MeasurementError(
+                    "device 'cuda' with runtime 'onnxruntime' needs the CUDA execution provider "
+                    "(pip install onnxruntime-gpu)"
+                )
+            index = int(device.split(":")[1]) if ":" in device else 0
+            providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+        with tempfile.TemporaryDirectory(prefix="elasticnas-onnx-") as tmp:
+            path = os.path.join(tmp, "model.onnx")
+            export_onnx(model, example, path)
+            session = ort.InferenceSession(path, sess_options=opts, providers=providers)
+        input_name = session.get_inputs()[0].name
+        x = example.detach().cpu().numpy()
+        if device == "cpu":
+            feed = {input_name: x}
+
+            def run() -> None:
+                session.run(None, feed)
+
+            return run
+        index = int(device.split(":")[1]) if ":" in device else 0
+        binding = session.io_binding()
+        x_dev = ort.OrtValue.ortvalue_from_numpy(x, "cuda", index)
+        binding.bind_ortvalue_input(input_name, x_dev)
+        for out in session.get_outputs():
+            binding.bind_output(out.name, "cuda", index)
+
+        def run_cuda() -> None:
+            binding.synchronize_inputs()
+            session.run_with_iobinding(binding)
+            binding.synchronize_outputs()
+
+        return run_cuda
+
+
+RUNTIMES: Registry[Callable[[], Runtime]] = Registry("runtime")
+
+
+def register_runtime(name: str, factory: Callable[[], Runtime], *, aliases: tuple[str, ...] = ()) -> None:
+    """Register a :class:`Runtime` class (or zero-argument factory) under ``name``."""
+    RUNTIMES.register(name, factory, aliases=aliases)
+
+
+def list_runtimes(pattern: str | None = None) -> list[str]:
+    """Names of the registered runtimes."""
+    return RUNTIMES.names(pattern)
+
+
+def create_runtime(name: str) -> Runtime:
+    """A new instance of the runtime registered as ``name``."""
+    return RUNTIMES.get(name)()
+
+
+register_runtime("torch", TorchRuntime, aliases=("pytorch",))
+register_runtime("onnxruntime", OnnxRuntime, aliases=("ort",))
+
+
+def example_input(input_shape: Sequence[int], batch_size: int = 1, seed: int = 0) -> torch.Tensor:
+    """A seeded random input batch of shape ``(batch_size, *input_shape)``."""
+    if batch_size < 1:
+        raise MeasurementError(f"batch size must be >= 1, got {batch_size}")
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn((batch_size, *input_shape), generator=gen)
+
+
+def measure_latency(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    *,
+    runtime: str = "torch",
+    device: str = "cpu",
+    batch_size: int = 1,
+    threads: int | None = None,
+    policy: TimingPolicy = TimingPolicy(),
+    seed: int = 0,
+) -> LatencyResult:
+    """Latency of one forward pass of ``model`` on an input of ``(batch_size, *input_shape)``.
+
+    ``threads`` (default :func:`default_threads`) is pinned for PyTorch and
+    ONNX Runtime alike and recorded in the result.
+    """
+    n_threads = default_threads() if threads is None else int(threads)
+    rt = create_runtime(runtime)
+    x = example_input(input_shape, batch_size, seed)
+    with pinned_threads(max(1, n_threads)):
+        run = rt.prepare(model, x, device, n_threads)
+        stats, timed_s, warm = time_callable(run, policy)
+    return LatencyResult(
+        median_ms=stats.median_ms,
+        p90_ms=stats.p90_ms,
+        iqr_ms=stats.iqr_ms,
+        mean_ms=stats.mean_ms,
+        min_ms=stats.min_ms,
+        runs=stats.runs,
+        settled=stats.settled,
+        runtime=rt.name,
+        device=device,
+        batch_size=batch_size,
+        threads=n_threads,
+        warmup_runs=warm,
+        timed_s=timed_s,
+    )

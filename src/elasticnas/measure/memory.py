@@ -1,0 +1,136 @@
+"""Peak memory of one inference forward pass at a batch size.
+
+* On CUDA we read the caching allocator: ``torch.cuda.max_memory_allocated``
+  during the call, which includes the weights and the input.
+* On CPU, process RSS and ``tracemalloc`` cannot see PyTorch's tensors
+  reliably (allocator caching, C++ allocations), so we *count* tensor
+  storages: a ``TorchDispatchMode`` sees every tensor each operator returns,
+  adds its storage size when it is first seen and subtracts it when the last
+  tensor on that storage dies. The peak of that count, plus the weights and
+  the input, is the tensor memory of inference. Library-internal scratch
+  buffers (oneDNN workspaces) are not tensors and are not counted.
+"""
+
+from __future__ import annotations
+
+import copy
+import weakref
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from elasticnas.measure.latency import check_device, example_input
+
+MB = float(2**20)
+
+
+@dataclass(frozen=True)
+class MemoryResult:
+    """Peak memory of inference, in MiB: ``peak_mb = weights_mb + input_mb + activations_mb``."""
+
+    peak_mb: float
+    weights_mb: float
+    input_mb: float
+    activations_mb: float
+    batch_size: int
+    device: str
+    method: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _StorageCounter(TorchDispatchMode):
+    """Counts the bytes of tensor storages created by operators while active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sizes: dict[int, int] = {}
+        self._refs: dict[int, int] = {}
+        self.current = 0
+        self.peak = 0
+
+    def _release(self, ptr: int) -> None:
+        self._refs[ptr] -= 1
+        if self._refs[ptr] == 0:
+            del self._refs[ptr]
+            self.current -= self._sizes.pop(ptr)
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if not isinstance(t, torch.Tensor):
+                continue
+            storage = t.untyped_storage()
+            ptr = storage.data_ptr()
+            if ptr == 0:
+                continue
+            if ptr not in self._sizes:
+                self._sizes[ptr] = storage.nbytes()
+                self._refs[ptr] = 0
+                self.current += self._sizes[ptr]
+                self.peak = max(self.peak, self.current)
+            self._refs[ptr] += 1
+            weakref.finalize(t, self._release, ptr)
+        return out
+
+
+def weight_bytes(model: nn.Module) -> int:
+    """Bytes of the distinct storages of the parameters and buffers of ``model``."""
+    seen: dict[int, int] = {}
+    for t in list(model.parameters()) + list(model.buffers()):
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+    return sum(seen.values())
+
+
+def measure_peak_memory(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    *,
+    batch_size: int = 1,
+    device: str = "cpu",
+    seed: int = 0,
+) -> MemoryResult:
+    """Peak memory of ``model(x)`` in eval mode without autograd, ``x`` of shape ``(batch_size, *input_shape)``."""
+    device = check_device(device)
+    x = example_input(input_shape, batch_size, seed)
+    model = model.eval()
+    w_mb = weight_bytes(model) / MB
+    in_mb = x.numel() * x.element_size() / MB
+    if device == "cpu":
+        counter = _StorageCounter()
+        with torch.inference_mode():
+            with counter:
+                y = model(x)
+            del y
+        act_mb = counter.peak / MB
+        method = "tensor-storage-count"
+    else:
+        model = copy.deepcopy(model).to(device)
+        x = x.to(device)
+        with torch.inference_mode():
+            model(x)  # lazy initialisation (cuDNN handles, ...) outside the measured call
+            torch.cuda.synchronize(device)
+            base = torch.cuda.memory_allocated(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            y = model(x)
+            torch.cuda.synchronize(device)
+            peak = torch.cuda.max_memory_allocated(device)
+            del y
+        act_mb = max(0, peak - base) / MB
+        method = "cuda-max-memory-allocated"
+    return MemoryResult(
+        peak_mb=w_mb + in_mb + act_mb,
+        weights_mb=w_mb,
+        input_mb=in_mb,
+        activations_mb=act_mb,
+        batch_size=batch_size,
+        device=device,
+        method=method,
+    )

@@ -1,0 +1,336 @@
+"""The metrics registry: what can be measured about a sub-network, its direction and its cost.
+
+A :class:`Metric` computes one or more columns for a configuration given a
+:class:`Measurer` (which holds the super-network, the data, the runtime
+settings and caches the extracted sub-network). Cheap metrics (analytic costs,
+lookup tables) can be computed for every candidate a searcher considers;
+expensive ones (accuracy, measured latency, memory) only for evaluated trials.
+
+    measurer = Measurer(supernet, runtime="onnxruntime")
+    measurer.measure(config, ["macs", "latency_ms"])
+    study.optimize(measurer.evaluator(["accuracy_top1", "latency_ms"]), n_evals=50,
+                   cheap_metrics=measurer.cheap_metrics(["macs"]))
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from elasticnas.errors import ElasticNASError
+from elasticnas.measure.accuracy import AccuracyResult, measure_accuracy
+from elasticnas.measure.latency import LatencyResult, TimingPolicy, measure_latency
+from elasticnas.measure.lut import LookupTable
+from elasticnas.measure.memory import MemoryResult, measure_peak_memory
+from elasticnas.records import Direction, Objective
+from elasticnas.registry import Registry
+
+Config = dict[str, Any]
+Compute = Callable[["Measurer", Config], Mapping[str, float]]
+
+LATENCY_SPREAD = ("_p90", "_iqr", "_runs")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named measurement: its direction, whether it is cheap, and how to compute it.
+
+    ``compute(measurer, config)`` returns ``{name: value}`` plus any
+    ``name + suffix`` columns listed in ``extra_columns`` (for example the
+    spread of a latency).
+    """
+
+    name: str
+    direction: Direction
+    cheap: bool
+    compute: Compute
+    unit: str = ""
+    description: str = ""
+    extra_columns: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column this metric writes: its name, then its extra columns."""
+        return (self.name, *(self.name + s for s in self.extra_columns))
+
+    @property
+    def objective(self) -> Objective:
+        return Objective(self.name, self.direction)
+
+
+METRICS: Registry[Metric] = Registry("metric")
+
+
+def register_metric(metric: Metric, *, aliases: tuple[str, ...] = ()) -> Metric:
+    """Register ``metric`` under its name; return it."""
+    return METRICS.register(metric.name, metric, aliases=aliases)
+
+
+def list_metrics(pattern: str | None = None, *, cheap: bool | None = None) -> list[str]:
+    """Names of the registered metrics (only the cheap or expensive ones when ``cheap`` is given)."""
+    names = METRICS.names(pattern)
+    if cheap is None:
+        return names
+    return [n for n in names if METRICS.get(n).cheap == cheap]
+
+
+def get_metric(name: str) -> Metric:
+    """The metric registered as ``name`` (an :class:`~elasticnas.errors.UnknownNameError` otherwise)."""
+    return METRICS.get(name)
+
+
+def parse_metrics(text: str | Sequence[str]) -> list[Metric]:
+    """``"latency_ms,macs"`` (or a list of names) as metrics, in order, without duplicates."""
+    names = [n.strip() for n in text.split(",")] if isinstance(text, str) else [str(n).strip() for n in text]
+    names = [n for n in names if n]
+    if not names:
+        raise ElasticNASError("no metrics given; choose from: " + ", ".join(list_metrics()))
+    out: list[Metric] = []
+    for n in names:
+        m = get_metric(n)
+        if m not in out:
+            out.append(m)
+    return out
+
+
+def objectives(names: str | Sequence[str]) -> dict[str, str]:
+    """``{name: direction}`` for ``create_study(objectives=...)``, directions from the registry."""
+    return {m.name: m.direction for m in parse_metrics(names)}
+
+
+class Measurer:
+    """Measures registered metrics of a super-network's sub-networks under fixed settings.
+
+    Settings (runtime, device, batch size, threads, timing policy, data, lookup
+    table) are fixed at construction. The extracted sub-network and the last
+    accuracy / latency / memory result are cached per configuration id.
+    """
+
+    def __init__(
+        self,
+        supernet: Any,
+        *,
+        runtime: str = "torch",
+        device: str = "cpu",
+        batch_size: int = 1,
+        threads: int | None = None,
+        policy: TimingPolicy = TimingPolicy(),
+        val_data: Any = None,
+        calib_data: Any = None,
+        calib_batches: int = 50,
+        eval_batch_size: int = 64,
+        max_val_batches: int | None = None,
+        lut: LookupTable | str | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.supernet = supernet
+        self.runtime = runtime
+        self.device = device
+        self.batch_size = batch_size
+        self.threads = threads
+        self.policy = policy
+        self.val_data = val_data
+        self.calib_data = calib_data
+        self.calib_batches = calib_batches
+        self.eval_batch_size = eval_batch_size
+        self.max_val_batches = max_val_batches
+        self.lut = LookupTable.load(lut) if isinstance(lut, str) else lut
+        self.seed = seed
+        self._cache: dict[tuple[str, str], Any] = {}
+        self._cache_id: str | None = None
+
+    # -- helpers shared by metric implementations ------------------------------------------
+    def validate(self, config: Mapping[str, Any]) -> Config:
+        return self.supernet.search_space.validate(config)
+
+    def _cached(self, config: Config, what: str, make: Callable[[], Any]) -> Any:
+        cid = self.supernet.search_space.config_id(config)
+        if cid != self._cache_id:
+            self._cache.clear()
+            self._cache_id = cid
+        key = (cid, what)
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def subnet(self, config: Config) -> nn.Module:
+        """The extracted sub-network (eval mode), cached for the current configuration."""
+        return self._cached(config, "subnet", lambda: self.supernet.extract(config).eval())
+
+    def costs(self, config: Config) -> Mapping[str, float]:
+        return self._cached(config, "costs", lambda: self.supernet.costs(config))
+
+    def latency(self, config: Config) -> LatencyResult:
+        return self._cached(
+            config,
+            "latency",
+            lambda: measure_latency(
+                self.subnet(config),
+                self.supernet.input_shape(config),
+                runtime=self.runtime,
+                device=self.device,
+                batch_size=self.batch_size,
+                threads=self.threads,
+                policy=self.policy,
+                seed=self.seed,
+            ),
+        )
+
+    def memory(self, config: Config) -> MemoryResult:
+        return self._cached(
+            config,
+            "memory",
+            lambda: measure_peak_memory(
+                self.subnet(config),
+                self.supernet.input_shape(config),
+                batch_size=self.batch_size,
+                device=self.device,
+                seed=self.seed,
+            ),
+        )
+
+    def accuracy(self, config: Config) -> AccuracyResult:
+        if self.val_data is None:
+            raise ElasticNASError("accuracy metrics need validation data (val_data / --val-data)")
+
+        def make() -> AccuracyResult:
+            import copy
+
+            model = copy.deepcopy(self.subnet(config))  # recalibration changes the statistics
+            return measure_accuracy(
+                model,
+                self.val_data,
+                calib_data=self.calib_data,
+                calib_batches=self.calib_batches,
+                resolution=self.supernet.input_shape(config)[-1],
+                batch_size=self.eval_batch_size,
+                device=self.device,
+                max_batches=self.max_val_batches,
+                seed=self.seed,
+            )
+
+        return self._cached(config, "accuracy", make)
+
+    # -- public API ----------------------------------------------------------------------------
+    def measure(self, config: Mapping[str, Any], metrics: str | Sequence[str]) -> dict[str, float]:
+        """All columns of ``metrics`` for ``config``, in metric order."""
+        cfg = self.validate(config)
+        out: dict[str, float] = {}
+        for m in parse_metrics(metrics):
+            out.update({k: float(v) for k, v in m.compute(self, cfg).items()})
+        return out
+
+    def evaluator(self, metrics: str | Sequence[str]) -> Callable[[Config], dict[str, float]]:
+        """An ``evaluate(config) -> {column: value}`` function for :meth:`Study.optimize`."""
+        names = [m.name for m in parse_metrics(metrics)]
+        return functools.partial(self.measure, metrics=names)
+
+    def cheap_metrics(self, metrics: str | Sequence[str] | None = None) -> dict[str, Callable[[Config], float]]:
+        """``{name: f(config) -> value}`` for the cheap ones among ``metrics`` (default: all cheap metrics
+        this measurer can compute without extra settings)."""
+        if metrics is None:
+            chosen = [get_metric(n) for n in ("macs", "params")]
+            if self.lut is not None:
+                chosen.append(get_metric("latency_lut_ms"))
+        else:
+            chosen = [m for m in parse_metrics(metrics) if m.cheap]
+        return {m.name: functools.partial(_main_value, self, m) for m in chosen}
+
+
+def _main_value(measurer: Measurer, metric: Metric, config: Config) -> float:
+    return float(metric.compute(measurer, measurer.validate(config))[metric.name])
+
+
+# -- built-in metrics -------------------------------------------------------------------------
+
+
+def _costs(key: str) -> Compute:
+    def compute(m: Measurer, cfg: Config) -> dict[str, float]:
+        return {key: float(m.costs(cfg)[key])}
+
+    return compute
+
+
+def _accuracy(column: str, field: str) -> Compute:
+    def compute(m: Measurer, cfg: Config) -> dict[str, float]:
+        return {column: float(getattr(m.accuracy(cfg), field))}
+
+    return compute
+
+
+def _latency(m: Measurer, cfg: Config) -> dict[str, float]:
+    return m.latency(cfg).columns("latency_ms")
+
+
+def _latency_lut(m: Measurer, cfg: Config) -> dict[str, float]:
+    if m.lut is None:
+        raise ElasticNASError("latency_lut_ms needs a lookup table: build one with 'elasticnas lut build' (--lut FILE)")
+    return {"latency_lut_ms": m.lut.latency_ms(m.supernet, cfg)}
+
+
+@functools.cache
+def _note10_table() -> Any:
+    from elasticnas.measure.ofa_lut import OFALookupTable
+
+    return OFALookupTable.load()
+
+
+def _latency_note10(m: Measurer, cfg: Config) -> dict[str, float]:
+    name = getattr(m.supernet, "name", "")
+    if name and name != "ofa_mbv3_w12":
+        raise ElasticNASError(f"latency_note10_ms is defined for ofa_mbv3_w12 sub-networks only, not {name!r}")
+    try:
+        return {"latency_note10_ms": float(_note10_table().latency_ms(cfg))}
+    except (KeyError, ValueError) as exc:
+        raise ElasticNASError(f"latency_note10_ms: {str(exc).strip(chr(39))}") from None
+
+
+def _memory(m: Measurer, cfg: Config) -> dict[str, float]:
+    return {"peak_memory_mb": m.memory(cfg).peak_mb}
+
+
+register_metric(Metric("macs", "minimize", True, _costs("macs"), "MACs", "multiply-accumulates of one image (analytic)"))
+register_metric(Metric("params", "minimize", True, _costs("params"), "", "parameters of the sub-network (analytic)"))
+register_metric(
+    Metric(
+        "accuracy_top1", "maximize", False, _accuracy("accuracy_top1", "top1"), "%",
+        "top-1 validation accuracy after BatchNorm recalibration",
+    ),
+    aliases=("top1",),
+)
+register_metric(
+    Metric(
+        "accuracy_top5", "maximize", False, _accuracy("accuracy_top5", "top5"), "%",
+        "top-5 validation accuracy after BatchNorm recalibration",
+    ),
+    aliases=("top5",),
+)
+register_metric(
+    Metric("loss", "minimize", False, _accuracy("loss", "loss"), "nats", "mean validation cross-entropy")
+)
+register_metric(
+    Metric(
+        "latency_ms", "minimize", False, _latency, "ms",
+        "median measured latency of the extracted sub-network (runtime, device, batch, threads as set)",
+        extra_columns=LATENCY_SPREAD,
+    )
+)
+register_metric(
+    Metric("latency_lut_ms", "minimize", True, _latency_lut, "ms", "latency estimated from a lookup table")
+)
+register_metric(
+    Metric(
+        "latency_note10_ms", "minimize", True, _latency_note10, "ms",
+        "Samsung Note10 latency from Once-for-All's published lookup tables (ofa_mbv3_w12)",
+    )
+)
+register_metric(
+    Metric(
+        "peak_memory_mb", "minimize", False, _memory, "MiB",
+        "peak memory of one inference forward pass at the batch size (weights + input + activations)",
+    )
+)
