@@ -45,7 +45,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"elasticnas {args.command}: interrupted; finished evaluations are saved", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from elasticnas.errors import ElasticNASError
 from elasticnas.report import format_table, pareto_rows, write_csv, write_report
 from elasticnas.searchers import list_searchers
 from elasticnas.study import DEFAULT_SEARCHER, Study, create_study, load_study
+
+if TYPE_CHECKING:
+    from elasticnas.problems import Problem
 
 DEFAULT_STORAGE = "sqlite:///elasticnas.db"
 
@@ -45,6 +50,14 @@ def _print_front(study: Study, limit: int = 15) -> None:
         print(f"... {len(rows) - limit} more; full table: elasticnas pareto --csv FILE")
 
 
+def _reference_point(problem: Problem, objectives: Iterable[str]) -> list[float] | None:
+    """The problem's hypervolume reference point restricted to the chosen objectives."""
+    if problem.reference_point is None:
+        return None
+    names = list(problem.objectives)
+    return [problem.reference_point[names.index(n)] for n in objectives]
+
+
 # -- search ---------------------------------------------------------------------------------
 def _search(args: argparse.Namespace) -> int:
     from elasticnas.problems import create_problem
@@ -66,7 +79,7 @@ def _search(args: argparse.Namespace) -> int:
         storage=args.storage,
         study_name=args.study or args.problem,
         constraints=args.constraint,
-        reference_point=[problem.reference_point[n] for n in objectives] if problem.reference_point else None,
+        reference_point=_reference_point(problem, objectives),
     )
     study.optimize(
         problem.evaluate,
@@ -165,7 +178,7 @@ def _demo(args: argparse.Namespace) -> int:
         objectives,
         storage=storage,
         study_name="demo",
-        reference_point=[problem.reference_point[n] for n in objectives] if problem.reference_point else None,
+        reference_point=_reference_point(problem, objectives),
     )
     study.optimize(
         problem.evaluate, n_evals=args.n_evals, seed=args.seed, cheap_metrics=problem.cheap_metrics, show_progress=True

@@ -1,0 +1,5 @@
+import sys
+
+from elasticnas.cli import main
+
+sys.exit(main())
