@@ -1,5 +1,67 @@
-"""Elastic super-networks: registry and base contract."""
+"""Elastic super-networks: registry and base contract.
 
-from elasticnas.supernets.base import Supernet
+``create_supernet("ofa_mbv3_w10")`` builds a registered super-network (random,
+seeded weights unless ``weights=`` names a checkpoint); adding a family is one
+factory registered with :func:`register_supernet`.
+"""
 
-__all__ = ["Supernet"]
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from elasticnas.registry import Registry
+from elasticnas.supernets._nets import arch_costs, arch_layer_specs, build_subnet
+from elasticnas.supernets.base import LayerSpec, Supernet
+from elasticnas.supernets.ofa_mobilenetv3 import ElasticMobileNetV3, MobileNetV3Space, ofa_mbv3_w10, ofa_mbv3_w12
+from elasticnas.supernets.tiny import tiny_mbv3
+
+SUPERNETS: Registry[Callable[..., Supernet]] = Registry("supernet")
+
+
+def register_supernet(name: str, factory: Callable[..., Supernet], *, aliases: tuple[str, ...] = ()) -> None:
+    """Register a super-network class or factory taking keyword arguments (e.g. ``seed``)."""
+    SUPERNETS.register(name, factory, aliases=aliases)
+
+
+def list_supernets(pattern: str | None = None) -> list[str]:
+    """Names of the registered super-networks (aliases left out)."""
+    return SUPERNETS.names(pattern)
+
+
+def create_supernet(
+    name: str, weights: str | os.PathLike[str] | Mapping[str, Any] | None = None, **kwargs: Any
+) -> Supernet:
+    """Build the super-network registered as ``name`` (or an alias).
+
+    ``weights``: a checkpoint path or state dict loaded strictly (see
+    :meth:`Supernet.load_weights`); ``None`` keeps the seeded random initialisation.
+    Further keyword arguments (``seed``, ``num_classes``, ...) go to the factory.
+    """
+    canonical = SUPERNETS.canonical(name)
+    net = SUPERNETS.get(canonical)(**kwargs)
+    net.name = canonical
+    if weights is not None:
+        net.load_weights(weights)
+    net.eval()
+    return net
+
+
+register_supernet("tiny_mbv3", tiny_mbv3)
+register_supernet("ofa_mbv3_w10", ofa_mbv3_w10, aliases=("ofa_mbv3_d234_e346_k357_w1.0",))
+register_supernet("ofa_mbv3_w12", ofa_mbv3_w12, aliases=("ofa_mbv3_d234_e346_k357_w1.2",))
+
+__all__ = [
+    "SUPERNETS",
+    "ElasticMobileNetV3",
+    "LayerSpec",
+    "MobileNetV3Space",
+    "Supernet",
+    "arch_costs",
+    "arch_layer_specs",
+    "build_subnet",
+    "create_supernet",
+    "list_supernets",
+    "register_supernet",
+]

@@ -1,44 +1,137 @@
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
+from elasticnas.errors import CheckpointError
 from elasticnas.space import Config, SearchSpace
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer of a sub-network, for per-layer latency lookup tables.
+
+    ``key`` names the layer's type, input shape and hyper-parameters (OFA's lookup
+    table spelling, e.g. ``expanded_conv-input:112x112x24-output:56x56x32-expand:72-
+    kernel:3-stride:2-idskip:0-se:0-hs:0``); equal keys denote interchangeable layers.
+    ``input_shape`` is (C, H, W) of one input; ``build()`` returns a standalone module
+    of that layer (weights arbitrary). A sub-network is the chain of its layers.
+    """
+
+    key: str
+    input_shape: tuple[int, ...]
+    build: Callable[[], nn.Module]
 
 
 class Supernet(nn.Module, ABC):
     """An elastic super-network: any configuration of :attr:`search_space` is a sub-network.
 
-    Contract (checked by ``elasticnas.testing``):
+    Contract (checked by :mod:`elasticnas.testing.supernets`):
 
-    * :meth:`activate` switches the module in place to run a sub-network with shared weights;
+    * :meth:`activate` switches the module in place to run a sub-network with shared
+      weights (``forward`` then runs it);
     * :meth:`extract` returns a standalone ``nn.Module`` holding only the active
       weights, equal in eval mode to the activated super-network;
+    * :meth:`arch` describes that sub-network as JSON (rebuilt by
+      :func:`elasticnas.supernets.build_subnet`);
     * :meth:`costs` counts MACs and parameters analytically;
     * :meth:`input_shape` gives the (C, H, W) input of a sub-network.
+
+    The public methods validate the configuration; subclasses implement the
+    underscore hooks and receive validated (canonical) configurations.
     """
 
     name: str = ""
     search_space: SearchSpace
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._active: Config | None = None
+
+    # -- hooks ---------------------------------------------------------------
     @abstractmethod
+    def _activate(self, config: Config) -> None:
+        """Make the forward pass run sub-network ``config``."""
+
+    @abstractmethod
+    def _extract(self, config: Config) -> nn.Module:
+        """A standalone copy of sub-network ``config`` with its weights."""
+
+    @abstractmethod
+    def _arch(self, config: Config) -> dict[str, Any]:
+        """The JSON architecture of sub-network ``config``."""
+
+    @abstractmethod
+    def resolution(self, config: Mapping[str, Any]) -> int:
+        """Input height (= width) of sub-network ``config``."""
+
+    @property
+    @abstractmethod
+    def in_channels(self) -> int:
+        """Channels of the input images."""
+
+    def _costs(self, config: Config, resolution: int) -> dict[str, int]:
+        from elasticnas.supernets._nets import arch_costs
+
+        return arch_costs(self._arch(config), resolution)
+
+    def _layer_specs(self, config: Config, resolution: int) -> list[LayerSpec]:
+        from elasticnas.supernets._nets import arch_layer_specs
+
+        return arch_layer_specs(self._arch(config), resolution)
+
+    def _convert_state_dict(self, state_dict: Mapping[str, Any]) -> dict[str, Any]:
+        """Hook: rename keys of foreign checkpoints (e.g. older OFA releases) to this module's names."""
+        return dict(state_dict)
+
+    # -- public API -------------------------------------------------------------
+    @property
+    def active_config(self) -> Config:
+        """The configuration the forward pass currently runs."""
+        if self._active is None:
+            self.activate(self.max_config())
+        assert self._active is not None
+        return self._active
+
     def activate(self, config: Mapping[str, Any]) -> None:
-        """Make the forward pass run the sub-network ``config``."""
+        """Make the forward pass run sub-network ``config`` (weights shared, nothing copied)."""
+        cfg = self.search_space.validate(config)
+        self._activate(cfg)
+        self._active = cfg
 
-    @abstractmethod
     def extract(self, config: Mapping[str, Any]) -> nn.Module:
-        """A standalone copy of the sub-network ``config`` (only its active weights)."""
+        """A standalone copy of sub-network ``config`` holding only its weights, in this module's train/eval mode."""
+        net = self._extract(self.search_space.validate(config))
+        return net.train(self.training)
 
-    @abstractmethod
-    def costs(self, config: Mapping[str, Any]) -> dict[str, float]:
-        """Analytic ``{"macs": ..., "params": ...}`` of sub-network ``config`` at its resolution."""
+    def arch(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The architecture of sub-network ``config`` as JSON (OFA ``net.config`` format)."""
+        return self._arch(self.search_space.validate(config))
 
-    @abstractmethod
+    def costs(self, config: Mapping[str, Any], *, resolution: int | None = None) -> dict[str, int]:
+        """Exact ``{"macs": ..., "params": ...}`` of sub-network ``config``, counted analytically.
+
+        ``resolution`` overrides the configuration's own (for example to cost a network
+        at a size outside the search space).
+        """
+        cfg = self.search_space.validate(config)
+        return self._costs(cfg, self.resolution(cfg) if resolution is None else int(resolution))
+
+    def layer_specs(self, config: Mapping[str, Any], *, resolution: int | None = None) -> list[LayerSpec]:
+        """The layers of sub-network ``config`` in order, keyed for latency lookup tables."""
+        cfg = self.search_space.validate(config)
+        return self._layer_specs(cfg, self.resolution(cfg) if resolution is None else int(resolution))
+
     def input_shape(self, config: Mapping[str, Any]) -> tuple[int, int, int]:
         """(channels, height, width) of one input image of sub-network ``config``."""
+        r = self.resolution(self.search_space.validate(config))
+        return (self.in_channels, r, r)
 
     def max_config(self) -> Config:
         """The largest sub-network: the last (largest) value of every choice."""
@@ -47,3 +140,59 @@ class Supernet(nn.Module, ABC):
     def min_config(self) -> Config:
         """The smallest sub-network: the first (smallest) value of every choice."""
         return self.search_space.from_genes(self.search_space.cardinalities * 0)
+
+    def load_weights(self, weights: str | os.PathLike[str] | Mapping[str, Any]) -> None:
+        """Load a checkpoint strictly: every key and shape must match this super-network.
+
+        ``weights`` is a path (read with ``torch.load(..., weights_only=True)``) or a
+        state dict; a ``{"state_dict": ...}`` wrapper is unpacked. Raises
+        :class:`CheckpointError` naming the first mismatching keys and shapes.
+        """
+        source = "state dict"
+        if isinstance(weights, str | os.PathLike):
+            source = os.fspath(weights)
+            try:
+                loaded = torch.load(source, map_location="cpu", weights_only=True)
+            except FileNotFoundError:
+                raise CheckpointError(f"checkpoint {source!r} does not exist") from None
+            except Exception as exc:  # noqa: BLE001 - corrupt / unsafe pickles have many types
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise CheckpointError(f"checkpoint {source!r} could not be read safely: {first}") from None
+        else:
+            loaded = weights
+        if isinstance(loaded, Mapping) and "state_dict" in loaded and isinstance(loaded["state_dict"], Mapping):
+            loaded = loaded["state_dict"]
+        if not isinstance(loaded, Mapping) or not all(isinstance(k, str) for k in loaded):
+            raise CheckpointError(f"checkpoint {source!r} is not a state dict (a mapping of names to tensors)")
+        state = self._convert_state_dict(loaded)
+        own = self.state_dict()
+        optional = {k for k in own if k.endswith("num_batches_tracked")}
+        missing = [k for k in own if k not in state and k not in optional]
+        unexpected = [k for k in state if k not in own]
+        mismatched = [
+            k
+            for k in own
+            if k in state and (not torch.is_tensor(state[k]) or tuple(state[k].shape) != tuple(own[k].shape))
+        ]
+        if missing or unexpected or mismatched:
+            parts = []
+
+            def shape(t: Any) -> str:
+                return str(tuple(t.shape)) if torch.is_tensor(t) else type(t).__name__
+
+            if mismatched:
+                parts.append(
+                    "shape mismatches: "
+                    + ", ".join(f"{k} checkpoint {shape(state[k])} vs model {shape(own[k])}" for k in mismatched[:5])
+                )
+            if missing:
+                parts.append("missing keys: " + ", ".join(f"{k} {shape(own[k])}" for k in missing[:5]))
+            if unexpected:
+                parts.append("unexpected keys: " + ", ".join(f"{k} {shape(state[k])}" for k in unexpected[:5]))
+            counts = f"({len(mismatched)} mismatched, {len(missing)} missing, {len(unexpected)} unexpected)"
+            raise CheckpointError(
+                f"checkpoint {source!r} does not fit super-network {self.name or type(self).__name__!r} {counts}; "
+                + "; ".join(parts)
+            )
+        self.load_state_dict(state, strict=False)
+        self._active = None

@@ -1,0 +1,269 @@
+"""Once-for-All MobileNetV3 super-networks (w1.0 and w1.2) and their search space.
+
+The architecture is OFA's ``OFAMobileNetV3`` (Cai et al., "Once-for-All: Train One
+Network and Specialize it for Efficient Deployment", ICLR 2020; reference code
+github.com/mit-han-lab/once-for-all, MIT licence): a 3x3 stride-2 hard-swish stem,
+one fixed 3x3 inverted residual block, five stages of up to four elastic blocks
+(kernel 3/5/7, expand ratio 3/4/6, depth 2/3/4; base widths 24, 40, 80, 112, 160;
+strides 2, 2, 2, 1, 2; hard-swish in the last three stages; squeeze-excite in stages
+1, 3 and 4), a 1x1 expand to 960 and a 1x1 mix to 1280 after global pooling, all
+widths scaled by the width multiplier and rounded by ``make_divisible(., 8)``.
+
+Resolution: OFA trains these networks on 128..224 px in steps of 4
+(``MyRandomResizedCrop`` with ``IMAGE_SIZE_SEG = 4``), so the search space's ``r``
+takes those 25 values. (OFA's evolutionary-search tutorial restricts itself to
+160..224 step 16, DyNAS-T to 224.) Costs can be counted at any resolution with
+``costs(cfg, resolution=...)``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from elasticnas.space import Choice, Config, SearchSpace
+from elasticnas.supernets._layers import (
+    ConvLayer,
+    ElasticMBConv,
+    LinearLayer,
+    MBConvLayer,
+    ResidualBlock,
+    global_avg_pool,
+    init_weights,
+    make_divisible,
+)
+from elasticnas.supernets._nets import MobileNetV3Net, set_bn_param
+from elasticnas.supernets.base import Supernet
+
+OFA_BASE_STAGE_WIDTH = (16, 16, 24, 40, 80, 112, 160, 960, 1280)
+OFA_STRIDE_STAGES = (1, 2, 2, 2, 1, 2)
+OFA_ACT_STAGES = ("relu", "relu", "relu", "h_swish", "h_swish", "h_swish")
+OFA_SE_STAGES = (False, False, True, False, True, True)
+OFA_RESOLUTIONS = tuple(range(128, 225, 4))
+
+
+class MobileNetV3Space(SearchSpace):
+    """Kernel size ``ks`` and expand ratio ``e`` per block, depth ``d`` per stage, resolution ``r``.
+
+    A stage of depth ``d`` runs its first ``d`` blocks; ``ks`` and ``e`` of the other
+    blocks do not change the network. Configurations keep those values (as OFA and
+    DyNAS-T write them), but :meth:`config_id` ignores them, so two configurations of
+    the same network share one id. :meth:`network_form` gives that network-level form.
+    """
+
+    def __init__(self, choices: Mapping[str, Choice]) -> None:
+        super().__init__(choices)
+        if list(self.choices) != ["ks", "e", "d", "r"]:
+            raise ValueError(f"a MobileNetV3Space needs choices ks, e, d, r (in this order), got {self.names}")
+        ks, e, d = self.choices["ks"], self.choices["e"], self.choices["d"]
+        if d.size is None or ks.size is None or e.size != ks.size or self.choices["r"].size is not None:
+            raise ValueError("ks and e must be lists of equal size, d a list and r a scalar")
+        max_depth = max(int(v) for v in d.values)
+        if ks.size != d.size * max_depth:
+            raise ValueError(f"ks has {ks.size} blocks but {d.size} stages x depth {max_depth} need {d.size * max_depth}")
+        self.n_stages, self.max_depth = d.size, max_depth
+
+    def active_blocks(self, config: Mapping[str, Any]) -> list[bool]:
+        """Whether each block runs, given the stage depths ``config["d"]``."""
+        return [b < config["d"][s] for s in range(self.n_stages) for b in range(self.max_depth)]
+
+    def network_form(self, config: Mapping[str, Any]) -> Config:
+        """``config`` validated, with ``ks`` and ``e`` of skipped blocks set to ``None``."""
+        cfg = self.validate(config)
+        active = self.active_blocks(cfg)
+        return {
+            "ks": [k if a else None for k, a in zip(cfg["ks"], active, strict=True)],
+            "e": [v if a else None for v, a in zip(cfg["e"], active, strict=True)],
+            "d": list(cfg["d"]),
+            "r": cfg["r"],
+        }
+
+    def config_id(self, config: Mapping[str, Any]) -> str:
+        """A stable id of the network: configurations differing only in skipped blocks share it."""
+        import hashlib
+        import json
+
+        text = json.dumps(self.network_form(config), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class ElasticMobileNetV3(Supernet):
+    """An OFA-style elastic MobileNetV3; the OFA super-networks and ``tiny_mbv3`` are instances.
+
+    Parameter names equal those of OFA's ``OFAMobileNetV3``, so its checkpoints load
+    strictly (older checkpoints naming blocks ``mobile_inverted_conv`` too).
+    """
+
+    def __init__(
+        self,
+        *,
+        width_mult: float = 1.0,
+        base_stage_width: Sequence[int] = OFA_BASE_STAGE_WIDTH,
+        stride_stages: Sequence[int] = OFA_STRIDE_STAGES,
+        act_stages: Sequence[str] = OFA_ACT_STAGES,
+        se_stages: Sequence[bool] = OFA_SE_STAGES,
+        first_stride: int = 2,
+        ks_list: Sequence[int] = (3, 5, 7),
+        expand_ratio_list: Sequence[float] = (3, 4, 6),
+        depth_list: Sequence[int] = (2, 3, 4),
+        resolutions: Sequence[int] = OFA_RESOLUTIONS,
+        in_channels: int = 3,
+        num_classes: int = 1000,
+        dropout_rate: float = 0.1,
+        bn_param: tuple[float, float] = (0.1, 1e-5),
+        seed: int | None = 0,
+    ) -> None:
+        super().__init__()
+        n_stages = len(stride_stages) - 1
+        if not (len(base_stage_width) == n_stages + 4 and len(act_stages) == len(se_stages) == n_stages + 1):
+            raise ValueError("base_stage_width needs n_stages + 4 entries, act/se_stages n_stages + 1")
+        self.width_mult = width_mult
+        self.ks_list, self.expand_ratio_list = sorted(ks_list), sorted(expand_ratio_list)
+        self.depth_list = sorted(depth_list)
+        self._in_channels, self.num_classes = in_channels, num_classes
+        max_depth = max(self.depth_list)
+        widths = [make_divisible(w * width_mult) for w in base_stage_width[:-2]]
+        final_expand_width = make_divisible(base_stage_width[-2] * width_mult)
+        last_channel = make_divisible(base_stage_width[-1] * width_mult)
+
+        self.first_conv = ConvLayer(in_channels, widths[0], 3, first_stride, act_func="h_swish")
+        first_block = MBConvLayer(widths[0], widths[1], 3, stride_stages[0], 1, None, act_stages[0], se_stages[0])
+        blocks: list[nn.Module] = [ResidualBlock(first_block, widths[0] == widths[1])]
+        self.block_group_info: list[list[int]] = []
+        feature_dim = widths[1]
+        for width, stride, act, se in zip(widths[2:], stride_stages[1:], act_stages[1:], se_stages[1:], strict=True):
+            self.block_group_info.append(list(range(len(blocks), len(blocks) + max_depth)))
+            for i in range(max_depth):
+                s = stride if i == 0 else 1
+                conv = ElasticMBConv(feature_dim, width, self.ks_list, self.expand_ratio_list, s, act, se)
+                blocks.append(ResidualBlock(conv, s == 1 and feature_dim == width))
+                feature_dim = width
+        self.blocks = nn.ModuleList(blocks)
+        self.final_expand_layer = ConvLayer(feature_dim, final_expand_width, 1, act_func="h_swish")
+        self.feature_mix_layer = ConvLayer(final_expand_width, last_channel, 1, bias=False, use_bn=False, act_func="h_swish")
+        self.classifier = LinearLayer(last_channel, num_classes, dropout_rate=dropout_rate)
+        set_bn_param(self, *bn_param)
+        if seed is not None:
+            init_weights(self, torch.Generator().manual_seed(seed))
+        else:
+            init_weights(self)
+
+        n_blocks = n_stages * max_depth
+        self.search_space = MobileNetV3Space(
+            {
+                "ks": Choice(self.ks_list, size=n_blocks),
+                "e": Choice(self.expand_ratio_list, size=n_blocks),
+                "d": Choice(self.depth_list, size=n_stages),
+                "r": Choice(sorted(resolutions)),
+            }
+        )
+        self.runtime_depth = [max_depth] * n_stages
+
+    # -- facts ---------------------------------------------------------------------
+    @property
+    def in_channels(self) -> int:
+        return self._in_channels
+
+    def resolution(self, config: Mapping[str, Any]) -> int:
+        return int(config["r"])
+
+    def _elastic(self) -> list[ElasticMBConv]:
+        return [b.conv for b in self.blocks[1:]]  # type: ignore[misc]
+
+    # -- forward ---------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        if self._active is None:
+            self.activate(self.max_config())
+        x = self.first_conv(x)
+        x = self.blocks[0](x)
+        for depth, idx in zip(self.runtime_depth, self.block_group_info, strict=True):
+            for i in idx[:depth]:
+                x = self.blocks[i](x)
+        x = self.final_expand_layer(x)
+        x = global_avg_pool(x)
+        x = self.feature_mix_layer(x)
+        return self.classifier(torch.flatten(x, 1))
+
+    # -- hooks -------------------------------------------------------------------------
+    def _activate(self, config: Config) -> None:
+        for block, k, e in zip(self._elastic(), config["ks"], config["e"], strict=True):
+            block.active_kernel_size, block.active_expand_ratio = k, e
+        self.runtime_depth = list(config["d"])
+
+    def _active_blocks(self, config: Config) -> list[tuple[int, int, float]]:
+        """(block index, kernel, expand ratio) of every block that runs."""
+        out = []
+        for stage, idx in enumerate(self.block_group_info):
+            for i in idx[: config["d"][stage]]:
+                out.append((i, config["ks"][i - 1], config["e"][i - 1]))
+        return out
+
+    def _arch(self, config: Config) -> dict[str, Any]:
+        blocks = [self.blocks[0].config]
+        cin = self.blocks[0].conv.out_channels
+        for i, k, e in self._active_blocks(config):
+            block = self.blocks[i]
+            conv = block.conv.active_config(cin, k, e)
+            shortcut = None
+            if block.shortcut is not None:
+                shortcut = {"name": "IdentityLayer", "in_channels": [cin], "out_channels": [cin]}
+            blocks.append({"name": "ResidualBlock", "conv": conv, "shortcut": shortcut})
+            cin = conv["out_channels"]
+        return {
+            "name": "MobileNetV3",
+            "bn": {"momentum": self.first_conv.bn.momentum, "eps": self.first_conv.bn.eps},
+            "first_conv": self.first_conv.config,
+            "blocks": blocks,
+            "final_expand_layer": self.final_expand_layer.config,
+            "feature_mix_layer": self.feature_mix_layer.config,
+            "classifier": self.classifier.config,
+        }
+
+    def _extract(self, config: Config) -> nn.Module:
+        blocks: list[nn.Module] = [copy.deepcopy(self.blocks[0])]
+        cin = self.blocks[0].conv.out_channels
+        for i, k, e in self._active_blocks(config):
+            block = self.blocks[i]
+            blocks.append(ResidualBlock(block.conv.extract(cin, k, e), block.shortcut is not None))
+            cin = block.conv.out_channels
+        return MobileNetV3Net(
+            copy.deepcopy(self.first_conv),
+            blocks,
+            copy.deepcopy(self.final_expand_layer),
+            copy.deepcopy(self.feature_mix_layer),
+            copy.deepcopy(self.classifier),
+        )
+
+    def _convert_state_dict(self, state_dict: Mapping[str, Any]) -> dict[str, Any]:
+        """Accept OFA's older block name ``mobile_inverted_conv`` and its flat/nested spellings."""
+        own = self.state_dict()
+        out: dict[str, Any] = {}
+        for key, value in state_dict.items():
+            new = key.replace(".mobile_inverted_conv.", ".conv.")
+            if new not in own:
+                for a, b in ((".bn.bn.", ".bn."), (".conv.conv.weight", ".conv.weight"), (".bn.", ".bn.bn."),
+                             ("conv.weight", "conv.conv.weight"), (".linear.linear.", ".linear.")):  # fmt: skip
+                    if a in new and new.replace(a, b) in own:
+                        new = new.replace(a, b)
+                        break
+            out[new] = value
+        return out
+
+
+def ofa_mbv3(width_mult: float, **kwargs: Any) -> ElasticMobileNetV3:
+    """OFA's ``ofa_mbv3_d234_e346_k357_w<width_mult>`` super-network."""
+    return ElasticMobileNetV3(width_mult=width_mult, **kwargs)
+
+
+def ofa_mbv3_w10(**kwargs: Any) -> ElasticMobileNetV3:
+    """OFA-MobileNetV3, width 1.0 (``ofa_mbv3_d234_e346_k357_w1.0``)."""
+    return ofa_mbv3(1.0, **kwargs)
+
+
+def ofa_mbv3_w12(**kwargs: Any) -> ElasticMobileNetV3:
+    """OFA-MobileNetV3, width 1.2 (``ofa_mbv3_d234_e346_k357_w1.2``)."""
+    return ofa_mbv3(1.2, **kwargs)
