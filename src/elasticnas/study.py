@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import threading
 import time
+import warnings
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -36,8 +39,23 @@ _ATTR = "elasticnas"  # study user attribute holding space, objectives, constrai
 _STATES = {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed"}
 
 
-HEARTBEAT_INTERVAL_S = 5
-GRACE_PERIOD_S = 20
+def _env_seconds(name: str, default: int) -> int:
+    """A positive whole number of seconds from the environment (tests shorten the heartbeat this way)."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        warnings.warn(f"{name} must be a positive whole number of seconds, got {text!r}; using {default}", stacklevel=2)
+        return default
+    return value
+
+
+HEARTBEAT_INTERVAL_S = _env_seconds("ELASTICNAS_HEARTBEAT_S", 5)
+GRACE_PERIOD_S = _env_seconds("ELASTICNAS_GRACE_S", 4 * HEARTBEAT_INTERVAL_S)
 
 
 def _open_storage(storage: str | optuna.storages.BaseStorage | None) -> optuna.storages.BaseStorage:
@@ -52,12 +70,14 @@ def _open_storage(storage: str | optuna.storages.BaseStorage | None) -> optuna.s
         )
     engine_kwargs = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite:") else {}
     try:
-        return optuna.storages.RDBStorage(
-            storage,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=HEARTBEAT_INTERVAL_S,
-            grace_period=GRACE_PERIOD_S,
-        )
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna, stable since 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                storage,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                grace_period=GRACE_PERIOD_S,
+            )
     except Exception as exc:  # SQLAlchemy / driver errors have many types
         lines = [line for line in str(exc).strip().splitlines() if line.strip()]
         raise StorageError(f"cannot open storage {storage!r}: {lines[0] if lines else type(exc).__name__}") from None

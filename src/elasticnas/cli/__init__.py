@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+
+import optuna
 from collections.abc import Sequence
 
 from elasticnas.cli import _study_commands
@@ -37,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own progress bar and summary say enough
     try:
         return int(args.func(args) or 0)
     except ElasticNASError as exc:
