@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 import warnings
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
