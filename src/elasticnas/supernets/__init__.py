@@ -15,6 +15,7 @@ from elasticnas.registry import Registry
 from elasticnas.supernets._nets import arch_costs, arch_layer_specs, build_subnet
 from elasticnas.supernets.base import LayerSpec, Supernet
 from elasticnas.supernets.ofa_mobilenetv3 import ElasticMobileNetV3, MobileNetV3Space, ofa_mbv3_w10, ofa_mbv3_w12
+from elasticnas.supernets.ofa_resnet import ElasticResNet, ResNetSpace, ofa_resnet50
 from elasticnas.supernets.tiny import tiny_mbv3
 
 SUPERNETS: Registry[Callable[..., Supernet]] = Registry("supernet")
@@ -51,12 +52,15 @@ def create_supernet(
 register_supernet("tiny_mbv3", tiny_mbv3)
 register_supernet("ofa_mbv3_w10", ofa_mbv3_w10, aliases=("ofa_mbv3_d234_e346_k357_w1.0",))
 register_supernet("ofa_mbv3_w12", ofa_mbv3_w12, aliases=("ofa_mbv3_d234_e346_k357_w1.2",))
+register_supernet("ofa_resnet50", ofa_resnet50, aliases=("ofa_resnet50d",))
 
 __all__ = [
     "SUPERNETS",
     "ElasticMobileNetV3",
+    "ElasticResNet",
     "LayerSpec",
     "MobileNetV3Space",
+    "ResNetSpace",
     "Supernet",
     "arch_costs",
     "arch_layer_specs",

@@ -66,6 +66,10 @@ def global_avg_pool(x: Tensor, keep_dim: bool = True) -> Tensor:
     return x.mean(3, keepdim=keep_dim).mean(2, keepdim=keep_dim)
 
 
+def _device_of(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
 def copy_bn(target: nn.BatchNorm2d, source: nn.BatchNorm2d) -> None:
     """Copy the first ``target.num_features`` channels of ``source`` into ``target``."""
     n = target.num_features
@@ -581,7 +585,7 @@ class ElasticMBConv(nn.Module):
 
     def extract(self, in_channels: int, kernel_size: int, expand_ratio: float) -> MBConvLayer:
         """A static copy of this block with the given choices."""
-        layer = layer_from_config(self.active_config(in_channels, kernel_size, expand_ratio))
+        layer = layer_from_config(self.active_config(in_channels, kernel_size, expand_ratio)).to(_device_of(self))
         assert isinstance(layer, MBConvLayer) and layer.inverted_bottleneck is not None
         mid = layer.mid_channels
         with torch.no_grad():
@@ -629,7 +633,7 @@ class ElasticConvLayer(nn.Module):
         }
 
     def extract(self, in_channels: int, out_channels: int) -> ConvLayer:
-        layer = layer_from_config(self.active_config(in_channels, out_channels))
+        layer = layer_from_config(self.active_config(in_channels, out_channels)).to(_device_of(self))
         assert isinstance(layer, ConvLayer) and layer.bn is not None
         with torch.no_grad():
             layer.conv.weight.copy_(self.conv.active_weight(out_channels, in_channels))
@@ -724,7 +728,7 @@ class ElasticBottleneck(nn.Module):
         }
 
     def extract(self, in_channels: int, out_channels: int, expand_ratio: float) -> BottleneckBlock:
-        layer = layer_from_config(self.active_config(in_channels, out_channels, expand_ratio))
+        layer = layer_from_config(self.active_config(in_channels, out_channels, expand_ratio)).to(_device_of(self))
         assert isinstance(layer, BottleneckBlock)
         mid = layer.mid_channels
         if isinstance(layer.downsample, nn.Identity) != self.has_identity:
@@ -759,7 +763,7 @@ class ElasticLinearLayer(nn.Module):
         return F.linear(x, lin.weight[:, : x.size(1)].contiguous(), lin.bias)
 
     def extract(self, in_features: int) -> LinearLayer:
-        layer = LinearLayer(in_features, self.out_features, self.bias, self.dropout_rate)
+        layer = LinearLayer(in_features, self.out_features, self.bias, self.dropout_rate).to(self.linear.linear.weight.device)
         with torch.no_grad():
             layer.linear.weight.copy_(self.linear.linear.weight[:, :in_features])
             if self.bias:

@@ -1,0 +1,266 @@
+"""Once-for-All ResNet50D super-network (``ofa_resnet50``) and its search space.
+
+The architecture is OFA's ``OFAResNets(depth_list=[0, 1, 2], expand_ratio_list=[0.2,
+0.25, 0.35], width_mult_list=[0.65, 0.8, 1.0])`` (Cai et al., ICLR 2020; reference
+code github.com/mit-han-lab/once-for-all, MIT licence): a ResNet-D deep stem (3x3
+stride-2 conv, a residual 3x3 conv that may be skipped, 3x3 conv), 3x3 stride-2 max
+pooling, four stages of bottleneck blocks (2, 2, 4, 2 blocks plus 0-2 more; widths
+256, 512, 1024, 2048 times the width multiplier; average-pool + 1x1 shortcut when
+the shape changes), global pooling and a linear classifier.
+
+Configuration, as OFA writes it: ``d`` (5): ``d[0]`` keeps the stem's residual conv
+when it equals 2 (OFA samples 0 or 2; 0 and 1 both skip it), ``d[1..4]`` extra blocks
+per stage; ``e`` (18): expand ratio per block; ``w`` (6): width-multiplier index for
+the stem's first two convs, its last conv and each stage; ``r``: resolution, one of
+the sizes of OFA's ResNet50D tutorial (128-256).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from elasticnas.space import Choice, Config, SearchSpace
+from elasticnas.supernets._layers import (
+    ElasticBottleneck,
+    ElasticConvLayer,
+    ElasticLinearLayer,
+    ResidualBlock,
+    global_avg_pool,
+    init_weights,
+    make_divisible,
+)
+from elasticnas.supernets._nets import ResNetNet, set_bn_param
+from elasticnas.supernets.base import Supernet
+
+BASE_DEPTH_LIST = (2, 2, 4, 2)
+STAGE_WIDTH_LIST = (256, 512, 1024, 2048)
+OFA_RESNET_RESOLUTIONS = (128, 144, 160, 176, 192, 224, 240, 256)
+
+
+class ResNetSpace(SearchSpace):
+    """``d`` (stem + per-stage extra depth), ``e`` per block, ``w`` width index per unit, ``r``.
+
+    :meth:`config_id` identifies the network: ``e`` of skipped blocks is ignored and
+    ``d[0]`` only matters as "keep the stem's residual conv" (``d[0] == max(d)``).
+    """
+
+    def __init__(self, choices: Mapping[str, Choice]) -> None:
+        super().__init__(choices)
+        if list(self.choices) != ["d", "e", "w", "r"]:
+            raise ValueError(f"a ResNetSpace needs choices d, e, w, r (in this order), got {self.names}")
+        d, e = self.choices["d"], self.choices["e"]
+        if d.size is None or e.size is None or self.choices["w"].size != d.size + 1:
+            raise ValueError("d, e and w must be lists, w one longer than d")
+        self.max_extra = max(int(v) for v in d.values)
+        n_stages = d.size - 1
+        if n_stages != len(BASE_DEPTH_LIST) or e.size != sum(BASE_DEPTH_LIST) + n_stages * self.max_extra:
+            raise ValueError("e must have one entry per block of the deepest network")
+
+    def active_blocks(self, config: Mapping[str, Any]) -> list[bool]:
+        out = []
+        for stage, base in enumerate(BASE_DEPTH_LIST):
+            n = base + self.max_extra
+            out += [b < base + config["d"][stage + 1] for b in range(n)]
+        return out
+
+    def network_form(self, config: Mapping[str, Any]) -> Config:
+        """``config`` validated, ``e`` of skipped blocks ``None`` and ``d[0]`` as 0 (skip) or max."""
+        cfg = self.validate(config)
+        d = list(cfg["d"])
+        d[0] = self.max_extra if d[0] == self.max_extra else 0
+        return {
+            "d": d,
+            "e": [v if a else None for v, a in zip(cfg["e"], self.active_blocks(cfg), strict=True)],
+            "w": list(cfg["w"]),
+            "r": cfg["r"],
+        }
+
+    def config_id(self, config: Mapping[str, Any]) -> str:
+        text = json.dumps(self.network_form(config), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class ElasticResNet(Supernet):
+    """OFA's elastic ResNet50D; parameter names equal those of OFA's ``OFAResNets``."""
+
+    def __init__(
+        self,
+        *,
+        depth_list: Sequence[int] = (0, 1, 2),
+        expand_ratio_list: Sequence[float] = (0.2, 0.25, 0.35),
+        width_mult_list: Sequence[float] = (0.65, 0.8, 1.0),
+        resolutions: Sequence[int] = OFA_RESNET_RESOLUTIONS,
+        in_channels: int = 3,
+        num_classes: int = 1000,
+        dropout_rate: float = 0.0,
+        bn_param: tuple[float, float] = (0.1, 1e-5),
+        seed: int | None = 0,
+    ) -> None:
+        super().__init__()
+        self.depth_list, self.expand_ratio_list = sorted(depth_list), sorted(expand_ratio_list)
+        self.width_mult_list = sorted(width_mult_list)
+        self._in_channels, self.num_classes = in_channels, num_classes
+        max_extra = max(self.depth_list)
+        input_channel = [make_divisible(64 * w) for w in self.width_mult_list]
+        mid_input_channel = [make_divisible(c // 2) for c in input_channel]
+        stage_widths = [[make_divisible(width * w) for w in self.width_mult_list] for width in STAGE_WIDTH_LIST]
+
+        self.input_stem = nn.ModuleList(
+            [
+                ElasticConvLayer(in_channels, mid_input_channel, 3, 2),
+                ResidualBlock(ElasticConvLayer(max(mid_input_channel), mid_input_channel, 3, 1), True),
+                ElasticConvLayer(max(mid_input_channel), input_channel, 3, 1),
+            ]
+        )
+        self.max_pooling = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        blocks: list[nn.Module] = []
+        self.grouped_block_index: list[list[int]] = []
+        channels = input_channel
+        for base, widths, stride in zip(BASE_DEPTH_LIST, stage_widths, (1, 2, 2, 2), strict=True):
+            n = base + max_extra
+            self.grouped_block_index.append(list(range(len(blocks), len(blocks) + n)))
+            for i in range(n):
+                blocks.append(ElasticBottleneck(channels, widths, self.expand_ratio_list, 3, stride if i == 0 else 1))
+                channels = widths
+        self.blocks = nn.ModuleList(blocks)
+        self.classifier = ElasticLinearLayer(max(channels), num_classes, dropout_rate=dropout_rate)
+        set_bn_param(self, *bn_param)
+        init_weights(self, torch.Generator().manual_seed(seed) if seed is not None else None)
+
+        self.search_space = ResNetSpace(
+            {
+                "d": Choice(self.depth_list, size=len(BASE_DEPTH_LIST) + 1),
+                "e": Choice(self.expand_ratio_list, size=len(blocks)),
+                "w": Choice(list(range(len(self.width_mult_list))), size=len(BASE_DEPTH_LIST) + 2),
+                "r": Choice(sorted(resolutions)),
+            }
+        )
+        self._stem_skip = False
+        self._runtime_blocks: list[list[int]] = [list(idx) for idx in self.grouped_block_index]
+
+    @property
+    def in_channels(self) -> int:
+        return self._in_channels
+
+    def resolution(self, config: Mapping[str, Any]) -> int:
+        return int(config["r"])
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self._active is None:
+            self.activate(self.max_config())
+        for i, layer in enumerate(self.input_stem):
+            if i == 1 and self._stem_skip:
+                continue
+            x = layer(x)
+        x = self.max_pooling(x)
+        for idx in self._runtime_blocks:
+            for i in idx:
+                x = self.blocks[i](x)
+        return self.classifier(global_avg_pool(x, keep_dim=False))
+
+    # -- hooks -----------------------------------------------------------------------
+    def _plan(self, config: Config) -> tuple[bool, list[int], list[list[int]]]:
+        """(skip stem conv, stem widths [first two, last], active block indices per stage)."""
+        max_extra = max(self.depth_list)
+        stem0: ElasticConvLayer = self.input_stem[0]  # type: ignore[assignment]
+        stem2: ElasticConvLayer = self.input_stem[2]  # type: ignore[assignment]
+        w = config["w"]
+        widths = [stem0.out_channels_list[w[0]], stem2.out_channels_list[w[1]]]
+        active = [
+            idx[: base + config["d"][s + 1]]
+            for s, (idx, base) in enumerate(zip(self.grouped_block_index, BASE_DEPTH_LIST, strict=True))
+        ]
+        return config["d"][0] != max_extra, widths, active
+
+    def _activate(self, config: Config) -> None:
+        skip, (w0, w1), active = self._plan(config)
+        self.input_stem[0].active_out_channel = w0
+        self.input_stem[1].conv.active_out_channel = w0
+        self.input_stem[2].active_out_channel = w1
+        for stage, idx in enumerate(self.grouped_block_index):
+            width = self.blocks[idx[0]].out_channels_list[config["w"][stage + 2]]
+            for i in idx:
+                self.blocks[i].active_out_channel = width
+        for block, e in zip(self.blocks, config["e"], strict=True):
+            block.active_expand_ratio = e
+        self._stem_skip, self._runtime_blocks = skip, active
+
+    def _units(self, config: Config) -> tuple[list[tuple[nn.Module, int, int]], list[tuple[int, int, int, float]], int]:
+        skip, (w0, w1), active = self._plan(config)
+        stem = [(self.input_stem[0], self.in_channels, w0)]
+        if not skip:
+            stem.append((self.input_stem[1], w0, w0))
+        stem.append((self.input_stem[2], w0, w1))
+        blocks = []
+        cin = w1
+        for stage, idx in enumerate(active):
+            for i in idx:
+                cout = self.blocks[i].out_channels_list[config["w"][stage + 2]]
+                blocks.append((i, cin, cout, config["e"][i]))
+                cin = cout
+        return stem, blocks, cin
+
+    def _arch(self, config: Config) -> dict[str, Any]:
+        stem, blocks, cin = self._units(config)
+        stem_cfg = []
+        for layer, i, o in stem:
+            if isinstance(layer, ResidualBlock):
+                conv = layer.conv.active_config(i, o)
+                stem_cfg.append(
+                    {"name": "ResidualBlock", "conv": conv, "shortcut": {"name": "IdentityLayer", "in_channels": [i], "out_channels": [o]}}
+                )
+            else:
+                stem_cfg.append(layer.active_config(i, o))
+        bn = self.input_stem[0].bn.bn
+        return {
+            "name": "ResNets",
+            "bn": {"momentum": bn.momentum, "eps": bn.eps},
+            "input_stem": stem_cfg,
+            "blocks": [self.blocks[i].active_config(ci, co, e) for i, ci, co, e in blocks],
+            "classifier": {
+                "name": "LinearLayer",
+                "in_features": cin,
+                "out_features": self.num_classes,
+                "bias": True,
+                "dropout_rate": self.classifier.dropout_rate,
+            },
+        }
+
+    def _extract(self, config: Config) -> nn.Module:
+        stem, blocks, cin = self._units(config)
+        stem_layers: list[nn.Module] = []
+        for layer, i, o in stem:
+            if isinstance(layer, ResidualBlock):
+                stem_layers.append(ResidualBlock(layer.conv.extract(i, o), True))
+            else:
+                stem_layers.append(layer.extract(i, o))
+        return ResNetNet(
+            stem_layers,
+            [self.blocks[i].extract(ci, co, e) for i, ci, co, e in blocks],
+            self.classifier.extract(cin),
+        )
+
+    def _convert_state_dict(self, state_dict: Mapping[str, Any]) -> dict[str, Any]:
+        """Accept the flat spellings OFA's own loader accepts (``.bn.`` for ``.bn.bn.`` etc.)."""
+        own = self.state_dict()
+        out: dict[str, Any] = {}
+        for key, value in state_dict.items():
+            new = key
+            if new not in own:
+                for a, b in ((".linear.", ".linear.linear."), ("bn.", "bn.bn."), ("conv.weight", "conv.conv.weight")):
+                    if a in new and new.replace(a, b) in own:
+                        new = new.replace(a, b)
+                        break
+            out[new] = value
+        return out
+
+
+def ofa_resnet50(**kwargs: Any) -> ElasticResNet:
+    """OFA's ``ofa_resnet50`` super-network (ResNet50D; d 0/1/2, e 0.2/0.25/0.35, w 0.65/0.8/1.0)."""
+    return ElasticResNet(**kwargs)
