@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.distributions import CategoricalDistribution
+from optuna.storages._heartbeat import is_heartbeat_enabled  # also true for the _CachedStorage optuna wraps RDBStorage in
 from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
@@ -86,8 +87,8 @@ def _is_attempt_only(t: FrozenTrial) -> bool:
     """A failed trial that is not an evaluation: interrupted, left by a dead worker, or a lost claim."""
     attrs = t.user_attrs
     return t.state == TrialState.FAIL and (
-        attrs.get("retry", False) or "duplicate_of" in attrs or ("error" not in attrs and "metrics" not in attrs)
-    )
+        attrs.get("retry", False) or "duplicate_of" in attrs or "error" not in attrs
+    )  # a failed evaluation always has "error"; "metrics" alone means its worker died while finishing it
 
 
 class _Heartbeat:
@@ -99,15 +100,15 @@ class _Heartbeat:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> _Heartbeat:
-        if isinstance(self._storage, optuna.storages.RDBStorage) and self._storage.is_heartbeat_enabled():
-            self._storage.record_heartbeat(self._trial_id)
+        if is_heartbeat_enabled(self._storage):
+            self._storage.record_heartbeat(self._trial_id)  # type: ignore[attr-defined]
             self._thread = threading.Thread(target=self._beat, daemon=True)
             self._thread.start()
         return self
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_INTERVAL_S):
-            self._storage.record_heartbeat(self._trial_id)
+            self._storage.record_heartbeat(self._trial_id)  # type: ignore[attr-defined]
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
@@ -252,8 +253,10 @@ class Study:
 
     def _requeue_abandoned(self) -> list[Config]:
         """Fail trials whose worker stopped beating, and return the configurations left unevaluated."""
-        if isinstance(self._storage, optuna.storages.RDBStorage) and self._storage.is_heartbeat_enabled():
-            optuna.storages.fail_stale_trials(self.optuna_study)
+        if is_heartbeat_enabled(self._storage):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(self.optuna_study)
         known = self._known_ids()
         out: dict[str, Config] = {}
         for t in self._frozen((TrialState.FAIL,)):
@@ -270,7 +273,10 @@ class Study:
             distributions=dists,
             user_attrs={"config": json.dumps(config), "config_id": config_id},
         )
-        return self._storage.create_new_trial(self._study_id, template_trial=template)
+        trial_id = self._storage.create_new_trial(self._study_id, template_trial=template)
+        if is_heartbeat_enabled(self._storage):  # a trial without a heartbeat is never found stale
+            self._storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+        return trial_id
 
     def _claim(self, config: Config, config_id: str) -> int | None:
         """Start a trial for ``config``, or None when another worker holds or finished it first."""
@@ -401,11 +407,15 @@ class Study:
         shared = not isinstance(self._storage, optuna.storages.InMemoryStorage)
         known = self._known_ids()
         idle = 0
+        last_requeue = time.monotonic()
         try:
             while done < n_evals:
                 if idle:
                     time.sleep(min(0.05 * idle, 2.0))  # let other workers finish what they hold
                     searcher.tell(self._finished())
+                if shared and time.monotonic() - last_requeue > HEARTBEAT_INTERVAL_S:  # a worker may have died
+                    requeued += self._requeue_abandoned()
+                    last_requeue = time.monotonic()
                 if shared:  # other processes may write to the storage
                     known = self._known_ids()
                     searcher.pending.update(known - set(searcher.history))
