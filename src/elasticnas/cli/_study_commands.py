@@ -59,13 +59,20 @@ def _reference_point(problem: Problem, objectives: Iterable[str]) -> list[float]
 
 
 # -- search ---------------------------------------------------------------------------------
-def _search(args: argparse.Namespace) -> int:
+DEFAULT_SUPERNET_OBJECTIVES = "accuracy_top1,latency_ms"
+
+
+def _split(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def _builtin_problem(args: argparse.Namespace) -> tuple[Problem, dict[str, str]]:
     from elasticnas.problems import create_problem
 
     problem = create_problem(args.problem)
     objectives = dict(problem.objectives)
     if args.objectives:
-        names = [n.strip() for n in args.objectives.split(",") if n.strip()]
+        names = _split(args.objectives)
         unknown = [n for n in names if n not in objectives]
         if unknown or not names:
             raise ElasticNASError(
@@ -73,11 +80,51 @@ def _search(args: argparse.Namespace) -> int:
                 f"choose from: {', '.join(objectives)}"
             )
         objectives = {n: objectives[n] for n in names}
+    return problem, objectives
+
+
+def _supernet_problem(args: argparse.Namespace) -> tuple[Problem, dict[str, str]]:
+    from elasticnas.problems._supernet import supernet_problem
+    from elasticnas.records import as_constraints
+    from elasticnas.supernets import create_supernet
+
+    supernet = create_supernet(args.supernet, weights=args.weights)
+    problem = supernet_problem(
+        supernet,
+        _split(args.objectives or DEFAULT_SUPERNET_OBJECTIVES),
+        extra_metrics=[c.metric for c in as_constraints(args.constraint)],
+        runtime=args.runtime,
+        device=args.device,
+        batch_size=args.batch_size,
+        threads=args.threads,
+        lut=args.lut,
+        **_data_kwargs(args.supernet, args.data),
+    )
+    return problem, dict(problem.objectives)
+
+
+def _data_kwargs(supernet: str, data: str | None) -> dict[str, object]:
+    """Validation and calibration data: an ImageNet-layout folder with train/ and val/, or the built-in set."""
+    from elasticnas.problems._supernet import builtin_data
+
+    if data is None:
+        return builtin_data(supernet)
+    root = Path(data)
+    val, train = root / "val", root / "train"
+    if not val.is_dir():
+        raise ElasticNASError(f"--data {data!r} needs a val/ folder (ImageNet layout: val/<class>/<image>)")
+    return {"val_data": str(val), "calib_data": str(train) if train.is_dir() else str(val)}
+
+
+def _search(args: argparse.Namespace) -> int:
+    if (args.problem is None) == (args.supernet is None):
+        raise ElasticNASError("give exactly one of --problem NAME or --supernet NAME")
+    problem, objectives = _supernet_problem(args) if args.supernet else _builtin_problem(args)
     study = create_study(
         problem.space,
         objectives,
         storage=args.storage,
-        study_name=args.study or args.problem,
+        study_name=args.study or args.problem or args.supernet,
         constraints=args.constraint,
         reference_point=_reference_point(problem, objectives),
     )
@@ -87,7 +134,7 @@ def _search(args: argparse.Namespace) -> int:
         searcher=args.searcher,
         seed=args.seed,
         cheap_metrics=problem.cheap_metrics,
-        batch_size=args.batch_size,
+        batch_size=args.round_size,
         show_progress=not args.quiet,
     )
     if not args.quiet:
@@ -100,18 +147,27 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _add_search(sub: argparse._SubParsersAction) -> None:
+    from elasticnas.measure import list_metrics
     from elasticnas.problems import list_problems
+    from elasticnas.supernets import list_supernets
 
     p = sub.add_parser(
         "search",
-        help="search a built-in problem for its Pareto-optimal configurations",
+        help="search a super-network or a built-in problem for its Pareto-optimal configurations",
         description=(
             "Run a multi-objective search and record every evaluation in an Optuna study. "
-            "Re-running the same command continues the study until --n-evals evaluations are recorded."
+            "Re-running the same command continues the study until --n-evals evaluations are recorded; "
+            "a configuration the study holds is never evaluated again."
         ),
     )
-    p.add_argument("--problem", required=True, choices=list_problems(), help="built-in problem to search")
-    p.add_argument("--objectives", help="comma-separated subset of the problem's objectives (default: all)")
+    what = p.add_argument_group("what to search (one of)")
+    what.add_argument("--supernet", help=f"super-network: {', '.join(list_supernets())}")
+    what.add_argument("--problem", help=f"built-in problem: {', '.join(list_problems())}")
+    p.add_argument(
+        "--objectives",
+        help=f"comma-separated metrics (super-network default: {DEFAULT_SUPERNET_OBJECTIVES}; "
+        f"problem default: all its objectives); metrics: {', '.join(list_metrics())}",
+    )
     p.add_argument("--n-evals", type=_positive_int, default=200, help="total expensive evaluations (default: 200)")
     p.add_argument(
         "--searcher", default=DEFAULT_SEARCHER, help=f"one of: {', '.join(list_searchers())} (default: {DEFAULT_SEARCHER})"
@@ -120,9 +176,19 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--constraint", action="append", default=[], metavar="EXPR", help="e.g. latency_ms<=20; may be repeated"
     )
-    p.add_argument("--batch-size", type=_positive_int, default=1, help="proposals per searcher round (default: 1)")
+    p.add_argument("--round-size", type=_positive_int, default=1, help="configurations proposed per round (default: 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or table")
     _add_storage_args(p, default_study=True)
+    m = p.add_argument_group("measurement (with --supernet)")
+    m.add_argument("--weights", help="checkpoint of the super-network (default: its built-in weights, if any)")
+    m.add_argument("--data", help="ImageNet-layout folder with val/ (and train/ for BatchNorm calibration); "
+                   "default: the super-network's built-in data set")
+    m.add_argument("--runtime", default="onnxruntime", choices=["torch", "onnxruntime"],
+                   help="latency runtime (default: onnxruntime)")
+    m.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="latency device (default: cpu)")
+    m.add_argument("--batch-size", type=_positive_int, default=1, help="latency batch size (default: 1)")
+    m.add_argument("--threads", type=_positive_int, help="inference threads, pinned and recorded (default: all cores)")
+    m.add_argument("--lut", help="latency lookup table (JSON from 'elasticnas lut build') for latency_lut_ms")
     p.set_defaults(func=_search)
 
 

@@ -1,0 +1,54 @@
+"""A search problem over a super-network: its space, measured by registered metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from elasticnas.errors import ElasticNASError
+from elasticnas.problems.base import Problem
+
+
+def supernet_problem(
+    supernet: Any,
+    objectives: Sequence[str],
+    *,
+    extra_metrics: Sequence[str] = (),
+    **measurer_kwargs: Any,
+) -> Problem:
+    """The problem of finding the Pareto front of ``supernet`` on registered metrics.
+
+    ``objectives`` and ``extra_metrics`` (e.g. metrics named in constraints)
+    are names from :func:`elasticnas.measure.list_metrics`; the expensive ones
+    are measured by ``evaluate``, the cheap ones (MACs, params, lookup-table
+    latency, ...) exactly for every candidate. ``measurer_kwargs`` go to
+    :class:`elasticnas.measure.Measurer` (runtime, device, batch size, data, ...).
+    """
+    from elasticnas.measure import Measurer, get_metric
+
+    if not objectives:
+        raise ElasticNASError("at least one objective metric is needed, e.g. accuracy_top1,latency_ms")
+    names = list(dict.fromkeys([*objectives, *extra_metrics]))
+    metrics = [get_metric(n) for n in names]
+    measurer = Measurer(supernet, **measurer_kwargs)
+    measurer.check([m.name for m in metrics])
+    expensive = [m.name for m in metrics if not m.cheap]
+    cheap = [m.name for m in metrics if m.cheap]
+    evaluate = measurer.evaluator(expensive) if expensive else (lambda config: {})
+    return Problem(
+        name=supernet.name,
+        space=supernet.search_space,
+        objectives={get_metric(n).name: get_metric(n).direction for n in objectives},
+        evaluate=evaluate,
+        cheap_metrics=measurer.cheap_metrics(cheap) if cheap else {},
+        description=f"super-network {supernet.name}: "
+        + ", ".join(f"{m.name} ({'cheap' if m.cheap else 'measured'})" for m in metrics),
+    )
+
+
+def builtin_data(supernet_name: str) -> dict[str, Any]:
+    """Validation and calibration data shipped for a super-network (``val_data``, ``calib_data``)."""
+    raise ElasticNASError(
+        f"super-network {supernet_name!r} has no built-in data set; pass --data DIR "
+        "(ImageNet layout: DIR/val/<class>/<image>, and DIR/train/ for BatchNorm calibration)"
+    )

@@ -1,0 +1,99 @@
+import csv
+import subprocess
+import sys
+
+import pytest
+
+import elasticnas as en
+from elasticnas.cli import main
+
+PROBLEM = "ofa_mbv3_note10"
+
+
+def run(*argv: str) -> int:
+    return main(list(argv))
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+def test_help_lists_the_subcommands(capsys):
+    with pytest.raises(SystemExit) as exc:
+        run("--help")
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("demo", "search", "pareto", "report"):
+        assert command in out
+
+
+def test_search_pareto_report_round_trip(storage, tmp_path, capsys):
+    assert run("search", "--problem", PROBLEM, "--n-evals", "12", "--searcher", "random", "--storage", storage,
+               "--study", "s", "--quiet") == 0
+    study = en.load_study(storage, "s")
+    assert study.n_evals == 12
+    # the same command continues to a larger total, never re-evaluating
+    assert run("search", "--problem", PROBLEM, "--n-evals", "20", "--searcher", "random", "--storage", storage,
+               "--study", "s", "--quiet") == 0
+    ids = [r.config_id for r in en.load_study(storage, "s").trials]
+    assert len(ids) == len(set(ids)) == 20
+
+    front_csv = tmp_path / "front.csv"
+    assert run("pareto", "--storage", storage, "--study", "s", "--csv", str(front_csv)) == 0
+    rows = list(csv.DictReader(front_csv.open()))
+    assert len(rows) == len(en.load_study(storage, "s").pareto_front())
+    assert set(study.objectives[0].name for _ in [0]) <= set(rows[0])
+
+    html = tmp_path / "report.html"
+    assert run("report", "--storage", storage, "--study", "s", "--out", str(html)) == 0
+    text = html.read_text()
+    assert text.count("<svg") >= 2 and "Pareto configurations" in text
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["search", "--problem", PROBLEM, "--searcher", "nsga4", "--n-evals", "2"], "unknown searcher 'nsga4'"),
+        (["search", "--problem", PROBLEM, "--constraint", "latency<<3", "--n-evals", "2"], "cannot parse constraint"),
+        (["search", "--problem", PROBLEM, "--objectives", "speed", "--n-evals", "2"], "has no objective"),
+        (["pareto", "--study", "missing"], "no study named 'missing'"),
+        (["report", "--study", "missing"], "no study named 'missing'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, message, storage, capsys):
+    assert run(*argv, "--storage", storage) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["search", "--problem", "nosuch"], "unknown problem 'nosuch'"),
+        (["search", "--supernet", "nosuch"], "unknown supernet 'nosuch'"),
+        (["search"], "exactly one of --problem NAME or --supernet NAME"),
+        (["search", "--problem", PROBLEM, "--n-evals", "0"], "expected a positive integer"),
+        (["search", "--problem", PROBLEM, "--storage", "sqlite:////nonexistent-dir/x.db", "--n-evals", "1"],
+         "cannot open storage"),
+        (["report", "--storage", "ftp://host/db", "--study", "s"], "cannot open storage"),
+    ],
+)
+def test_console_script_errors_have_no_traceback(argv, message, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "elasticnas.cli", *argv], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert message in proc.stderr
+
+
+def test_unwritable_report_path_leaves_nothing_behind(storage, tmp_path, capsys):
+    run("search", "--problem", PROBLEM, "--n-evals", "3", "--searcher", "random", "--storage", storage, "--study",
+        "s", "--quiet")
+    target = tmp_path / "no-such-dir" / "report.html"
+    assert run("report", "--storage", storage, "--study", "s", "--out", str(target)) == 2
+    assert "cannot write" in capsys.readouterr().err
+    assert not target.parent.exists()
+    assert en.load_study(storage, "s").n_evals == 3
