@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from elasticnas.cli import _study_commands
 from elasticnas.errors import ElasticNASError
 
-SUBCOMMAND_MODULES = [_study_commands]
+from elasticnas.cli import _lut, _measure
+
+SUBCOMMAND_MODULES = [_study_commands, _measure, _lut]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,6 +15,7 @@ expensive ones (accuracy, measured latency, memory) only for evaluated trials.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +42,9 @@ class Metric:
 
     ``compute(measurer, config)`` returns ``{name: value}`` plus any
     ``name + suffix`` columns listed in ``extra_columns`` (for example the
-    spread of a latency).
+    spread of a latency). ``check(measurer)``, when given, raises an
+    :class:`~elasticnas.errors.ElasticNASError` if the measurer lacks what the
+    metric needs (data, a lookup table), so that a run fails before it starts.
     """
 
     name: str
@@ -51,6 +54,7 @@ class Metric:
     unit: str = ""
     description: str = ""
     extra_columns: tuple[str, ...] = ()
+    check: Callable[[Measurer], None] | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -148,7 +152,7 @@ class Measurer:
         return self.supernet.search_space.validate(config)
 
     def _cached(self, config: Config, what: str, make: Callable[[], Any]) -> Any:
-        cid = self.supernet.search_space.config_id(config)
+        cid = json.dumps(config, sort_keys=True)  # configs reaching here are validated (canonical)
         if cid != self._cache_id:
             self._cache.clear()
             self._cache_id = cid
@@ -194,8 +198,7 @@ class Measurer:
         )
 
     def accuracy(self, config: Config) -> AccuracyResult:
-        if self.val_data is None:
-            raise ElasticNASError("accuracy metrics need validation data (val_data / --val-data)")
+        _needs_val_data(self)
 
         def make() -> AccuracyResult:
             import copy
@@ -216,6 +219,14 @@ class Measurer:
         return self._cached(config, "accuracy", make)
 
     # -- public API ----------------------------------------------------------------------------
+    def check(self, metrics: str | Sequence[str]) -> list[Metric]:
+        """The metrics named, after checking that this measurer can compute each of them."""
+        chosen = parse_metrics(metrics)
+        for m in chosen:
+            if m.check is not None:
+                m.check(self)
+        return chosen
+
     def measure(self, config: Mapping[str, Any], metrics: str | Sequence[str]) -> dict[str, float]:
         """All columns of ``metrics`` for ``config``, in metric order."""
         cfg = self.validate(config)
@@ -255,6 +266,22 @@ def _costs(key: str) -> Compute:
     return compute
 
 
+def _needs_val_data(m: Measurer) -> None:
+    if m.val_data is None:
+        raise ElasticNASError("accuracy metrics need validation data (val_data / --val-data)")
+
+
+def _needs_lut(m: Measurer) -> None:
+    if m.lut is None:
+        raise ElasticNASError("latency_lut_ms needs a lookup table: build one with 'elasticnas lut build' (--lut FILE)")
+
+
+def _needs_ofa_w12(m: Measurer) -> None:
+    name = getattr(m.supernet, "name", "")
+    if name and name != "ofa_mbv3_w12":
+        raise ElasticNASError(f"latency_note10_ms is defined for ofa_mbv3_w12 sub-networks only, not {name!r}")
+
+
 def _accuracy(column: str, field: str) -> Compute:
     def compute(m: Measurer, cfg: Config) -> dict[str, float]:
         return {column: float(getattr(m.accuracy(cfg), field))}
@@ -267,8 +294,8 @@ def _latency(m: Measurer, cfg: Config) -> dict[str, float]:
 
 
 def _latency_lut(m: Measurer, cfg: Config) -> dict[str, float]:
-    if m.lut is None:
-        raise ElasticNASError("latency_lut_ms needs a lookup table: build one with 'elasticnas lut build' (--lut FILE)")
+    _needs_lut(m)
+    assert m.lut is not None
     return {"latency_lut_ms": m.lut.latency_ms(m.supernet, cfg)}
 
 
@@ -280,9 +307,7 @@ def _note10_table() -> Any:
 
 
 def _latency_note10(m: Measurer, cfg: Config) -> dict[str, float]:
-    name = getattr(m.supernet, "name", "")
-    if name and name != "ofa_mbv3_w12":
-        raise ElasticNASError(f"latency_note10_ms is defined for ofa_mbv3_w12 sub-networks only, not {name!r}")
+    _needs_ofa_w12(m)
     try:
         return {"latency_note10_ms": float(_note10_table().latency_ms(cfg))}
     except (KeyError, ValueError) as exc:
@@ -298,19 +323,20 @@ register_metric(Metric("params", "minimize", True, _costs("params"), "", "parame
 register_metric(
     Metric(
         "accuracy_top1", "maximize", False, _accuracy("accuracy_top1", "top1"), "%",
-        "top-1 validation accuracy after BatchNorm recalibration",
+        "top-1 validation accuracy after BatchNorm recalibration", check=_needs_val_data,
     ),
     aliases=("top1",),
 )
 register_metric(
     Metric(
         "accuracy_top5", "maximize", False, _accuracy("accuracy_top5", "top5"), "%",
-        "top-5 validation accuracy after BatchNorm recalibration",
+        "top-5 validation accuracy after BatchNorm recalibration", check=_needs_val_data,
     ),
     aliases=("top5",),
 )
 register_metric(
-    Metric("loss", "minimize", False, _accuracy("loss", "loss"), "nats", "mean validation cross-entropy")
+    Metric("loss", "minimize", False, _accuracy("loss", "loss"), "nats", "mean validation cross-entropy",
+           check=_needs_val_data)
 )
 register_metric(
     Metric(
@@ -320,12 +346,14 @@ register_metric(
     )
 )
 register_metric(
-    Metric("latency_lut_ms", "minimize", True, _latency_lut, "ms", "latency estimated from a lookup table")
+    Metric("latency_lut_ms", "minimize", True, _latency_lut, "ms", "latency estimated from a lookup table",
+           check=_needs_lut)
 )
 register_metric(
     Metric(
         "latency_note10_ms", "minimize", True, _latency_note10, "ms",
         "Samsung Note10 latency from Once-for-All's published lookup tables (ofa_mbv3_w12)",
+        check=_needs_ofa_w12,
     )
 )
 register_metric(

@@ -1,0 +1,86 @@
+"""``elasticnas lut build``: a per-layer latency lookup table of a super-network on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from elasticnas.errors import ElasticNASError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _build(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from elasticnas.measure import build_lut, collect_layer_specs
+    from elasticnas.measure.latency import check_device
+    from elasticnas.supernets import create_supernet
+
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise ElasticNASError(f"cannot write {str(out)!r}: directory {str(out.parent)!r} does not exist")
+    check_device(args.device)
+    supernet = create_supernet(args.supernet)
+    specs = collect_layer_specs(supernet, seed=args.seed)
+    bar = tqdm(total=len(specs), desc="lut build", unit="layer", file=sys.stderr, disable=args.quiet or None)
+
+    def progress(done: int, total: int) -> None:
+        bar.update(done - bar.n)
+
+    try:
+        lut = build_lut(
+            supernet,
+            runtime=args.runtime,
+            device=args.device,
+            batch_size=args.batch_size,
+            threads=args.threads,
+            specs=specs,
+            seed=args.seed,
+            progress=progress,
+        )
+    finally:
+        bar.close()
+    lut.save(out)
+    print(
+        f"wrote {len(lut)} layer latencies of {lut.supernet} to {out} "
+        f"(runtime {lut.runtime}, device {lut.device}, batch {lut.batch_size}, threads {lut.threads}, "
+        f"per-call overhead {lut.overhead_ms:.4f} ms)"
+    )
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``elasticnas lut build``."""
+    from elasticnas.measure import list_runtimes
+
+    p = subparsers.add_parser("lut", help="latency lookup tables", description="Latency lookup tables.")
+    sub = p.add_subparsers(dest="lut_command", metavar="ACTION", required=True)
+    b = sub.add_parser(
+        "build",
+        help="time each distinct layer of a super-network once on this machine",
+        description=(
+            "Time each distinct layer of the super-network's sub-networks once and write a JSON lookup "
+            "table; 'elasticnas measure --metrics latency_lut_ms --lut FILE' then estimates a sub-network's "
+            "latency as the sum over its layers."
+        ),
+    )
+    b.add_argument("--supernet", required=True, help="registered super-network name, e.g. tiny_mbv3")
+    b.add_argument("--runtime", default="onnxruntime", choices=list_runtimes(), help="default: onnxruntime")
+    b.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    b.add_argument("--batch-size", type=_positive_int, default=1, help="default: 1")
+    b.add_argument("--threads", type=_positive_int, help="threads pinned while timing (default: 1)")
+    b.add_argument("--seed", type=int, default=0, help="seed of the sub-networks visited to find layers (default: 0)")
+    b.add_argument("--out", required=True, help="JSON file to write")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=_build)

@@ -1,0 +1,162 @@
+"""``elasticnas measure``: measure registered metrics of sub-networks listed in a JSONL file."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from elasticnas.errors import ElasticNASError
+
+DEFAULT_METRICS = "macs,params,latency_ms"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def read_configs(path: str, space: Any) -> list[dict[str, Any]]:
+    """Validated configurations, one JSON object per non-blank line of ``path``."""
+    try:
+        with open(path) as fh:
+            lines = fh.read().splitlines()
+    except OSError as exc:
+        raise ElasticNASError(f"cannot read configs file {path!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ElasticNASError(f"configs file {path!r} is not UTF-8 text") from None
+    configs = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ElasticNASError(f"{path} line {number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        try:
+            configs.append(space.validate(raw))
+        except ElasticNASError as exc:
+            raise ElasticNASError(f"{path} line {number}: {exc}") from None
+    if not configs:
+        raise ElasticNASError(f"configs file {path!r} holds no configurations (one JSON object per line)")
+    return configs
+
+
+def _measure(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from elasticnas.measure import Measurer, TimingPolicy
+    from elasticnas.supernets import create_supernet
+
+    from elasticnas.measure.latency import check_device
+    from elasticnas.measure.metrics import parse_metrics
+
+    metrics = parse_metrics(args.metrics)  # unknown names fail before anything is built
+    check_device(args.device)
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise ElasticNASError(f"cannot write {str(out)!r}: directory {str(out.parent)!r} does not exist")
+    supernet = create_supernet(args.supernet, weights=args.weights)
+    configs = read_configs(args.configs, supernet.search_space)
+    policy = TimingPolicy(budget_s=args.budget_s, min_time_s=min(TimingPolicy.min_time_s, args.budget_s))
+    measurer = Measurer(
+        supernet,
+        runtime=args.runtime,
+        device=args.device,
+        batch_size=args.batch_size,
+        threads=args.threads,
+        policy=policy,
+        val_data=args.val_data,
+        calib_data=args.calib_data,
+        calib_batches=args.calib_batches,
+        max_val_batches=args.max_val_batches,
+        lut=args.lut,
+        seed=args.seed,
+    )
+    measurer.check([m.name for m in metrics])
+    columns = [c for m in metrics for c in m.columns]
+    header = ["index", "config_id", *columns, "config"]
+    space = supernet.search_space
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(header)
+            bar = tqdm(configs, desc="measure", unit="cfg", file=sys.stderr, disable=args.quiet or None)
+            for index, cfg in enumerate(bar):
+                values = measurer.measure(cfg, [m.name for m in metrics])
+                row = [index, space.config_id(cfg), *(_fmt(values[c]) for c in columns)]
+                writer.writerow([*row, json.dumps(cfg, separators=(",", ":"))])
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    threads = measurer.threads if measurer.threads is not None else 1
+    print(
+        f"wrote {len(configs)} rows x {len(columns)} metric columns to {out} "
+        f"(supernet {supernet.name}, runtime {args.runtime}, device {args.device}, "
+        f"batch {args.batch_size}, threads {threads})"
+    )
+    return 0
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 2**53 else repr(float(value))
+
+
+def register(subparsers: Any) -> None:
+    """Add ``elasticnas measure``."""
+    from elasticnas.measure import list_metrics, list_runtimes
+
+    p = subparsers.add_parser(
+        "measure",
+        help="measure metrics (latency, accuracy, costs, memory) of sub-networks listed in a JSONL file",
+        description=(
+            "Measure sub-networks of a super-network, one JSON configuration per line of --configs. "
+            "Writes a CSV in input order: index, config_id, one column per metric (latency with its "
+            "p90, IQR and run count beside the median), config. Metrics: " + ", ".join(list_metrics()) + "."
+        ),
+    )
+    p.add_argument("--supernet", required=True, help="registered super-network name, e.g. tiny_mbv3")
+    p.add_argument("--weights", help="checkpoint of the super-network (loaded with weights_only=True)")
+    p.add_argument("--configs", required=True, help="JSONL file: one sub-network configuration per line")
+    p.add_argument("--metrics", default=DEFAULT_METRICS, help=f"comma-separated metrics (default: {DEFAULT_METRICS})")
+    p.add_argument("--runtime", default="torch", choices=list_runtimes(), help="latency runtime (default: torch)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--batch-size", type=_positive_int, default=1, help="batch size of latency/memory (default: 1)")
+    p.add_argument("--threads", type=_positive_int, help="threads pinned while timing (default: 1)")
+    p.add_argument(
+        "--budget-s", type=_positive_float, default=5.0, help="most seconds of timed runs per sub-network (default: 5)"
+    )
+    p.add_argument("--lut", help="lookup table JSON for latency_lut_ms (from 'elasticnas lut build')")
+    p.add_argument("--val-data", help="validation image folder (root/<class>/<image>) for accuracy metrics")
+    p.add_argument("--calib-data", help="training image folder for BatchNorm recalibration")
+    p.add_argument(
+        "--calib-batches", type=int, default=50, help="BatchNorm recalibration batches (default: 50; 0 = none)"
+    )
+    p.add_argument("--max-val-batches", type=_positive_int, help="evaluate on at most this many batches")
+    p.add_argument("--seed", type=int, default=0, help="seed of inputs and calibration batches (default: 0)")
+    p.add_argument("--out", required=True, help="CSV file to write (written whole or not at all)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_measure)

@@ -1,0 +1,119 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from elasticnas.errors import UnknownNameError
+from elasticnas.measure import (
+    FAST_POLICY,
+    LatencyStats,
+    MeasurementError,
+    TimingPolicy,
+    create_runtime,
+    export_onnx,
+    list_runtimes,
+    measure_latency,
+    time_callable,
+)
+
+
+def _net(width: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width), nn.Hardswish(),
+        nn.Conv2d(width, width, 3, padding=1, groups=width), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10),
+    ).eval()
+
+
+@pytest.mark.parametrize("runtime", list_runtimes())
+def test_result_is_consistent_and_records_its_conditions(runtime):
+    before = torch.get_num_threads()
+    res = measure_latency(_net(8), (3, 16, 16), runtime=runtime, batch_size=2, threads=1, policy=FAST_POLICY)
+    assert res.runtime == runtime and res.device == "cpu" and res.batch_size == 2 and res.threads == 1
+    assert 0 < res.min_ms <= res.median_ms <= res.p90_ms
+    assert res.iqr_ms >= 0 and res.runs >= FAST_POLICY.min_runs and res.warmup_runs >= FAST_POLICY.warmup_runs
+    assert torch.get_num_threads() == before  # the pinned thread count is restored
+    cols = res.columns()
+    assert list(cols) == ["latency_ms", "latency_ms_p90", "latency_ms_iqr", "latency_ms_runs"]
+
+
+@pytest.mark.parametrize("runtime", list_runtimes())
+def test_much_more_work_takes_longer(runtime):
+    small = measure_latency(_net(4), (3, 8, 8), runtime=runtime, policy=FAST_POLICY)
+    big = measure_latency(_net(64), (3, 96, 96), runtime=runtime, policy=FAST_POLICY)
+    assert big.median_ms > 3 * small.median_ms
+
+
+def test_onnx_export_matches_torch(tmp_path):
+    import onnxruntime as ort
+
+    model, x = _net(8), torch.randn(2, 3, 16, 16)
+    export_onnx(model, x, tmp_path / "m.onnx")
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    np.testing.assert_allclose(out, model(x).detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_stats_are_percentiles_of_the_samples():
+    samples = np.random.default_rng(0).gamma(2.0, 1.0, 501)
+    s = LatencyStats.from_samples(samples, settled=True)
+    q25, q50, q75, q90 = np.percentile(samples, [25, 50, 75, 90])
+    assert (s.median_ms, s.p90_ms, s.iqr_ms, s.runs) == pytest.approx((q50, q90, q75 - q25, 501))
+
+
+def test_steady_work_settles_before_the_budget():
+    x = torch.randn(64, 64)
+    policy = TimingPolicy(warmup_runs=2, warmup_s=0.0, min_runs=20, min_time_s=0.0, budget_s=5.0, rel_tol=0.05)
+    stats, timed_s, warm = time_callable(lambda: x @ x, policy)
+    assert stats.settled and timed_s < 5.0 and warm == 2
+
+
+def test_erratic_work_stops_at_the_budget_unsettled():
+    import time
+
+    flip = iter(np.random.default_rng(0).random(100_000))
+
+    def erratic() -> None:  # half the calls ~0, half ~2 ms: the median never settles to 0.1 %
+        if next(flip) < 0.5:
+            time.sleep(0.002)
+
+    policy = TimingPolicy(warmup_runs=1, warmup_s=0.0, min_runs=10, min_time_s=0.0, budget_s=0.2, rel_tol=1e-4)
+    stats, timed_s, _ = time_callable(erratic, policy)
+    assert not stats.settled and 0.2 <= timed_s < 0.5
+
+
+def test_max_runs_caps_the_run_count():
+    policy = TimingPolicy(warmup_runs=0, warmup_s=0.0, min_runs=5, min_time_s=0.0, max_runs=7, budget_s=5, rel_tol=1e-9)
+    stats, _, _ = time_callable(lambda: None, policy)
+    assert stats.runs == 7
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(min_runs=2), dict(max_runs=5, min_runs=10), dict(budget_s=0), dict(rel_tol=0), dict(min_time_s=9.0)],
+)
+def test_bad_policies_are_rejected(kwargs):
+    with pytest.raises(MeasurementError):
+        TimingPolicy(**kwargs)
+
+
+@pytest.mark.parametrize("runtime", list_runtimes())
+def test_bad_requests_are_clear_errors(runtime):
+    with pytest.raises(MeasurementError, match="device"):
+        measure_latency(_net(4), (3, 8, 8), runtime=runtime, device="tpu", policy=FAST_POLICY)
+    with pytest.raises(MeasurementError, match="batch size"):
+        measure_latency(_net(4), (3, 8, 8), runtime=runtime, batch_size=0, policy=FAST_POLICY)
+    with pytest.raises(MeasurementError, match="threads"):
+        measure_latency(_net(4), (3, 8, 8), runtime=runtime, threads=0, policy=FAST_POLICY)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
+@pytest.mark.parametrize("runtime", list_runtimes())
+def test_cuda_without_a_gpu_is_a_clear_error(runtime):
+    with pytest.raises(MeasurementError, match="CUDA"):
+        measure_latency(_net(4), (3, 8, 8), runtime=runtime, device="cuda", policy=FAST_POLICY)
+
+
+def test_unknown_runtime():
+    with pytest.raises(UnknownNameError, match="onnxruntime"):
+        create_runtime("tensorrt")
