@@ -60,6 +60,7 @@ def _reference_point(problem: Problem, objectives: Iterable[str]) -> list[float]
 
 # -- search ---------------------------------------------------------------------------------
 DEFAULT_SUPERNET_OBJECTIVES = "accuracy_top1,latency_ms"
+DATA_METRICS = {"accuracy_top1", "accuracy_top5", "loss"}  # measured on validation data
 
 
 def _split(text: str) -> list[str]:
@@ -84,21 +85,25 @@ def _builtin_problem(args: argparse.Namespace) -> tuple[Problem, dict[str, str]]
 
 
 def _supernet_problem(args: argparse.Namespace) -> tuple[Problem, dict[str, str]]:
+    from elasticnas.measure import get_metric
     from elasticnas.problems._supernet import supernet_problem
     from elasticnas.records import as_constraints
     from elasticnas.supernets import create_supernet
 
+    objectives = _split(args.objectives or DEFAULT_SUPERNET_OBJECTIVES)
+    extra = [c.metric for c in as_constraints(args.constraint)]
+    needs_data = any(get_metric(n).name in DATA_METRICS for n in [*objectives, *extra])
     supernet = create_supernet(args.supernet, weights=args.weights)
     problem = supernet_problem(
         supernet,
-        _split(args.objectives or DEFAULT_SUPERNET_OBJECTIVES),
-        extra_metrics=[c.metric for c in as_constraints(args.constraint)],
+        objectives,
+        extra_metrics=extra,
         runtime=args.runtime,
         device=args.device,
         batch_size=args.batch_size,
         threads=args.threads,
         lut=args.lut,
-        **_data_kwargs(args.supernet, args.data),
+        **(_data_kwargs(args.supernet, args.data) if needs_data else {}),
     )
     return problem, dict(problem.objectives)
 
