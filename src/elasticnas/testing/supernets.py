@@ -1,0 +1,287 @@
+"""The contract every super-network keeps, as a pytest test class.
+
+Use it for a super-network of your own (registered with ``register_supernet``)::
+
+    import pytest
+    from elasticnas.testing.supernets import SupernetContract
+
+    @pytest.fixture(params=["my_supernet"])
+    def supernet_name(request):
+        return request.param
+
+    class TestMySupernet(SupernetContract):
+        pass
+
+The checks: the search space is valid and serialisable; activate and extract agree
+(max abs difference <= 1e-5 in eval mode) on the largest, smallest and random
+sub-networks; analytic costs equal a forward-hook count of the extracted module and
+rise with the largest choices; ``pt`` and ``onnx`` exports round-trip; layer specs
+chain; checkpoints load strictly and wrong ones fail with a clear error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import torch
+from torch import nn
+
+from elasticnas.errors import CheckpointError, InvalidConfigError
+from elasticnas.space import Config, SearchSpace
+from elasticnas.supernets import Supernet, create_supernet
+
+PARITY_ATOL = 1e-5
+ONNX_ATOL = 1e-4
+
+
+def perturb_supernet(supernet: nn.Module, seed: int = 0, size: int = 32, batch: int = 4) -> None:
+    """Make a randomly initialised super-network's outputs informative for parity tests.
+
+    Batch-norm affine parameters and OFA's kernel transformation matrices get random
+    values, and batch-norm statistics are set from one training-mode forward pass of
+    the active (largest) sub-network on random ``size`` x ``size`` inputs.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in supernet.named_parameters():
+            if name.endswith("_matrix"):
+                p.add_(0.1 * torch.randn(p.shape, generator=gen))
+        for m in supernet.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5, generator=gen)
+                m.bias.normal_(0.0, 0.2, generator=gen)
+    momenta = {}
+    for m in supernet.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            momenta[m] = m.momentum
+            m.momentum = None  # cumulative average: one batch sets the statistics
+            m.reset_running_stats()
+    was_training = supernet.training
+    in_channels = getattr(supernet, "in_channels", 3)
+    x = torch.randn(batch, in_channels, size, size, generator=gen)
+    supernet.train()
+    with torch.no_grad():
+        supernet(x)
+    supernet.train(was_training)
+    for m, momentum in momenta.items():
+        m.momentum = momentum
+
+
+def count_by_hooks(module: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
+    """MACs and parameters of ``module`` measured with forward hooks on a real forward pass.
+
+    Independent of the analytic counter: convolutions count ``in/groups * kh * kw``
+    per output element, linear layers ``in * out``; parameters are counted once each.
+    """
+    total = [0]
+
+    def conv_hook(m: nn.Conv2d, _inp: Any, out: torch.Tensor) -> None:
+        total[0] += m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1] * out.numel() // out.shape[0]
+
+    def linear_hook(m: nn.Linear, _inp: Any, out: torch.Tensor) -> None:
+        total[0] += m.in_features * m.out_features * (out.numel() // out.shape[0] // m.out_features)
+
+    handles = []
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            handles.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.Linear):
+            handles.append(m.register_forward_hook(linear_hook))
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            module(torch.zeros(1, *input_shape))
+    finally:
+        for h in handles:
+            h.remove()
+        module.train(was_training)
+    return {"macs": total[0], "params": sum(p.numel() for p in module.parameters())}
+
+
+def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).abs().max())
+
+
+class SupernetContract:
+    """Tests every registered super-network must pass. Needs a ``supernet_name`` fixture.
+
+    Forward passes of large networks run at ``max_forward_size`` px at most (the
+    networks are resolution-agnostic); analytic costs are compared at that size too.
+    """
+
+    max_forward_size: ClassVar[int] = 64
+    n_random_configs: ClassVar[int] = 2
+    _cache: ClassVar[dict[str, Supernet]] = {}
+
+    @pytest.fixture(autouse=True)
+    def _one_thread(self) -> Any:
+        """Small-tensor work is fastest (and steadiest on shared machines) on one thread."""
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        yield
+        torch.set_num_threads(before)
+
+    # -- helpers -------------------------------------------------------------------
+    def make_supernet(self, name: str) -> Supernet:
+        """A seeded, perturbed instance (cached per name: super-networks are slow to build)."""
+        if name not in self._cache:
+            net = create_supernet(name, seed=0)
+            perturb_supernet(net, seed=0, size=min(32, self.max_forward_size))
+            self._cache[name] = net.eval()
+        net = self._cache[name]
+        net.eval()
+        return net
+
+    def configs(self, supernet: Supernet) -> list[Config]:
+        space = supernet.search_space
+        return [supernet.max_config(), supernet.min_config(), *space.sample_many(self.n_random_configs, seed=1)]
+
+    def forward_size(self, supernet: Supernet, config: Mapping[str, Any]) -> int:
+        return min(supernet.input_shape(config)[1], self.max_forward_size)
+
+    def inputs(self, supernet: Supernet, config: Mapping[str, Any], batch: int = 2, seed: int = 0) -> torch.Tensor:
+        s = self.forward_size(supernet, config)
+        gen = torch.Generator().manual_seed(seed)
+        return torch.randn(batch, supernet.in_channels, s, s, generator=gen)
+
+    # -- search space -------------------------------------------------------------------
+    def test_search_space_is_valid(self, supernet_name: str) -> None:
+        net = self.make_supernet(supernet_name)
+        space = net.search_space
+        assert isinstance(space, SearchSpace)
+        assert SearchSpace.from_json(space.to_json()) == space
+        for cfg in self.configs(net):
+            assert space.validate(cfg) == cfg
+            assert space.config_id(cfg) == space.config_id(space.loads(space.dumps(cfg)))
+        assert net.max_config() != net.min_config()
+        with pytest.raises(InvalidConfigError):
+            net.activate({"no_such_key": 1})
+        c, h, w = net.input_shape(net.max_config())
+        assert c == net.in_channels and h == w and h > 0
+
+    # -- activate / extract ---------------------------------------------------------------
+    def test_activate_and_extract_agree(self, supernet_name: str) -> None:
+        net = self.make_supernet(supernet_name)
+        outputs = []
+        for cfg in self.configs(net):
+            x = self.inputs(net, cfg)
+            net.activate(cfg)
+            assert net.active_config == net.search_space.validate(cfg)
+            sub = net.extract(cfg)
+            assert not sub.training
+            with torch.no_grad():
+                y_super, y_sub = net(x), sub(x)
+            assert y_super.shape == y_sub.shape == (2, y_super.shape[1])
+            assert y_super.abs().max() > 1e-3, "outputs vanish: the parity check would be vacuous"
+            assert max_abs_diff(y_super, y_sub) <= PARITY_ATOL
+            outputs.append(y_super[:, :5].clone())
+        # different sub-networks are different functions
+        assert max_abs_diff(outputs[0], outputs[1]) > 1e-4
+
+    def test_extract_holds_only_active_weights(self, supernet_name: str) -> None:
+        net = self.make_supernet(supernet_name)
+        cfg = net.min_config()
+        sub = net.extract(cfg)
+        n_sub = sum(p.numel() for p in sub.parameters())
+        assert n_sub == net.costs(cfg)["params"]
+        assert n_sub < sum(p.numel() for p in net.parameters())
+        for p_sub in sub.parameters():  # independent storage: editing the copy leaves the super-network alone
+            assert all(p_sub.data_ptr() != p.data_ptr() for p in net.parameters())
+
+    # -- costs ------------------------------------------------------------------------------
+    def test_costs_equal_a_hook_count_of_the_extracted_module(self, supernet_name: str) -> None:
+        net = self.make_supernet(supernet_name)
+        for cfg in self.configs(net):
+            s = self.forward_size(net, cfg)
+            expected = count_by_hooks(net.extract(cfg), (net.in_channels, s, s))
+            assert net.costs(cfg, resolution=s) == expected
+
+    def test_costs_rise_with_the_largest_choices(self, supernet_name: str) -> None:
+        net = self.make_supernet(supernet_name)
+        space = net.search_space
+        lo, hi = net.costs(net.min_config()), net.costs(net.max_config())
+        assert isinstance(lo["macs"], int) and isinstance(lo["params"], int)
+        assert 0 < lo["macs"] < hi["macs"] and 0 < lo["params"] < hi["params"]
+        for cfg in space.sample_many(10, seed=2):
+            c = net.costs(cfg)
+            assert lo["macs"] <= c["macs"] <= hi["macs"]
+            assert lo["params"] <= c["params"] <= hi["params"]
+            # raising any one choice to its largest value never lowers the costs
+            genes = space.to_genes(cfg)
+            for i in range(0, space.n_genes, max(1, space.n_genes // 6)):
+                g = genes.copy()
+                g[i] = space.cardinalities[i] - 1
+                up = net.costs(space.from_genes(g))
+                assert up["macs"] >= c["macs"] and up["params"] >= c["params"]
+
+    # -- layer specs ----------------------------------------------------------------------------
+    def test_layer_specs_chain_into_the_sub_network(self, supernet_name: str) -> None:
+        net = self.make_supernet(supernet_name)
+        cfg = net.search_space.sample(seed=3)
+        s = self.forward_size(net, cfg)
+        try:
+            specs = net.layer_specs(cfg, resolution=s)
+        except NotImplementedError:
+            pytest.skip(f"{supernet_name} has no layer specs")
+        assert specs and len({id(sp) for sp in specs}) == len(specs)
+        assert specs[0].input_shape == (net.in_channels, s, s)
+        x = torch.randn(1, *specs[0].input_shape)
+        macs = 0
+        for spec, nxt in zip(specs, [*specs[1:], None], strict=True):
+            assert tuple(x.shape[1:]) == spec.input_shape, spec.key
+            layer = spec.build().eval()
+            macs += count_by_hooks(layer, spec.input_shape)["macs"]
+            with torch.no_grad():
+                x = layer(x)
+            if nxt is not None and x.dim() == 2:
+                x = x[:, :, None, None]
+        assert x.shape[-1] == net.extract(cfg)(torch.zeros(1, net.in_channels, s, s)).shape[-1]
+        assert macs == net.costs(cfg, resolution=s)["macs"]
+
+    # -- export --------------------------------------------------------------------------------
+    def test_export_round_trip(self, supernet_name: str, tmp_path: Path) -> None:
+        from elasticnas.export import export_subnet, load_subnet
+
+        net = self.make_supernet(supernet_name)
+        cfg = net.search_space.sample(seed=4)
+        record = export_subnet(net, cfg, "pt", tmp_path / "sub.pt")
+        assert record.max_abs_diff == 0.0 and record.supernet_diff <= PARITY_ATOL
+        assert record.params == net.costs(cfg)["params"]
+        loaded = load_subnet(record.path)
+        x = self.inputs(net, cfg, seed=5)
+        with torch.no_grad():
+            assert max_abs_diff(loaded(x), net.extract(cfg)(x)) == 0.0
+        assert loaded.elasticnas_info["config"] == net.search_space.validate(cfg)
+        onnx_record = export_subnet(net, net.min_config(), "onnx", tmp_path / "sub.onnx")
+        assert Path(onnx_record.path).stat().st_size > 0
+        assert onnx_record.max_abs_diff <= ONNX_ATOL
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def test_checkpoints_load_strictly(self, supernet_name: str, tmp_path: Path) -> None:
+        net = self.make_supernet(supernet_name)
+        path = tmp_path / "ckpt.pt"
+        torch.save({"state_dict": net.state_dict()}, path)
+        clone = create_supernet(supernet_name, weights=path, seed=1)
+        cfg = net.search_space.sample(seed=6)
+        x = self.inputs(net, cfg)
+        net.activate(cfg)
+        clone.activate(cfg)
+        with torch.no_grad():
+            assert max_abs_diff(net(x), clone(x)) == 0.0
+        state = net.state_dict()
+        first = next(k for k in state if not k.endswith("num_batches_tracked"))
+        broken = dict(state)
+        broken[first] = torch.zeros(3, 3)
+        with pytest.raises(CheckpointError, match=first.replace(".", r"\.")):
+            clone.load_weights(broken)
+        missing = {k: v for k, v in state.items() if k != first}
+        with pytest.raises(CheckpointError, match="missing keys"):
+            clone.load_weights(missing)
+        with pytest.raises(CheckpointError, match="unexpected keys: extra.weight"):
+            clone.load_weights({**state, "extra.weight": torch.zeros(1)})
+        with pytest.raises(CheckpointError):
+            clone.load_weights(tmp_path / "does_not_exist.pt")
