@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from elasticnas.cli import _study_commands
 from elasticnas.errors import ElasticNASError
 
+from elasticnas.cli import _export
 from elasticnas.cli import _lut, _measure
 
-SUBCOMMAND_MODULES = [_study_commands, _measure, _lut]
+SUBCOMMAND_MODULES = [_study_commands, _export, _measure, _lut]
 
 
 def build_parser() -> argparse.ArgumentParser:
