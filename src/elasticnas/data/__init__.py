@@ -1,5 +1,13 @@
 """Data loading: tensors, Datasets, DataLoaders and ImageNet-layout image folders (Pillow-decoded)."""
 
+from elasticnas.data._builtin import (
+    BuiltinDataset,
+    builtin_dataset,
+    builtin_weights,
+    has_builtin_weights,
+    list_builtin_datasets,
+    register_builtin_dataset,
+)
 from elasticnas.data._imagefolder import (
     DEFAULT_CROP_FRACTION,
     IMAGE_EXTENSIONS,
@@ -14,6 +22,12 @@ from elasticnas.data._imagefolder import (
 )
 
 __all__ = [
+    "BuiltinDataset",
+    "builtin_dataset",
+    "builtin_weights",
+    "has_builtin_weights",
+    "list_builtin_datasets",
+    "register_builtin_dataset",
     "DEFAULT_CROP_FRACTION",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
