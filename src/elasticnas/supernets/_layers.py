@@ -270,6 +270,8 @@ class LinearLayer(nn.Module):
             "in_features": self.in_features,
             "out_features": self.out_features,
             "bias": self.bias,
+            "use_bn": False,
+            "act_func": None,
             "dropout_rate": self.dropout_rate,
         }
 

@@ -228,6 +228,8 @@ class ElasticResNet(Supernet):
                 "in_features": cin,
                 "out_features": self.num_classes,
                 "bias": True,
+                "use_bn": False,
+                "act_func": None,
                 "dropout_rate": self.classifier.dropout_rate,
             },
         }
