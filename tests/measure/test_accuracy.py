@@ -8,6 +8,15 @@ from elasticnas.data import DataError
 from elasticnas.measure import evaluate_accuracy, measure_accuracy, recalibrate_batchnorm
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small convolutions: one thread is fastest, and steadiest on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _batches(x, y, bs):
     return [(x[i : i + bs], y[i : i + bs]) for i in range(0, len(x), bs)]
 
@@ -80,8 +89,6 @@ def trained_toy():
     """A toy super-network trained a few seconds on real digits, a random sub-network per step."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small convolutions: one thread is fastest and steadiest
     train, val = _digits()
     net = ToySupernet(in_channels=1, classes=10, resolutions=(8,))
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
@@ -96,7 +103,6 @@ def trained_toy():
         loss.backward()
         opt.step()
     net.eval()
-    torch.set_num_threads(threads)
     return net, train, val
 
 

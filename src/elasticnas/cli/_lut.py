@@ -20,10 +20,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def _build(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from elasticnas.measure import build_lut, collect_layer_specs
+    from elasticnas.measure import TimingPolicy, build_lut, collect_layer_specs
+    from elasticnas.measure.lut import LUT_POLICY
     from elasticnas.measure.latency import check_device
     from elasticnas.supernets import create_supernet
 
@@ -46,6 +57,13 @@ def _build(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             threads=args.threads,
             specs=specs,
+            policy=TimingPolicy(
+                warmup_runs=LUT_POLICY.warmup_runs,
+                warmup_s=min(LUT_POLICY.warmup_s, args.budget_s),
+                min_time_s=min(LUT_POLICY.min_time_s, args.budget_s),
+                budget_s=args.budget_s,
+                rel_tol=LUT_POLICY.rel_tol,
+            ),
             seed=args.seed,
             progress=progress,
         )
@@ -63,6 +81,7 @@ def _build(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add ``elasticnas lut build``."""
     from elasticnas.measure import list_runtimes
+    from elasticnas.measure.lut import LUT_POLICY
 
     p = subparsers.add_parser("lut", help="latency lookup tables", description="Latency lookup tables.")
     sub = p.add_subparsers(dest="lut_command", metavar="ACTION", required=True)
@@ -80,6 +99,10 @@ def register(subparsers: Any) -> None:
     b.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     b.add_argument("--batch-size", type=_positive_int, default=1, help="default: 1")
     b.add_argument("--threads", type=_positive_int, help="threads pinned while timing (default: 1)")
+    b.add_argument(
+        "--budget-s", type=_positive_float, default=LUT_POLICY.budget_s,
+        help=f"most seconds of timed runs per layer (default: {LUT_POLICY.budget_s:g})",
+    )
     b.add_argument("--seed", type=int, default=0, help="seed of the sub-networks visited to find layers (default: 0)")
     b.add_argument("--out", required=True, help="JSON file to write")
     b.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -186,6 +186,7 @@ def collect_layer_specs(
     supernet: Any,
     *,
     configs: Iterable[Mapping[str, Any]] | None = None,
+    fixed: Mapping[str, Any] | None = None,
     seed: int = 0,
     patience: int = 300,
     max_configs: int = 20_000,
@@ -195,12 +196,15 @@ def collect_layer_specs(
     With ``configs`` only those sub-networks are covered. Otherwise we visit the
     smallest and largest sub-networks, then every value of every gene on a
     random background, then random sub-networks until ``patience`` in a row
-    bring no new key (or ``max_configs`` were visited).
+    bring no new key (or ``max_configs`` were visited). ``fixed`` overrides
+    choices in every visited configuration (``{"r": 160}``: one resolution only).
     """
     specs: dict[str, LayerSpecLike] = {}
+    overrides = dict(fixed or {})
 
     def add(cfg: Mapping[str, Any]) -> bool:
         new = False
+        cfg = supernet.search_space.validate({**cfg, **overrides})
         for spec in supernet.layer_specs(cfg):
             if spec.key not in specs:
                 specs[spec.key] = spec
@@ -209,7 +213,7 @@ def collect_layer_specs(
 
     if configs is not None:
         for cfg in configs:
-            add(supernet.search_space.validate(cfg))
+            add(cfg)
         return specs
     space = supernet.search_space
     rng = np.random.default_rng(seed)
