@@ -324,3 +324,12 @@ def test_tiny_family_options_and_seeds() -> None:
     with torch.no_grad():
         assert rgb.extract(cfg)(torch.randn(2, 3, 24, 24)).shape == (2, 5)
     assert type(rgb.blocks[1].conv) is type(create_supernet("ofa_mbv3_w10").blocks[1].conv)  # same code path
+
+
+def test_layer_specs_use_ofas_latency_table_keys() -> None:
+    keys = set((DATA / "note10_lut_224_keys.txt").read_text().split())
+    net = create_supernet("ofa_mbv3_w12")
+    for cfg in [net.max_config(), net.min_config(), *net.search_space.sample_many(20, seed=0)]:
+        specs = net.layer_specs({**cfg, "r": 224})
+        assert len(specs) == 1 + 1 + sum(cfg["d"]) + 4
+        assert {s.key for s in specs} <= keys

@@ -106,8 +106,20 @@ class Supernet(nn.Module, ABC):
         self._active = cfg
 
     def extract(self, config: Mapping[str, Any]) -> nn.Module:
-        """A standalone copy of sub-network ``config`` holding only its weights, in this module's train/eval mode."""
-        net = self._extract(self.search_space.validate(config))
+        """A standalone copy of sub-network ``config`` holding only its weights, in this module's train/eval mode.
+
+        The copies run on one torch thread (restored afterwards): they are many small
+        operations, which extra threads only slow down, badly so on a busy machine.
+        """
+        cfg = self.search_space.validate(config)
+        threads = torch.get_num_threads()
+        if threads > 1:
+            torch.set_num_threads(1)
+        try:
+            net = self._extract(cfg)
+        finally:
+            if threads > 1:
+                torch.set_num_threads(threads)
         return net.train(self.training)
 
     def arch(self, config: Mapping[str, Any]) -> dict[str, Any]:
