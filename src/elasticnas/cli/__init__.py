@@ -18,8 +18,9 @@ from elasticnas.errors import ElasticNASError
 
 from elasticnas.cli import _export
 from elasticnas.cli import _lut, _measure
+from elasticnas.cli import _train
 
-SUBCOMMAND_MODULES = [_study_commands, _export, _measure, _lut]
+SUBCOMMAND_MODULES = [_study_commands, _export, _measure, _lut, _train]
 
 
 def build_parser() -> argparse.ArgumentParser:

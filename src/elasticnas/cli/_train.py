@@ -1,0 +1,152 @@
+"""``elasticnas train``: train a super-network (progressive shrinking or the sandwich rule)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from elasticnas.errors import ElasticNASError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    from elasticnas.data import list_builtin_datasets
+    from elasticnas.training import TrainConfig, list_trainers
+
+    d = TrainConfig()
+    p = subparsers.add_parser(
+        "train",
+        help="train an elastic super-network (checkpoint every epoch; resumes an interrupted run)",
+        description=(
+            "Train a super-network with progressive shrinking (OFA) or the sandwich rule with in-place "
+            "distillation (BigNAS). A checkpoint is written to --out after every epoch; running the same "
+            "command again resumes from it and gives the same result as an uninterrupted run."
+        ),
+    )
+    p.add_argument("--supernet", required=True, help="registered super-network name, e.g. tiny_mbv3")
+    p.add_argument(
+        "--data",
+        default="digits",
+        help=f"built-in data set ({', '.join(list_builtin_datasets())}) or a folder with train/ and val/ "
+        "image folders in ImageNet layout (default: digits)",
+    )
+    p.add_argument("--method", default="sandwich", choices=list_trainers(), help="training method (default: sandwich)")
+    p.add_argument("--epochs", type=_positive_int, default=d.epochs, help=f"epochs (default: {d.epochs})")
+    p.add_argument("--out", required=True, help="checkpoint path, rewritten after every epoch")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"seed of the initialisation and the run (default: {d.seed})")
+    p.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default: {d.lr})")
+    p.add_argument(
+        "--num-random", type=int, default=d.num_random, help=f"random sub-networks per step (default: {d.num_random})"
+    )
+    p.add_argument("--kd-ratio", type=float, default=d.kd_ratio, help=f"distillation weight (default: {d.kd_ratio})")
+    p.add_argument("--augment-shift", type=int, default=d.augment_shift, help="max random shift in pixels (0: none)")
+    p.add_argument("--train-samples", type=_positive_int, help="train on the first N training samples only (smoke runs)")
+    p.add_argument("--weights-out", help="also write the final weights alone (no optimizer state) to this path")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--threads", type=_positive_int, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--overwrite", action="store_true", help="start afresh even if --out holds a checkpoint")
+    p.add_argument("--no-val", action="store_true", help="skip validating after every epoch")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _load_data(spec: str, resolution: int) -> tuple[Any, Any, Any, int, int]:
+    """(train, calib, val, in_channels, num_classes) for a built-in name or an image-folder root."""
+    from elasticnas.data._builtin import BUILTIN_DATASETS, builtin_dataset
+
+    if spec in BUILTIN_DATASETS:
+        ds = builtin_dataset(spec, resolution=resolution)
+        return ds.train, ds.calib, ds.val, ds.in_channels, ds.num_classes
+    root = Path(spec)
+    if not (root / "train").is_dir():
+        raise ElasticNASError(
+            f"--data {spec!r} is neither a built-in data set nor a folder holding train/ (and val/) image folders"
+        )
+    from elasticnas.data import ImageFolder
+
+    train = ImageFolder(root / "train", resolution)
+    val = ImageFolder(root / "val", resolution) if (root / "val").is_dir() else None
+    return train, train, val, 3, len(train.classes)
+
+
+def _print_epoch(r: Any) -> None:
+    val = "" if math.isnan(r.val_max) else f", val largest {r.val_max:.2f}%, smallest {r.val_min:.2f}%"
+    print(f"epoch {r.epoch} [{r.phase}]: loss {r.loss:.3f}, train acc {r.train_acc:.1f}%{val} ({r.seconds:.0f} s)", flush=True)
+
+
+def _first(data: Any, n: int) -> Any:
+    if isinstance(data, tuple):
+        return data[0][:n], data[1][:n]
+    from torch.utils.data import Subset
+
+    return Subset(data, range(min(n, len(data))))
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from elasticnas.supernets import SUPERNETS
+    from elasticnas.training import TrainConfig, create_trainer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    name = SUPERNETS.canonical(args.supernet)
+    probe = SUPERNETS.get(name)(seed=args.seed)
+    resolution = probe.resolution(probe.max_config())
+    train, calib, val, in_channels, num_classes = _load_data(args.data, resolution)
+    try:
+        net = SUPERNETS.get(name)(seed=args.seed, in_channels=in_channels, num_classes=num_classes)
+    except TypeError as exc:
+        raise ElasticNASError(f"super-network {name!r} cannot be built for this data: {exc}") from None
+    net.name = name
+    if args.train_samples:
+        train = _first(train, args.train_samples)
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        num_random=args.num_random,
+        kd_ratio=args.kd_ratio,
+        augment_shift=args.augment_shift,
+        seed=args.seed,
+    )
+    trainer = create_trainer(args.method, net, config, device=args.device)
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        print(f"resuming from {out}")
+    result = trainer.fit(
+        train,
+        out=out,
+        resume=not args.overwrite,
+        val_data=None if args.no_val else val,
+        calib_data=calib,
+        progress=not args.no_progress,
+        callback=_print_epoch if args.no_progress else None,
+    )
+    if result.resumed_from:
+        print(f"resumed after epoch {result.resumed_from}")
+    last = result.history[-1] if result.history else None
+    if last is not None:
+        msg = f"done: {len(result.history)} epochs, last loss {last.loss:.3f}, train acc {last.train_acc:.1f}%"
+        if not math.isnan(last.val_max):
+            msg += f", val largest {last.val_max:.2f}%, smallest {last.val_min:.2f}%"
+        print(msg)
+    print(f"checkpoint: {out}")
+    if args.weights_out:
+        path = trainer.export_weights(args.weights_out)
+        print(f"weights: {path} ({os.path.getsize(path) / 1e6:.2f} MB)")
+    return 0
+
