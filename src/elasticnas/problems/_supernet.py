@@ -46,9 +46,17 @@ def supernet_problem(
     )
 
 
+BUILTIN_DATA = {"tiny_mbv3": "digits"}  # super-network -> the built-in data set it was trained on
+
+
 def builtin_data(supernet_name: str) -> dict[str, Any]:
-    """Validation and calibration data shipped for a super-network (``val_data``, ``calib_data``)."""
-    raise ElasticNASError(
-        f"super-network {supernet_name!r} has no built-in data set; pass --data DIR "
-        "(ImageNet layout: DIR/val/<class>/<image>, and DIR/train/ for BatchNorm calibration)"
-    )
+    """Validation and calibration splits of the data set shipped for a super-network."""
+    from elasticnas.data import builtin_dataset
+
+    if supernet_name not in BUILTIN_DATA:
+        raise ElasticNASError(
+            f"super-network {supernet_name!r} has no built-in data set; pass --data DIR "
+            "(ImageNet layout: DIR/val/<class>/<image>, and DIR/train/ for BatchNorm calibration)"
+        )
+    data = builtin_dataset(BUILTIN_DATA[supernet_name])
+    return {"val_data": data.val, "calib_data": data.calib}

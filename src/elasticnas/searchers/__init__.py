@@ -8,6 +8,9 @@ from typing import Any
 from elasticnas.records import Constraint, Objective
 from elasticnas.registry import Registry
 from elasticnas.searchers._pymoo import AGEMOEASearcher, NSGA2Searcher, PymooSearcher, SMSEMOASearcher
+from elasticnas.searchers._linas import LINASSearcher
+from elasticnas.searchers._optimistic_hvi import OptimisticHVISearcher
+from elasticnas.searchers._optuna import OptunaNSGA2Searcher, OptunaTPESearcher
 from elasticnas.searchers._random import RandomSearcher
 from elasticnas.searchers.base import CheapMetric, Searcher
 from elasticnas.space import SearchSpace, Seed
@@ -44,11 +47,19 @@ register_searcher("random", RandomSearcher)
 register_searcher("nsga2", NSGA2Searcher)
 register_searcher("agemoea", AGEMOEASearcher)
 register_searcher("smsemoa", SMSEMOASearcher)
+register_searcher("optimistic_hvi", OptimisticHVISearcher)
+register_searcher("linas", LINASSearcher)
+register_searcher("optuna_nsga2", OptunaNSGA2Searcher)
+register_searcher("optuna_tpe", OptunaTPESearcher)
 
 __all__ = [
     "AGEMOEASearcher",
     "CheapMetric",
+    "LINASSearcher",
     "NSGA2Searcher",
+    "OptimisticHVISearcher",
+    "OptunaNSGA2Searcher",
+    "OptunaTPESearcher",
     "PymooSearcher",
     "RandomSearcher",
     "SMSEMOASearcher",

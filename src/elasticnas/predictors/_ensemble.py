@@ -1,0 +1,39 @@
+"""Ensembles: a mean and an uncertainty from several predictors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from elasticnas.errors import ElasticNASError
+from elasticnas.predictors.base import Predictor
+
+
+class Ensemble(Predictor):
+    """Average of member predictors.
+
+    The std combines the members' own uncertainty and their disagreement
+    (law of total variance): ``sqrt(mean(std_i^2) + var(mean_i))``.
+    """
+
+    has_uncertainty = True
+
+    def __init__(self, members: Sequence[Predictor], seed: int | None = None) -> None:
+        super().__init__(seed)
+        if not members:
+            raise ElasticNASError("an Ensemble needs at least one member")
+        self.members = list(members)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        for m in self.members:
+            m.fit(X, y)
+
+    def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        preds = [m.predict(X) for m in self.members]
+        means = np.stack([p[0] for p in preds])
+        var = np.stack([p[1] ** 2 for p in preds]).mean(axis=0) + means.var(axis=0)
+        return means.mean(axis=0), np.sqrt(var)
+
+    def __repr__(self) -> str:
+        return f"Ensemble({', '.join(type(m).__name__ for m in self.members)})"

@@ -1,0 +1,224 @@
+"""OFA-MobileNetV3 (w1.2) on ImageNet: accuracy from the OFA accuracy predictor, latency from the Note10 table.
+
+The accuracy predictor is the OFA authors' MLP (128-400-400-400-1, MIT),
+evaluated with numpy. Its input encoding (from the OFA repository): for each
+active block ``i`` one-hot kernel size at ``3*i + {3:0,5:1,7:2}[ks]`` and
+expand ratio at ``60 + 3*i + {3:0,4:1,6:2}[e]``; then one-hot resolution at
+``120 + (r - 112) // 16``. It reproduces the ``top1_ofa_predictor_w12``
+column of DyNAS-T's measured table, and the lookup-table sum its
+``lat_note10_lut_w12_ms`` column, to 1e-4.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from elasticnas.measure.ofa_lut import OFA_MBV3_STAGES, OFALookupTable
+from elasticnas.space import Choice, Config, SearchSpace
+
+KERNELS = (3, 5, 7)
+EXPANDS = (3, 4, 6)
+DEPTHS = (2, 3, 4)
+RESOLUTIONS = (160, 176, 192, 208, 224)
+N_BLOCKS = 20
+BLOCKS_PER_STAGE = 4
+
+# Hypervolume reference (accuracy_top1 %, latency ms): the smallest network's accuracy (75.31 %, r=160)
+# and the largest network's latency (92.40 ms, r=224), rounded outward.
+REFERENCE_POINT = (75.0, 95.0)
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "ofa_mbv3"
+
+
+class OFAMobileNetV3Space(SearchSpace):
+    """The OFA-MobileNetV3 space: 20 kernel sizes, 20 expand ratios, 5 stage depths, a resolution.
+
+    Blocks skipped by their stage's depth do not exist in the network, so
+    :meth:`canonicalize` sets their kernel size and expand ratio to the
+    smallest value: configurations differing only there share one config id.
+    """
+
+    def canonicalize(self, config: Config) -> Config:
+        if not {"ks", "e", "d"} <= config.keys():
+            return config
+        ks, e = list(config["ks"]), list(config["e"])
+        ks_min, e_min = self.choices["ks"].values[0], self.choices["e"].values[0]
+        for s, depth in enumerate(config["d"]):
+            for j in range(int(depth), BLOCKS_PER_STAGE):
+                ks[s * BLOCKS_PER_STAGE + j] = ks_min
+                e[s * BLOCKS_PER_STAGE + j] = e_min
+        return {**config, "ks": ks, "e": e}
+
+    def _active_blocks(self, G: np.ndarray) -> np.ndarray:
+        depth = np.array(self.choices["d"].values)[G[:, 2 * N_BLOCKS : 2 * N_BLOCKS + 5]]
+        return (np.arange(BLOCKS_PER_STAGE)[None, None, :] < depth[:, :, None]).reshape(len(G), N_BLOCKS)
+
+    def encode_genes(self, genes: np.ndarray, kind: Literal["onehot", "ordinal"] = "onehot") -> np.ndarray:
+        """As :meth:`SearchSpace.encode_genes`, but the one-hot columns of skipped blocks are all zero
+        (the encoding of the OFA accuracy predictor), so a skipped block never looks like a kernel-3 one."""
+        out = super().encode_genes(genes, kind)
+        if kind != "onehot":
+            return out
+        G = np.atleast_2d(genes)
+        inactive = ~self._active_blocks(G)
+        # one-hot columns: ks block i -> 3i..3i+2, e block i -> 60+3i..60+3i+2 (3 values each)
+        for base in (0, 3 * N_BLOCKS):
+            mask = np.repeat(inactive, 3, axis=1)  # (n, 60)
+            block = out[:, base : base + 3 * N_BLOCKS]
+            block[mask] = 0.0
+            out[:, base : base + 3 * N_BLOCKS] = block
+        return out
+
+    def canonical_genes(self, genes: np.ndarray) -> np.ndarray:
+        """Vectorised :meth:`canonicalize` on a gene matrix (rows of ks, e, d, r indices)."""
+        G = np.array(genes, dtype=np.int64, copy=True, ndmin=2)
+        active = self._active_blocks(G)
+        G[:, :N_BLOCKS][~active] = 0
+        G[:, N_BLOCKS : 2 * N_BLOCKS][~active] = 0
+        return G
+
+
+def ofa_mbv3_space(resolutions: tuple[int, ...] = RESOLUTIONS) -> OFAMobileNetV3Space:
+    return OFAMobileNetV3Space(
+        {
+            "ks": Choice(KERNELS, size=N_BLOCKS),
+            "e": Choice(EXPANDS, size=N_BLOCKS),
+            "d": Choice(DEPTHS, size=5),
+            "r": Choice(resolutions),
+        }
+    )
+
+
+class OFAAccuracyPredictor:
+    """The OFA authors' ImageNet top-1 predictor for the w1.2 super-network (numpy)."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        z = np.load(Path(path) if path is not None else DATA_DIR / "acc_predictor_mbv3_w12.npz")
+        self._layers = [(z[f"{i}_weight"].T.astype(np.float64), z[f"{i}_bias"].astype(np.float64)) for i in (0, 2, 4, 6)]
+
+    @staticmethod
+    def features(configs: list[Config]) -> np.ndarray:
+        X = np.zeros((len(configs), 128))
+        for row, c in enumerate(configs):
+            r = c["r"][0] if isinstance(c["r"], list | tuple) else c["r"]
+            for s, depth in enumerate(c["d"]):
+                for j in range(int(depth)):
+                    i = s * BLOCKS_PER_STAGE + j
+                    X[row, 3 * i + KERNELS.index(c["ks"][i])] = 1.0
+                    X[row, 60 + 3 * i + EXPANDS.index(c["e"][i])] = 1.0
+            X[row, 120 + (int(r) - 112) // 16] = 1.0
+        return X
+
+    def predict_features(self, X: np.ndarray) -> np.ndarray:
+        h = np.asarray(X, dtype=np.float64)
+        for W, b in self._layers[:-1]:
+            h = np.maximum(h @ W + b, 0.0)
+        W, b = self._layers[-1]
+        return (h @ W + b)[:, 0]
+
+    def top1(self, configs: list[Config]) -> np.ndarray:
+        """Top-1 accuracy in percent."""
+        return 100.0 * self.predict_features(self.features(configs))
+
+
+class OFAMobileNetV3Oracle:
+    """Vectorised accuracy and latency on gene matrices of :func:`ofa_mbv3_space` (for reference fronts)."""
+
+    def __init__(self, space: SearchSpace, lut: OFALookupTable, predictor: OFAAccuracyPredictor) -> None:
+        self.space = space
+        self.predictor = predictor
+        res = space.choices["r"].values
+        self._res = np.array(res)
+        # base[r], block[r, i, ks, e]
+        self._base = np.zeros(len(res))
+        self._block = np.zeros((len(res), N_BLOCKS, len(KERNELS), len(EXPANDS)))
+        for ri, r in enumerate(res):
+            smallest = {"ks": [3] * 20, "e": [3] * 20, "d": [2] * 5, "r": r}
+            total = lut.latency_ms(smallest)
+            keys = lut.layer_keys(smallest)
+            # base = total minus the 10 blocks of a depth-2 network
+            block_keys = keys[2:-4]
+            table = lut._tables[r]  # noqa: SLF001 - same package family, read-only
+            self._base[ri] = total - sum(table[k] for k in block_keys)
+            for ki, k in enumerate(KERNELS):
+                for ei, e in enumerate(EXPANDS):
+                    cfg = {"ks": [k] * 20, "e": [e] * 20, "d": [4] * 5, "r": r}
+                    for i, key in enumerate(lut.layer_keys(cfg)[2:-4]):
+                        self._block[ri, i, ki, ei] = table[key]
+
+    def _split(self, G: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        G = np.atleast_2d(G)
+        ks, e, d, r = G[:, :20], G[:, 20:40], G[:, 40:45], G[:, 45]
+        depth = np.array(DEPTHS)[d]  # (n, 5)
+        active = (np.arange(BLOCKS_PER_STAGE)[None, None, :] < depth[:, :, None]).reshape(len(G), N_BLOCKS)
+        return ks, e, active, r
+
+    def latency(self, G: np.ndarray) -> np.ndarray:
+        ks, e, active, r = self._split(G)
+        per_block = self._block[r[:, None], np.arange(N_BLOCKS)[None, :], ks, e]
+        return self._base[r] + (per_block * active).sum(axis=1)
+
+    def accuracy(self, G: np.ndarray) -> np.ndarray:
+        ks, e, active, r = self._split(G)
+        n = len(ks)
+        X = np.zeros((n, 128))
+        rows = np.repeat(np.arange(n), N_BLOCKS)
+        blocks = np.tile(np.arange(N_BLOCKS), n)
+        act = active.ravel()
+        X[rows[act], (3 * blocks + ks.ravel())[act]] = 1.0
+        X[rows[act], (60 + 3 * blocks + e.ravel())[act]] = 1.0
+        X[np.arange(n), 120 + (self._res[r] - 112) // 16] = 1.0
+        return 100.0 * self.predictor.predict_features(X)
+
+
+@functools.lru_cache(maxsize=1)
+def note10_lut() -> OFALookupTable:
+    return OFALookupTable.load(DATA_DIR / "note10_lut")
+
+
+@functools.lru_cache(maxsize=1)
+def accuracy_predictor() -> OFAAccuracyPredictor:
+    return OFAAccuracyPredictor()
+
+
+def reference_front_note10() -> np.ndarray:
+    """The stored reference front: columns accuracy_top1 (%), latency_note10_ms."""
+    import csv
+
+    with open(DATA_DIR / "note10_reference_front.csv", newline="") as fh:
+        rows = [(float(r["accuracy_top1"]), float(r["latency_note10_ms"])) for r in csv.DictReader(fh)]
+    return np.array(rows).reshape(-1, 2)
+
+
+def make_ofa_mbv3_note10() -> Any:
+    from elasticnas.problems.base import Problem
+
+    space = ofa_mbv3_space()
+    lut = note10_lut()
+    predictor = accuracy_predictor()
+
+    def evaluate(config: Config) -> dict[str, float]:
+        return {"accuracy_top1": float(predictor.top1([config])[0])}
+
+    def latency_note10_ms(config: Config) -> float:
+        return lut.latency_ms(config)
+
+    return Problem(
+        name="ofa_mbv3_note10",
+        space=space,
+        objectives={"accuracy_top1": "maximize", "latency_note10_ms": "minimize"},
+        evaluate=evaluate,
+        cheap_metrics={"latency_note10_ms": latency_note10_ms},
+        reference_point=REFERENCE_POINT,
+        description=(
+            "OFA-MobileNetV3 w1.2, r in {160..224}: ImageNet top-1 (%) from the OFA accuracy predictor "
+            "(expensive), Samsung Note10 latency (ms) from the OFA lookup table (cheap)"
+        ),
+        reference_front_fn=reference_front_note10,
+    )
+
+
