@@ -196,8 +196,17 @@ def main(argv: list[str] | None = None) -> int:
     default = f"latency{'_smoke' if args.smoke else ''}.json"
     out = Path(args.out) if args.out else RESULTS / default
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    _log(f"wrote {out} in {result['wall_s']:.0f} s")
+    # one file, one entry per super-network (and resolution): other runs' entries are kept
+    label = args.supernet + (f"@r{args.resolution}" if args.resolution else "")
+    try:
+        doc = json.loads(out.read_text())
+        if not isinstance(doc.get("runs"), dict):
+            raise ValueError
+    except (OSError, ValueError, AttributeError):
+        doc = {"benchmark": "latency", "runs": {}}
+    doc["runs"][label] = result
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    _log(f"wrote {out} [{label}] in {result['wall_s']:.0f} s")
     return 0
 
 
