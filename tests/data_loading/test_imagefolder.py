@@ -60,6 +60,14 @@ def test_grayscale_images_become_rgb(tmp_path):
     assert x.shape == (3, 8, 8)
 
 
+def test_one_channel_decoding(tmp_path):
+    _save(tmp_path / "a" / "c.png", np.full((20, 30, 3), 255))
+    x, _ = ImageFolder(tmp_path, 8, channels=1, mean=(0.5,), std=(0.25,))[0]
+    assert x.shape == (1, 8, 8) and torch.allclose(x, torch.full((1, 8, 8), 2.0))
+    with pytest.raises(DataError, match="1 or 3 channels"):
+        ImageFolder(tmp_path, 8, channels=2)
+
+
 @pytest.mark.parametrize(
     "make, message",
     [

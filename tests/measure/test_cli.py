@@ -69,6 +69,28 @@ def test_lut_build_then_measure_with_it(tmp_path):
     assert float(_rows(out)[0]["latency_lut_ms"]) == pytest.approx(lut.latency_ms(ToySupernet(), cfg), rel=1e-9)
 
 
+def test_accuracy_on_image_folders(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for cls in ("a", "b", "c"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for i in range(4):
+                Image.fromarray(rng.integers(0, 256, (20, 20), dtype=np.uint8)).save(tmp_path / split / cls / f"{i}.png")
+    src = _write_configs(tmp_path / "c.jsonl", [{"w": [8, 8, 8], "d": 1, "r": 8}, {"w": [16, 8, 8], "d": 2, "r": 12}])
+    out = tmp_path / "o.csv"
+    assert main(["measure", "--supernet", "toy_convnet", "--configs", src, "--out", str(out), "--quiet",
+                 "--metrics", "accuracy_top1,accuracy_top5,loss", "--val-data", str(tmp_path / "val"),
+                 "--calib-data", str(tmp_path / "train"), "--calib-batches", "1"]) == 0
+    for row in _rows(out):
+        top1, top5 = float(row["accuracy_top1"]), float(row["accuracy_top5"])
+        grid = {100 * k / 12 for k in range(13)}  # 12 validation images
+        assert top1 in grid and top5 in grid and top1 <= top5
+        assert float(row["loss"]) > 0
+
+
 @pytest.mark.parametrize(
     "lines, extra, message",
     [

@@ -10,6 +10,8 @@ from elasticnas.data._builtin import (
 )
 from elasticnas.data._imagefolder import (
     DEFAULT_CROP_FRACTION,
+    GRAY_MEAN,
+    GRAY_STD,
     IMAGE_EXTENSIONS,
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -29,6 +31,8 @@ __all__ = [
     "list_builtin_datasets",
     "register_builtin_dataset",
     "DEFAULT_CROP_FRACTION",
+    "GRAY_MEAN",
+    "GRAY_STD",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "IMAGE_EXTENSIONS",

@@ -19,6 +19,8 @@ from elasticnas.errors import ElasticNASError
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
+GRAY_MEAN: tuple[float] = (0.449,)  # the means of ImageNet's channel statistics, for one-channel images
+GRAY_STD: tuple[float] = (0.226,)
 DEFAULT_CROP_FRACTION = 0.875  # resize to r / 0.875, centre-crop r (224 -> 256 -> 224)
 
 
@@ -31,11 +33,19 @@ def eval_transform(
     resolution: int,
     *,
     crop_fraction: float = DEFAULT_CROP_FRACTION,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    channels: int = 3,
 ) -> torch.Tensor:
-    """Resize the shorter side to ``ceil(resolution / crop_fraction)``, centre-crop, normalise; (3, r, r)."""
-    image = image.convert("RGB")
+    """Resize the shorter side to ``ceil(resolution / crop_fraction)``, centre-crop, normalise; (channels, r, r).
+
+    ``channels`` is 3 (RGB) or 1 (grey); ``mean`` / ``std`` default to ImageNet's statistics.
+    """
+    if channels not in (1, 3):
+        raise DataError(f"images are decoded with 1 or 3 channels, not {channels}")
+    mean = mean if mean is not None else (IMAGENET_MEAN if channels == 3 else GRAY_MEAN)
+    std = std if std is not None else (IMAGENET_STD if channels == 3 else GRAY_STD)
+    image = image.convert("RGB" if channels == 3 else "L")
     short = math.ceil(resolution / crop_fraction)
     w, h = image.size
     if w <= h:
@@ -46,7 +56,7 @@ def eval_transform(
     left = (new_w - resolution) // 2
     top = (new_h - resolution) // 2
     image = image.crop((left, top, left + resolution, top + resolution))
-    arr = np.asarray(image, dtype=np.float32) / 255.0
+    arr = np.asarray(image, dtype=np.float32).reshape(resolution, resolution, channels) / 255.0
     arr = (arr - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
@@ -55,7 +65,7 @@ class ImageFolder(Dataset[tuple[torch.Tensor, int]]):
     """``root/<class>/<image>`` folders; classes are the sorted sub-folder names.
 
     Images are decoded with Pillow and transformed by :func:`eval_transform`
-    at ``resolution`` (the sub-network's input size).
+    at ``resolution`` (the sub-network's input size) with ``channels`` 3 (RGB) or 1 (grey).
     """
 
     def __init__(
@@ -64,8 +74,9 @@ class ImageFolder(Dataset[tuple[torch.Tensor, int]]):
         resolution: int,
         *,
         crop_fraction: float = DEFAULT_CROP_FRACTION,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        channels: int = 3,
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -73,9 +84,12 @@ class ImageFolder(Dataset[tuple[torch.Tensor, int]]):
         if resolution < 1:
             raise DataError(f"resolution must be >= 1, got {resolution}")
         self.resolution = int(resolution)
+        if channels not in (1, 3):
+            raise DataError(f"images are decoded with 1 or 3 channels, not {channels}")
         self.crop_fraction = crop_fraction
-        self.mean = tuple(mean)
-        self.std = tuple(std)
+        self.channels = channels
+        self.mean = tuple(mean) if mean is not None else None
+        self.std = tuple(std) if std is not None else None
         self.classes = sorted(d.name for d in self.root.iterdir() if d.is_dir() and not d.name.startswith("."))
         if not self.classes:
             raise DataError(f"image folder {str(self.root)!r} has no class sub-folders (expected root/<class>/<image>)")
@@ -97,7 +111,12 @@ class ImageFolder(Dataset[tuple[torch.Tensor, int]]):
         try:
             with Image.open(path) as image:
                 x = eval_transform(
-                    image, self.resolution, crop_fraction=self.crop_fraction, mean=self.mean, std=self.std
+                    image,
+                    self.resolution,
+                    crop_fraction=self.crop_fraction,
+                    mean=self.mean,
+                    std=self.std,
+                    channels=self.channels,
                 )
         except (OSError, ValueError) as exc:
             raise DataError(f"cannot decode image {str(path)!r}: {exc}") from None
@@ -115,20 +134,21 @@ def as_loader(
     shuffle: bool = False,
     seed: int = 0,
     num_workers: int = 0,
+    channels: int = 3,
 ) -> DataLoader[Any]:
     """A ``DataLoader`` over ``data``.
 
     ``data`` may be a ``DataLoader`` (returned unchanged), a ``Dataset``, a
     pair ``(inputs, labels)`` of tensors or arrays, or the path of an image
-    folder in ImageNet layout (then ``resolution`` is needed). Shuffling is
-    seeded.
+    folder in ImageNet layout (then ``resolution`` is needed; images are
+    decoded with ``channels`` 3 or 1). Shuffling is seeded.
     """
     if isinstance(data, DataLoader):
         return data
     if isinstance(data, str | os.PathLike):
         if resolution is None:
             raise DataError("an image folder needs the input resolution to decode images at")
-        dataset: Dataset[Any] = ImageFolder(data, resolution)
+        dataset: Dataset[Any] = ImageFolder(data, resolution, channels=channels)
     elif isinstance(data, Dataset):
         dataset = data
     elif isinstance(data, tuple | list) and len(data) == 2:

@@ -135,20 +135,23 @@ def measure_accuracy(
     device: str = "cpu",
     max_batches: int | None = None,
     seed: int = 0,
+    channels: int = 3,
 ) -> AccuracyResult:
     """Recalibrate BatchNorm on ``calib_data`` (when given) and evaluate on ``val_data``.
 
     ``model`` is modified in place (moved to ``device``, statistics replaced):
     pass an extracted sub-network. Image batches whose size differs from
-    ``resolution`` are resized; image folders are decoded at ``resolution``.
-    Calibration batches are drawn shuffled with ``seed``.
+    ``resolution`` are resized; image folders are decoded at ``resolution``
+    with ``channels`` (3 or 1). Calibration batches are drawn shuffled with ``seed``.
     """
     device = check_device(device)
     model = model.to(device)
     used = 0
     if calib_data is not None and calib_batches > 0:
-        calib = as_loader(calib_data, batch_size=batch_size, resolution=resolution, shuffle=True, seed=seed)
+        calib = as_loader(
+            calib_data, batch_size=batch_size, resolution=resolution, shuffle=True, seed=seed, channels=channels
+        )
         used = recalibrate_batchnorm(model, calib, calib_batches, device=device, resolution=resolution)
-    val = as_loader(val_data, batch_size=batch_size, resolution=resolution, shuffle=False)
+    val = as_loader(val_data, batch_size=batch_size, resolution=resolution, shuffle=False, channels=channels)
     result = evaluate_accuracy(model, val, device=device, resolution=resolution, max_batches=max_batches)
     return AccuracyResult(result.top1, result.top5, result.loss, result.n_samples, used)

@@ -210,6 +210,7 @@ class Measurer:
                 calib_data=self.calib_data,
                 calib_batches=self.calib_batches,
                 resolution=self.supernet.input_shape(config)[-1],
+                channels=self.supernet.input_shape(config)[0],
                 batch_size=self.eval_batch_size,
                 device=self.device,
                 max_batches=self.max_val_batches,
