@@ -34,7 +34,7 @@ from elasticnas.space import Config, SearchSpace, Seed
 
 Evaluate = Callable[[Config], Mapping[str, float]]
 
-DEFAULT_SEARCHER = "nsga2"
+DEFAULT_SEARCHER = "predicted_hvi"
 _ATTR = "elasticnas"  # study user attribute holding space, objectives, constraints
 _STATES = {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed"}
 
@@ -419,6 +419,9 @@ class Study:
                 if shared:  # other processes may write to the storage
                     known = self._known_ids()
                     searcher.pending.update(known - set(searcher.history))
+                    done = max(done, self.n_evals)  # their evaluations count toward n_evals too
+                    if done >= n_evals:
+                        break
                 if requeued:
                     proposals, requeued = requeued[:batch_size], requeued[batch_size:]
                 else:

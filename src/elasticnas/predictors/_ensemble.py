@@ -25,7 +25,14 @@ class Ensemble(Predictor):
             raise ElasticNASError("an Ensemble needs at least one member")
         self.members = list(members)
 
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Ensemble:
+        """Fit every member on ``y`` as given (each standardises it itself)."""
+        super().fit(X, y)
+        self._mu, self._sigma = 0.0, 1.0  # members predict in the units of y
+        return self
+
     def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        y = self._mu + self._sigma * y  # undo the base class's standardisation
         for m in self.members:
             m.fit(X, y)
 

@@ -42,6 +42,20 @@ def _ofa_mbv3_note10() -> Problem:
     return make_ofa_mbv3_note10()
 
 
+def _hwgpt_s_gpu() -> Problem:
+    from elasticnas.problems._hwgpt import make_hwgpt_problem
+
+    return make_hwgpt_problem("gpu")
+
+
+def _hwgpt_s_cpu() -> Problem:
+    from elasticnas.problems._hwgpt import make_hwgpt_problem
+
+    return make_hwgpt_problem("cpu")
+
+
 register_problem("ofa_mbv3_note10", _ofa_mbv3_note10)
+register_problem("hwgpt_s_gpu", _hwgpt_s_gpu)
+register_problem("hwgpt_s_cpu", _hwgpt_s_cpu)
 
 __all__ = ["PROBLEMS", "Problem", "create_problem", "list_problems", "register_problem"]

@@ -9,7 +9,7 @@ from elasticnas.records import Constraint, Objective
 from elasticnas.registry import Registry
 from elasticnas.searchers._pymoo import AGEMOEASearcher, NSGA2Searcher, PymooSearcher, SMSEMOASearcher
 from elasticnas.searchers._linas import LINASSearcher
-from elasticnas.searchers._optimistic_hvi import OptimisticHVISearcher
+from elasticnas.searchers._predicted_hvi import PredictedHVISearcher
 from elasticnas.searchers._optuna import OptunaNSGA2Searcher, OptunaTPESearcher
 from elasticnas.searchers._random import RandomSearcher
 from elasticnas.searchers.base import CheapMetric, Searcher
@@ -47,7 +47,7 @@ register_searcher("random", RandomSearcher)
 register_searcher("nsga2", NSGA2Searcher)
 register_searcher("agemoea", AGEMOEASearcher)
 register_searcher("smsemoa", SMSEMOASearcher)
-register_searcher("optimistic_hvi", OptimisticHVISearcher)
+register_searcher("predicted_hvi", PredictedHVISearcher)
 register_searcher("linas", LINASSearcher)
 register_searcher("optuna_nsga2", OptunaNSGA2Searcher)
 register_searcher("optuna_tpe", OptunaTPESearcher)
@@ -57,7 +57,7 @@ __all__ = [
     "CheapMetric",
     "LINASSearcher",
     "NSGA2Searcher",
-    "OptimisticHVISearcher",
+    "PredictedHVISearcher",
     "OptunaNSGA2Searcher",
     "OptunaTPESearcher",
     "PymooSearcher",

@@ -71,7 +71,7 @@ class LINASSearcher(Searcher):
         *args: Any,
         population: int = 50,
         inner_evals: int = 20000,
-        predictor: str = "svr",
+        predictor: str = "ridge",
         cheap_predictor: str = "ridge",
         predict_cheap_metrics: bool = False,
         **kwargs: Any,

@@ -1,4 +1,4 @@
-"""Predictor-guided search: batches chosen by optimistic hypervolume improvement over a predicted pool."""
+"""Predictor-guided search: batches chosen by the hypervolume improvement of predicted objectives over a large pool."""
 
 from __future__ import annotations
 
@@ -59,23 +59,27 @@ def hypervolume_improvement(front: np.ndarray, points: np.ndarray, ref: np.ndarr
     return out
 
 
-class OptimisticHVISearcher(Searcher):
-    """Proposes batches that maximise optimistic hypervolume improvement under predictor uncertainty.
+class PredictedHVISearcher(Searcher):
+    """Proposes batches that maximise the hypervolume improvement of predicted objectives (``predicted_hvi``).
 
     Each round:
 
-    1. fit one predictor (default: an ensemble of Bayesian ridge, extra trees
-       and a small MLP, giving a mean and a std) per *expensive* metric on the
-       finished trials; cheap metrics are never predicted, they are computed
-       exactly for every candidate;
+    1. fit one predictor (default: Bayesian ridge, which gives a mean and a
+       std; any registered predictor or ensemble can be passed) per *expensive*
+       metric on the finished trials; cheap metrics are never predicted, they
+       are computed exactly for every candidate;
     2. grow a candidate pool in a few generations of mutation and crossover
-       from the evaluated front (plus some uniform samples), keeping the
-       candidates that are optimistically non-dominated as next parents;
+       from the evaluated front and the previous round's predicted elite (plus
+       some uniform samples), keeping the candidates that are predicted
+       non-dominated as next parents (the elite carries over between rounds,
+       so the search on the predictors accumulates);
        candidates violating a cheap constraint are dropped, those violating
        an expensive one even optimistically are dropped;
     3. pick the batch greedily: each pick maximises the hypervolume its
-       optimistic objective vector (mean - ``beta`` std for every predicted
-       objective, exact for cheap ones) adds to the current front, and is then
+       objective vector (predicted mean - ``beta`` std for every predicted
+       objective, exact for cheap ones; ``beta > 0`` is optimistic, the
+       default 0 trusts the mean, which measured best on OFA-MobileNetV3)
+       adds to the current front, and is then
        added to the front at its predicted mean (a "believer"), which spreads
        the batch along the front. Pending proposals enter the front the same
        way, so batches for parallel workers do not collide.
@@ -88,10 +92,10 @@ class OptimisticHVISearcher(Searcher):
     def __init__(
         self,
         *args: Any,
-        predictor: str | PredictorFactory = "ensemble",
+        predictor: str | PredictorFactory = "ridge",
         n_initial: int = 20,
         round_size: int = 10,
-        beta: float = 1.0,
+        beta: float = 0.0,
         pool_generations: int = 6,
         offspring_per_generation: int = 500,
         random_fraction: float = 0.1,
@@ -414,7 +418,7 @@ class OptimisticHVISearcher(Searcher):
                 quality[name] = q.to_dict()
         times = self._round_seconds
         return {
-            "searcher": "optimistic_hvi",
+            "searcher": "predicted_hvi",
             "predictor": self.predictor_name,
             "predictor_quality": quality,
             "rounds": self._rounds,

@@ -1,0 +1,86 @@
+"""Searcher overhead: wall time of one round of 50 proposals, predictor fitting included.
+
+In the OFA-MobileNetV3 space (``ofa_mbv3_note10``), a searcher is told ``n``
+finished trials (random sub-networks evaluated by the oracle), then
+``ask(50)`` is timed: for ``predicted_hvi`` that is one predictor fit, the
+candidate pool and the batch selection; for ``linas`` one LINAS loop (predictor
+fits and an inner NSGA-II of ``--linas-inner-evals`` predictor calls, DyNAS-T's
+20,000 for this space). Target: <= 2 s per round for ``predicted_hvi``.
+
+    python benchmarks/overhead.py --smoke     # CI, < 60 s
+    python benchmarks/overhead.py             # full
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from elasticnas.problems import create_problem  # noqa: E402
+from elasticnas.records import TrialRecord  # noqa: E402
+from elasticnas.searchers import create_searcher  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+def time_round(method: str, n_trials: int, seed: int, kwargs: dict[str, Any], batch: int = 50) -> tuple[float, int]:
+    problem = create_problem("ofa_mbv3_note10")
+    space = problem.space
+    configs = space.sample_many(n_trials, seed=1000 + seed)
+    records = [TrialRecord(i, c, space.config_id(c), problem(c)) for i, c in enumerate(configs)]
+    searcher = create_searcher(
+        method, space, problem.objective_list, cheap_metrics=dict(problem.cheap_metrics), seed=seed, **kwargs
+    )
+    searcher.tell(records)
+    start = time.perf_counter()
+    proposals = searcher.ask(batch)
+    elapsed = time.perf_counter() - start
+    return elapsed, len(proposals)  # LINAS may propose fewer: its final population can hold evaluated ones
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--trials", type=int, nargs="+", default=[100, 250, 500, 1000])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--linas-inner-evals", type=int, default=20000)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.trials, args.repeats, args.linas_inner_evals = [100], 1, 2000
+    out = args.out or HERE / "results" / ("overhead_smoke.json" if args.smoke else "overhead.json")
+    methods = {"predicted_hvi": {"round_size": 50}, "linas": {"inner_evals": args.linas_inner_evals}}
+    rows = []
+    for n in args.trials:
+        for method, kw in methods.items():
+            res = [time_round(method, n, seed, kw) for seed in range(args.repeats)]
+            times = [t for t, _ in res]
+            rows.append({"method": method, "n_trials": n, "seconds_median": float(np.median(times)),
+                         "seconds_max": float(np.max(times)), "seconds": times, "proposed": [k for _, k in res]})
+            print(f"{method:14s} n={n:5d}  {np.median(times):7.2f} s per round of 50 (max {np.max(times):.2f})",
+                  flush=True)
+    result = {
+        "command": "python benchmarks/overhead.py" + (" --smoke" if args.smoke else ""),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average": os.getloadavg()},
+        "linas_inner_evals": args.linas_inner_evals,
+        "target_seconds": 2.0,
+        "rows": rows,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

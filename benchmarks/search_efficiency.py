@@ -1,0 +1,242 @@
+"""Search efficiency side by side: hypervolume against the number of expensive evaluations.
+
+Every method runs on the same problems with the same seeds in one run; the
+claims are ratios between them. Each run drives a searcher through its public
+ask / tell interface (what ``Study.optimize`` does, without the storage), one
+proposal at a time, until ``--budget`` expensive evaluations; cheap metrics
+(lookup-table latency) are free, as in ``study.optimize(cheap_metrics=...)``.
+
+Hypervolume uses each problem's fixed reference point and is reported as a
+fraction of the reference front's hypervolume (exhaustive for the tabular
+HW-GPT-Bench problems; a 5.6x10^5-evaluation oracle search for OFA).
+
+    python benchmarks/search_efficiency.py --smoke                   # CI, < 60 s
+    python benchmarks/search_efficiency.py --seeds 10 --workers 2    # full run (see README for wall time)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from elasticnas.pareto import hypervolume, hypervolume_history  # noqa: E402
+from elasticnas.problems import create_problem  # noqa: E402
+from elasticnas.records import TrialRecord  # noqa: E402
+from elasticnas.searchers import create_searcher  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+CHECKPOINTS = (100, 250, 500, 1000)
+OURS = "predicted_hvi"
+METHODS = ("random", "nsga2", "optuna_nsga2", "optuna_tpe", "linas", OURS)
+PROBLEMS = ("ofa_mbv3_note10", "hwgpt_s_gpu", "hwgpt_s_cpu")
+
+
+def run_one(problem_name: str, method: str, seed: int, budget: int, searcher_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """One search; returns the hypervolume fraction after every evaluation."""
+    problem = create_problem(problem_name)
+    objectives = problem.objective_list
+    searcher = create_searcher(
+        method, problem.space, objectives, cheap_metrics=dict(problem.cheap_metrics), seed=seed, **searcher_kwargs
+    )
+    F: list[list[float]] = []
+    start = time.perf_counter()
+    number = 0
+    stalls = 0
+    while len(F) < budget and stalls < 20:
+        proposals = searcher.ask(1)
+        if not proposals:
+            stalls += 1
+            continue
+        records = []
+        for cfg in proposals:
+            metrics = problem(cfg)
+            records.append(TrialRecord(number, cfg, problem.space.config_id(cfg), metrics))
+            number += 1
+            F.append([o.sign * float(metrics[o.name]) for o in objectives])
+        searcher.tell(records)
+    seconds = time.perf_counter() - start
+    ref = problem.reference_point_min()
+    front = problem.reference_front() * np.array([o.sign for o in objectives])
+    hv_ref = hypervolume(front, ref)
+    history = hypervolume_history(np.array(F), ref) / hv_ref
+    return {"problem": problem_name, "method": method, "seed": seed, "seconds": seconds, "hv": history.tolist()}
+
+
+def _evals_to_reach(history: np.ndarray, target: float) -> float:
+    hit = np.flatnonzero(history >= target - 1e-12)
+    return float(hit[0] + 1) if len(hit) else float("inf")
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    v = np.array(values, dtype=float)
+    if np.all(np.isinf(v)):
+        return {"median": float("inf"), "q25": float("inf"), "q75": float("inf")}
+    return {
+        "median": float(np.median(v)),
+        "q25": float(np.percentile(v, 25)),
+        "q75": float(np.percentile(v, 75)),
+    }
+
+
+def summarise(runs: list[dict[str, Any]], budget: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for problem in sorted({r["problem"] for r in runs}):
+        pr = [r for r in runs if r["problem"] == problem]
+        methods = [m for m in METHODS if any(r["method"] == m for r in pr)]
+        hv_at: dict[str, dict[str, Any]] = {}
+        for m in methods:
+            hists = [np.array(r["hv"]) for r in pr if r["method"] == m]
+            n_min = min(len(h) for h in hists)
+            hv_at[m] = {str(k): _stats([float(h[k - 1]) for h in hists]) for k in CHECKPOINTS if k <= n_min}
+            hv_at[m]["seconds"] = _stats([r["seconds"] for r in pr if r["method"] == m])
+        targets = {}
+        if "nsga2" in methods:
+            k = max(int(c) for c in hv_at["nsga2"] if c.isdigit())
+            targets[f"nsga2@{k}"] = (hv_at["nsga2"][str(k)]["median"], k)
+        if "linas" in methods and "500" in hv_at["linas"]:
+            targets["linas@500"] = (hv_at["linas"]["500"]["median"], 500)
+        reach: dict[str, Any] = {}
+        for tname, (target, base_evals) in targets.items():
+            reach[tname] = {"target_hv_fraction": target, "methods": {}}
+            for m in methods:
+                evals = [_evals_to_reach(np.array(r["hv"]), target) for r in pr if r["method"] == m]
+                st = _stats(evals)
+                st["reached"] = int(np.sum(np.isfinite(evals)))
+                st["runs"] = len(evals)
+                st["speedup"] = base_evals / st["median"] if np.isfinite(st["median"]) else 0.0
+                reach[tname]["methods"][m] = st
+        out[problem] = {"hv_fraction": hv_at, "evals_to_reach": reach}
+    return out
+
+
+def dynast_traces(max_evals: tuple[int, ...] = (100, 250, 500)) -> dict[str, Any]:
+    """DyNAS-T's own OFA-MobileNetV3 w1.0 runs (measured ImageNet top-1 vs MACs), hypervolume after N evaluations,
+    as a fraction of the union of all five traces' front. A different oracle from ours: compare ratios only."""
+    folder = HERE / "data" / "dynast_traces"
+    traces = {}
+    for path in sorted(folder.glob("mbnv3w10_*.csv")):
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        traces[path.stem] = np.array([[-float(r["Top-1 Acc (%)"]), float(r["MACs"]) / 1e6] for r in rows])
+    if not traces:
+        return {}
+    allF = np.vstack(list(traces.values()))
+    ref = np.array([allF[:, 0].max(), allF[:, 1].max()])
+    hv_ref = hypervolume(allF, ref)
+    out = {"note": "DyNAS-T's published runs: measured ImageNet top-1 (w1.0, r=224) vs MACs; reference point = worst "
+           "accuracy and MACs seen in any trace; fraction of the union front of all traces. Different oracle and "
+           "objectives from the tables above.", "traces": {}}
+    for name, F in traces.items():
+        h = hypervolume_history(F, ref) / hv_ref
+        out["traces"][name] = {"n_evals": len(F), **{str(k): float(h[min(k, len(h)) - 1]) for k in max_evals}}
+    return out
+
+
+def plot(runs: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    problems = sorted({r["problem"] for r in runs})
+    fig, axes = plt.subplots(1, len(problems), figsize=(5.5 * len(problems), 4.2), squeeze=False)
+    for ax, problem in zip(axes[0], problems, strict=True):
+        for m in METHODS:
+            hists = [r["hv"] for r in runs if r["problem"] == problem and r["method"] == m]
+            if not hists:
+                continue
+            n = min(len(h) for h in hists)
+            H = np.array([h[:n] for h in hists])
+            x = np.arange(1, n + 1)
+            med = np.median(H, axis=0)
+            ax.plot(x, med, label=m, lw=2.2 if m == OURS else 1.2)
+            ax.fill_between(x, np.percentile(H, 25, axis=0), np.percentile(H, 75, axis=0), alpha=0.15)
+        ax.set_title(problem)
+        ax.set_xlabel("expensive evaluations")
+        ax.set_ylabel("hypervolume / reference")
+        ax.set_xscale("log")
+        ax.set_ylim(0.5, 1.0)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="tiny run for CI (< 60 s)")
+    ap.add_argument("--problems", nargs="+", default=list(PROBLEMS))
+    ap.add_argument("--methods", nargs="+", default=list(METHODS))
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--budget", type=int, default=1000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--linas-inner-evals", type=int, default=20000, help="LINAS predictor calls per loop (DyNAS-T: 20,000)")
+    ap.add_argument("--budgets", nargs="*", default=[], metavar="METHOD=N", help="per-method budget overrides")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--plot", type=Path, default=None)
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.problems, args.methods, args.seeds, args.budget = ["ofa_mbv3_note10"], ["random", "nsga2", "linas", OURS], 1, 100
+        args.linas_inner_evals = 1000
+    out = args.out or HERE / "results" / ("search_efficiency_smoke.json" if args.smoke else "search_efficiency.json")
+    png = args.plot or HERE / "results" / ("search_efficiency_smoke.png" if args.smoke else "search_efficiency.png")
+    kwargs: dict[str, dict[str, Any]] = {"linas": {"inner_evals": args.linas_inner_evals}}
+    budgets = {m: args.budget for m in args.methods} | {k: int(v) for k, v in (b.split("=") for b in args.budgets)}
+    jobs = [(p, m, s, budgets[m], kwargs.get(m, {})) for p in args.problems for s in range(args.seeds) for m in args.methods]
+    # longest jobs first keeps the workers busy
+    cost = {"linas": 5, "optuna_tpe": 4, OURS: 3, "optuna_nsga2": 2}
+    jobs.sort(key=lambda j: -cost.get(j[1], 1))
+    start = time.time()
+    runs: list[dict[str, Any]] = []
+    if args.workers > 1:
+        with ProcessPoolExecutor(args.workers) as pool:
+            futures = [pool.submit(run_one, *j) for j in jobs]
+            for f in futures:
+                runs.append(f.result())
+                r = runs[-1]
+                print(f"{r['problem']:16s} {r['method']:14s} seed {r['seed']:2d} {r['seconds']:7.1f}s "
+                      f"hv@end {r['hv'][-1]:.4f}", flush=True)
+    else:
+        for j in jobs:
+            runs.append(run_one(*j))
+            r = runs[-1]
+            print(f"{r['problem']:16s} {r['method']:14s} seed {r['seed']:2d} {r['seconds']:7.1f}s "
+                  f"hv@end {r['hv'][-1]:.4f}", flush=True)
+    wall = time.time() - start
+    result = {
+        "command": " ".join(["python", "benchmarks/search_efficiency.py", *(argv if argv is not None else sys.argv[1:])]),
+        "wall_seconds": wall,
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_average": os.getloadavg()},
+        "budget": args.budget,
+        "budgets": budgets,
+        "seeds": args.seeds,
+        "methods": args.methods,
+        "summary": summarise(runs, args.budget),
+        "dynast_traces": dynast_traces(),
+        "runs": runs,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, default=lambda x: None if not np.isfinite(x) else x))
+    plot(runs, png)
+    print(f"wrote {out} and {png} in {wall:.0f} s")
+    print(json.dumps(result["summary"], indent=1, default=str)[:4000])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

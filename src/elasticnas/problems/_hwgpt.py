@@ -1,0 +1,188 @@
+"""HW-GPT-Bench, GPT-S space: perplexity (expensive) and measured latency (cheap) of 10,000 sub-networks.
+
+The table covers 10,000 of the ~10^13 configurations of the choices below,
+so the space is *projected* onto the table: :class:`HWGPTSpace` canonicalises
+every configuration to the nearest architecture in the table (weighted Hamming
+distance on the choices: embedding dim and layer count weigh 4, each active
+layer's MLP ratio and head count 1, inactive layers set to their first value;
+ties go to the lower table row). A
+searcher can therefore propose anything; configurations that project to the
+same table architecture share one config id, so they are evaluated once. The
+exhaustive front of the table is the reference front. ``sample_bias`` varies
+in the table but never distinguishes two architectures, so it is not a choice.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import gzip
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from elasticnas.pareto import non_dominated_mask
+from elasticnas.space import Choice, Config, SearchSpace
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "hwgpt_s"
+EMBED = (192, 384, 768)
+LAYERS = (10, 11, 12)
+MLP = (2, 3, 4)
+HEADS = (4, 8, 12)
+MAX_LAYERS = 12
+
+
+@functools.lru_cache(maxsize=1)
+def load_table() -> dict[str, np.ndarray]:
+    """The bundled table: canonical gene matrix ``genes`` and metric columns."""
+    with gzip.open(DATA_DIR / "hwgpt_s_table.csv.gz", "rt", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    genes = np.zeros((len(rows), 2 + 2 * MAX_LAYERS), dtype=np.int64)
+    for k, r in enumerate(rows):
+        n_layer = int(r["n_layer"])
+        genes[k, 0] = EMBED.index(int(r["embed_dim"]))
+        genes[k, 1] = LAYERS.index(n_layer)
+        for i in range(n_layer):
+            genes[k, 2 + i] = MLP.index(int(r[f"mlp_ratio_{i}"]))
+            genes[k, 2 + MAX_LAYERS + i] = HEADS.index(int(r[f"n_head_{i}"]))
+    out = {"genes": genes}
+    for col in ("perplexity", "lat_ms_a100", "lat_s_cpu_a6000"):
+        out[col] = np.array([float(r[col]) for r in rows])
+    return out
+
+
+def _active(G: np.ndarray) -> np.ndarray:
+    n_layer = np.array(LAYERS)[G[:, 1]]
+    return np.arange(MAX_LAYERS)[None, :] < n_layer[:, None]
+
+
+def _zero_inactive(G: np.ndarray) -> np.ndarray:
+    G = np.array(G, dtype=np.int64, copy=True, ndmin=2)
+    act = _active(G)
+    G[:, 2 : 2 + MAX_LAYERS][~act] = 0
+    G[:, 2 + MAX_LAYERS :][~act] = 0
+    return G
+
+
+class HWGPTSpace(SearchSpace):
+    """GPT-S choices, every configuration projected onto the nearest HW-GPT-Bench table architecture."""
+
+    def _table_rows(self, G: np.ndarray) -> np.ndarray:
+        G = _zero_inactive(G)
+        out = np.empty(len(G), dtype=np.int64)
+        lookup = _row_index()
+        missing = []
+        for k, g in enumerate(G):
+            hit = lookup.get(g.tobytes())
+            if hit is None:
+                missing.append(k)
+            else:
+                out[k] = hit
+        if missing:
+            # weighted Hamming distance = total weight - weighted one-hot agreement: one matrix product
+            onehot = _weighted_onehot(G[missing])
+            for start in range(0, len(missing), 512):
+                agree = onehot[start : start + 512] @ _table_onehot().T
+                out[np.array(missing[start : start + 512])] = np.argmax(agree, axis=1)
+        return out
+
+    def canonical_genes(self, genes: np.ndarray) -> np.ndarray:
+        """Vectorised :meth:`canonicalize`: the genes of the nearest table architecture of every row."""
+        return load_table()["genes"][self._table_rows(np.atleast_2d(genes))].copy()
+
+    def table_row(self, config: Config) -> int:
+        """Row of the table holding ``config`` (after projection)."""
+        return int(self._table_rows(SearchSpace.to_genes(self, config)[None, :])[0])
+
+    def canonicalize(self, config: Config) -> Config:
+        if not {"embed_dim", "n_layer", "mlp_ratio", "n_head"} <= config.keys():
+            return config
+        g = np.array(
+            [EMBED.index(config["embed_dim"]), LAYERS.index(config["n_layer"])]
+            + [MLP.index(v) for v in config["mlp_ratio"]]
+            + [HEADS.index(v) for v in config["n_head"]]
+        )
+        c = self.canonical_genes(g)[0]
+        return {
+            "embed_dim": EMBED[c[0]],
+            "n_layer": LAYERS[c[1]],
+            "mlp_ratio": [MLP[v] for v in c[2 : 2 + MAX_LAYERS]],
+            "n_head": [HEADS[v] for v in c[2 + MAX_LAYERS :]],
+        }
+
+    def encode_genes(self, genes: np.ndarray, kind: Literal["onehot", "ordinal"] = "onehot") -> np.ndarray:
+        """As :meth:`SearchSpace.encode_genes`; one-hot columns of layers beyond ``n_layer`` are zero."""
+        out = super().encode_genes(genes, kind)
+        if kind == "onehot":
+            inactive = ~_active(np.atleast_2d(genes))
+            mask = np.repeat(inactive, 3, axis=1)
+            for base in (6, 6 + 3 * MAX_LAYERS):
+                block = out[:, base : base + 3 * MAX_LAYERS]
+                block[mask] = 0.0
+                out[:, base : base + 3 * MAX_LAYERS] = block
+        return out
+
+
+_WEIGHTS = np.array([4.0, 4.0] + [1.0] * (2 * MAX_LAYERS), dtype=np.float32)
+
+
+def _weighted_onehot(G: np.ndarray) -> np.ndarray:
+    out = np.zeros((len(G), G.shape[1] * 3), dtype=np.float32)
+    rows = np.repeat(np.arange(len(G)), G.shape[1])
+    cols = (3 * np.arange(G.shape[1])[None, :] + G).ravel()
+    out[rows, cols] = np.tile(_WEIGHTS, len(G))
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _table_onehot() -> np.ndarray:
+    return (_weighted_onehot(load_table()["genes"]) > 0).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def _row_index() -> dict[bytes, int]:
+    return {g.tobytes(): k for k, g in enumerate(load_table()["genes"])}
+
+
+def hwgpt_space() -> HWGPTSpace:
+    return HWGPTSpace(
+        {
+            "embed_dim": Choice(EMBED),
+            "n_layer": Choice(LAYERS),
+            "mlp_ratio": Choice(MLP, size=MAX_LAYERS),
+            "n_head": Choice(HEADS, size=MAX_LAYERS),
+        }
+    )
+
+
+def make_hwgpt_problem(device: Literal["gpu", "cpu"]) -> Any:
+    from elasticnas.problems.base import Problem
+
+    space = hwgpt_space()
+    table = load_table()
+    latency = table["lat_ms_a100"] if device == "gpu" else 1000.0 * table["lat_s_cpu_a6000"]
+    perplexity = table["perplexity"]
+
+    def evaluate(config: Config) -> dict[str, float]:
+        return {"perplexity": float(perplexity[space.table_row(config)])}
+
+    def latency_ms(config: Config) -> float:
+        return float(latency[space.table_row(config)])
+
+    F = np.column_stack([perplexity, latency])
+    front = F[non_dominated_mask(F)]
+    front = front[np.argsort(front[:, 1])]
+    # reference point: the worst perplexity and latency in the table, pushed out by 1 % of their range
+    ref = F.max(axis=0) + 0.01 * (F.max(axis=0) - F.min(axis=0))
+    where = "NVIDIA A100 (lat_ms_a100)" if device == "gpu" else "the CPU of the A6000 host (lat_s_cpu_a6000, in ms)"
+    return Problem(
+        name=f"hwgpt_s_{device}",
+        space=space,
+        objectives={"perplexity": "minimize", "latency_ms": "minimize"},
+        evaluate=evaluate,
+        cheap_metrics={"latency_ms": latency_ms},
+        reference_point=(float(ref[0]), float(ref[1])),
+        description=f"HW-GPT-Bench GPT-S: perplexity (expensive) and latency on {where} (cheap), 10,000 tabulated sub-networks",
+        reference_front_fn=lambda: front.copy(),
+    )
