@@ -181,7 +181,7 @@ def _run(
         bar.update(1)
 
     try:
-        while done < n_evals:
+        while done < n_evals or running or retries:  # what was handed out is always collected
             # 1. keep every idle actor busy: retried jobs first, then re-queued configurations, then new proposals
             while idle_actors and retries:
                 send(retries.popleft())
@@ -193,7 +193,11 @@ def _run(
                 if shared:  # other processes may write to the storage
                     known = study._known_ids()
                     searcher.pending.update(known - set(searcher.history))
-                if requeued:
+                    done = max(done, study.n_evals)  # their evaluations count toward n_evals too
+                    free = min(free, n_evals - done - len(running))
+                if free <= 0:
+                    proposals = []
+                elif requeued:
                     proposals, requeued = requeued[:free], requeued[free:]
                 else:
                     proposals = searcher.ask(free)
@@ -204,6 +208,8 @@ def _run(
                         continue  # another worker holds or finished it
                     known.add(cid)
                     send(_Job(trial_id, cfg))
+            if not running and done >= n_evals:
+                break
             if not running:
                 idle_rounds += 1
                 if idle_rounds > 200:
