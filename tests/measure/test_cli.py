@@ -143,3 +143,18 @@ def test_failure_midway_leaves_no_partial_csv(tmp_path, monkeypatch):
     assert main(["measure", "--supernet", "toy_convnet", "--configs", src, "--metrics", "macs",
                  "--out", str(tmp_path / "o.csv"), "--quiet"]) == 130
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.jsonl"]
+
+
+def test_data_sources(tmp_path):
+    from elasticnas.cli._measure import data_source
+    from elasticnas.data import list_builtin_datasets
+    from elasticnas.errors import ElasticNASError
+
+    assert data_source(None) is None
+    assert data_source(str(tmp_path)) == str(tmp_path)  # an existing folder is an image folder
+    with pytest.raises(ElasticNASError, match="neither an existing image folder"):
+        data_source(str(tmp_path / "missing"))
+    if "digits" not in list_builtin_datasets():
+        pytest.skip("no built-in digits dataset in this installation")
+    x, y = data_source("digits:val")
+    assert len(x) == len(y) > 0 and x.dim() == 4

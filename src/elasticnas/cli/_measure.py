@@ -62,6 +62,26 @@ def read_configs(path: str, space: Any) -> list[dict[str, Any]]:
     return configs
 
 
+def data_source(text: str | None) -> Any:
+    """An image-folder path, or ``NAME:SPLIT`` of a built-in dataset (e.g. ``digits:val``) as tensors."""
+    if text is None or os.path.exists(text):
+        return text
+    from elasticnas.data import list_builtin_datasets
+
+    name, _, split = text.partition(":")
+    if name in list_builtin_datasets():
+        from elasticnas.data import builtin_dataset
+
+        try:
+            return builtin_dataset(name).split(split or "val")
+        except (KeyError, ValueError) as exc:
+            raise ElasticNASError(f"built-in dataset {name!r}: {str(exc).strip(chr(39))}") from None
+    raise ElasticNASError(
+        f"data {text!r} is neither an existing image folder nor a built-in dataset NAME:SPLIT "
+        f"({', '.join(list_builtin_datasets())})"
+    )
+
+
 def _measure(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -86,8 +106,8 @@ def _measure(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         threads=args.threads,
         policy=policy,
-        val_data=args.val_data,
-        calib_data=args.calib_data,
+        val_data=data_source(args.val_data),
+        calib_data=data_source(args.calib_data),
         calib_batches=args.calib_batches,
         max_val_batches=args.max_val_batches,
         lut=args.lut,
@@ -150,8 +170,14 @@ def register(subparsers: Any) -> None:
         "--budget-s", type=_positive_float, default=5.0, help="most seconds of timed runs per sub-network (default: 5)"
     )
     p.add_argument("--lut", help="lookup table JSON for latency_lut_ms (from 'elasticnas lut build')")
-    p.add_argument("--val-data", help="validation image folder (root/<class>/<image>) for accuracy metrics")
-    p.add_argument("--calib-data", help="training image folder for BatchNorm recalibration")
+    p.add_argument(
+        "--val-data",
+        help="validation data for accuracy metrics: an image folder (root/<class>/<image>) or a built-in "
+        "dataset NAME:SPLIT, e.g. digits:val",
+    )
+    p.add_argument(
+        "--calib-data", help="training data for BatchNorm recalibration (image folder or NAME:SPLIT, e.g. digits:calib)"
+    )
     p.add_argument(
         "--calib-batches", type=int, default=50, help="BatchNorm recalibration batches (default: 50; 0 = none)"
     )
