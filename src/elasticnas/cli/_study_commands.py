@@ -267,7 +267,6 @@ def _pick_for_export(front: list[TrialRecord], tolerance: float = 1.0) -> TrialR
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from elasticnas.data import builtin_weights
     from elasticnas.export import export_subnet
     from elasticnas.problems._supernet import builtin_data, supernet_problem
     from elasticnas.supernets import create_supernet
@@ -277,7 +276,7 @@ def _demo(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ElasticNASError(f"cannot create output folder {str(out)!r}: {exc.strerror or exc}") from None
-    supernet = create_supernet(DEMO_SUPERNET, weights=builtin_weights(DEMO_SUPERNET))
+    supernet = create_supernet(DEMO_SUPERNET)  # its shipped trained weights
     problem = supernet_problem(supernet, DEMO_OBJECTIVES, runtime="onnxruntime", **builtin_data(DEMO_SUPERNET))
     print(
         f"elasticnas demo: searching the built-in {DEMO_SUPERNET} super-network (trained on scikit-learn's digits) "

@@ -31,19 +31,29 @@ def list_supernets(pattern: str | None = None) -> list[str]:
     return SUPERNETS.names(pattern)
 
 
+RANDOM_WEIGHTS = "random"
+
+
 def create_supernet(
     name: str, weights: str | os.PathLike[str] | Mapping[str, Any] | None = None, **kwargs: Any
 ) -> Supernet:
     """Build the super-network registered as ``name`` (or an alias).
 
     ``weights``: a checkpoint path or state dict loaded strictly (see
-    :meth:`Supernet.load_weights`); ``None`` keeps the seeded random initialisation.
-    Further keyword arguments (``seed``, ``num_classes``, ...) go to the factory.
+    :meth:`Supernet.load_weights`); ``None`` loads the trained weights shipped
+    with elasticnas for this super-network when there are some (``tiny_mbv3``)
+    and no factory arguments are given, else keeps the seeded random
+    initialisation, as ``weights="random"`` always does. Further keyword
+    arguments (``seed``, ``num_classes``, ...) go to the factory.
     """
+    from elasticnas.data import builtin_weights, has_builtin_weights
+
     canonical = SUPERNETS.canonical(name)
     net = SUPERNETS.get(canonical)(**kwargs)
     net.name = canonical
-    if weights is not None:
+    if weights is None and not kwargs and has_builtin_weights(canonical):
+        weights = builtin_weights(canonical)
+    if weights is not None and not (isinstance(weights, str) and weights == RANDOM_WEIGHTS):
         net.load_weights(weights)
     net.eval()
     return net
