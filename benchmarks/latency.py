@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--smoke", action="store_true", help="small and fast (< 60 s)")
     p.add_argument("--skip", default="", help="comma-separated parts to skip: a,b,c")
+    p.add_argument("--label", help="entry name in the results file (default: SUPERNET[@rRESOLUTION])")
     p.add_argument("--out", help="JSON file (default: benchmarks/results/latency[_smoke].json)")
     args = p.parse_args(argv)
 
@@ -173,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_count": os.cpu_count(),
             "torch": torch.__version__,
             "python": platform.python_version(),
+            "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES", ""),
         },
         "load_avg_start": _load(),
     }
@@ -197,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else RESULTS / default
     out.parent.mkdir(parents=True, exist_ok=True)
     # one file, one entry per super-network (and resolution): other runs' entries are kept
-    label = args.supernet + (f"@r{args.resolution}" if args.resolution else "")
+    label = args.label or args.supernet + (f"@r{args.resolution}" if args.resolution else "")
     try:
         doc = json.loads(out.read_text())
         if not isinstance(doc.get("runs"), dict):
