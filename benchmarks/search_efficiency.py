@@ -81,14 +81,13 @@ def _evals_to_reach(history: np.ndarray, target: float) -> float:
 
 
 def _stats(values: list[float]) -> dict[str, float]:
+    """Median and quartiles; runs that never reached a target count as +inf (beyond the budget)."""
     v = np.array(values, dtype=float)
-    if np.all(np.isinf(v)):
-        return {"median": float("inf"), "q25": float("inf"), "q75": float("inf")}
-    return {
-        "median": float(np.median(v)),
-        "q25": float(np.percentile(v, 25)),
-        "q75": float(np.percentile(v, 75)),
-    }
+    big = 1e12
+    # with unreached runs, take order statistics (never interpolate towards +inf)
+    q = np.percentile(np.where(np.isinf(v), big, v), [25, 50, 75], method="lower" if np.isinf(v).any() else "linear")
+    q = [float("inf") if x >= big else float(x) for x in q]
+    return {"median": q[1], "q25": q[0], "q75": q[2]}
 
 
 def summarise(runs: list[dict[str, Any]], budget: int) -> dict[str, Any]:
@@ -145,6 +144,51 @@ def dynast_traces(max_evals: tuple[int, ...] = (100, 250, 500)) -> dict[str, Any
     return out
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """Tables for the README: hypervolume fractions, and evaluations to reach each target with ratios to ours."""
+    lines = []
+    fmt = lambda st: "-" if st is None else f"{st['median']:.3f} [{st['q25']:.3f}, {st['q75']:.3f}]"  # noqa: E731
+    for problem, summ in result["summary"].items():
+        budgets = result.get("budgets", {})
+        lines += [f"**{problem}** — hypervolume / reference, median [IQR] over {result['seeds']} seeds", "",
+                  "| method | budget | 100 | 250 | 500 | 1000 | s/run |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for m, h in summ["hv_fraction"].items():
+            cells = [fmt(h.get(k)) for k in ("100", "250", "500", "1000")]
+            lines.append(f"| {m} | {budgets.get(m, result['budget'])} | " + " | ".join(cells) + f" | {h['seconds']['median']:.0f} |")
+        lines.append("")
+        for target, d in summ["evals_to_reach"].items():
+            ours = d["methods"].get(OURS, {}).get("median")
+            lines += [f"Evaluations to reach {target} = {d['target_hv_fraction']:.4f} (median [IQR]; runs reaching it; "
+                      f"ratio = method's evaluations / {OURS}'s):", "",
+                      "| method | evaluations | reached | ratio vs ours |", "|---|---:|---:|---:|"]
+            for m, st in d["methods"].items():
+                med = st["median"]
+                budget = budgets.get(m, result["budget"])
+                ev = "-" if med is None else f"{med:.0f} [{st['q25']:.0f}, " + ("-" if st["q75"] is None else f"{st['q75']:.0f}") + "]"
+                if med is None:
+                    ev = f"> {budget}"
+                if m == OURS or ours is None:
+                    ratio = "1" if m == OURS else "-"
+                elif med is None:
+                    ratio = f"> {budget / ours:.1f}x"
+                else:
+                    ratio = f"{med / ours:.1f}x"
+                lines.append(f"| {m} | {ev} | {st['reached']}/{st['runs']} | {ratio} |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe: non-finite floats (a target never reached) become null."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj
+
+
 def plot(runs: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -186,9 +230,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--linas-inner-evals", type=int, default=20000, help="LINAS predictor calls per loop (DyNAS-T: 20,000)")
     ap.add_argument("--budgets", nargs="*", default=[], metavar="METHOD=N", help="per-method budget overrides")
+    ap.add_argument("--markdown", type=Path, nargs="*", default=None, help="print README tables of results JSONs")
+    ap.add_argument("--resummarise", type=Path, default=None, help="recompute summary and plot of a results JSON")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
     args = ap.parse_args(argv)
+    if args.markdown:
+        for path in args.markdown:
+            print(markdown(json.loads(path.read_text())))
+        return 0
+    if args.resummarise is not None:
+        data = json.loads(args.resummarise.read_text())
+        data["summary"] = summarise(data["runs"], data["budget"])
+        data["dynast_traces"] = dynast_traces()
+        args.resummarise.write_text(json.dumps(_clean(data), indent=1))
+        plot(data["runs"], args.plot or args.resummarise.with_suffix(".png"))
+        return 0
     if args.smoke:
         args.problems, args.methods, args.seeds, args.budget = ["ofa_mbv3_note10"], ["random", "nsga2", "linas", OURS], 1, 100
         args.linas_inner_evals = 1000
@@ -231,10 +288,10 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, default=lambda x: None if not np.isfinite(x) else x))
+    out.write_text(json.dumps(_clean(result), indent=1))
     plot(runs, png)
     print(f"wrote {out} and {png} in {wall:.0f} s")
-    print(json.dumps(result["summary"], indent=1, default=str)[:4000])
+    print(json.dumps(_clean(result["summary"]), indent=1)[:4000])
     return 0
 
 

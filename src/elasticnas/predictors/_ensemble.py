@@ -25,16 +25,16 @@ class Ensemble(Predictor):
             raise ElasticNASError("an Ensemble needs at least one member")
         self.members = list(members)
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> Ensemble:
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> Ensemble:
         """Fit every member on ``y`` as given (each standardises it itself)."""
-        super().fit(X, y)
+        super().fit(X, y, sample_weight)
         self._mu, self._sigma = 0.0, 1.0  # members predict in the units of y
         return self
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
         y = self._mu + self._sigma * y  # undo the base class's standardisation
         for m in self.members:
-            m.fit(X, y)
+            m.fit(X, y, sample_weight)
 
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         preds = [m.predict(X) for m in self.members]

@@ -18,15 +18,15 @@ class MLPPredictor(Predictor):
         super().__init__(seed)
         self.hidden, self.epochs, self.lr, self.weight_decay = hidden, epochs, lr, weight_decay
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # tiny matrices: extra threads only add synchronisation cost
         try:
-            self._train(X, y)
+            self._train(X, y, sample_weight)
         finally:
             torch.set_num_threads(threads)
 
-    def _train(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _train(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None) -> None:
         gen = torch.Generator().manual_seed(0 if self.seed is None else int(self.seed))
         d = X.shape[1]
         self.net = nn.Sequential(nn.Linear(d, self.hidden), nn.ReLU(), nn.Linear(self.hidden, self.hidden), nn.ReLU(), nn.Linear(self.hidden, 1))
@@ -39,10 +39,11 @@ class MLPPredictor(Predictor):
                     p.zero_()
         Xt = torch.as_tensor(X, dtype=torch.float32)
         yt = torch.as_tensor(y, dtype=torch.float32)[:, None]
+        w = torch.ones_like(yt) if sample_weight is None else torch.as_tensor(sample_weight / sample_weight.mean(), dtype=torch.float32)[:, None]
         opt = torch.optim.Adam(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         for _ in range(self.epochs):
             opt.zero_grad()
-            loss = torch.mean((self.net(Xt) - yt) ** 2)
+            loss = torch.mean(w * (self.net(Xt) - yt) ** 2)
             loss.backward()
             opt.step()
 

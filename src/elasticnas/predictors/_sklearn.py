@@ -20,8 +20,8 @@ class RidgePredictor(Predictor):
 
     has_uncertainty = True
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
-        self.model = BayesianRidge().fit(X, y)
+    def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
+        self.model = BayesianRidge().fit(X, y, sample_weight=sample_weight)
 
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mean, std = self.model.predict(X, return_std=True)
@@ -35,8 +35,8 @@ class SVRPredictor(Predictor):
         super().__init__(seed)
         self.C, self.epsilon = C, epsilon
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
-        self.model = SVR(kernel="rbf", C=self.C, epsilon=self.epsilon, gamma="scale").fit(X, y)
+    def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
+        self.model = SVR(kernel="rbf", C=self.C, epsilon=self.epsilon, gamma="scale").fit(X, y, sample_weight=sample_weight)
 
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.model.predict(X), np.zeros(len(X))
@@ -49,14 +49,14 @@ class GBMPredictor(Predictor):
         super().__init__(seed)
         self.n_estimators, self.max_depth = n_estimators, max_depth
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
         self.model = GradientBoostingRegressor(
             n_estimators=self.n_estimators,
             max_depth=self.max_depth,
             learning_rate=0.05,
             subsample=0.8,
             random_state=self.seed,
-        ).fit(X, y)
+        ).fit(X, y, sample_weight=sample_weight)
 
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.model.predict(X), np.zeros(len(X))
@@ -71,14 +71,14 @@ class ExtraTreesPredictor(Predictor):
         super().__init__(seed)
         self.n_estimators, self.min_samples_leaf = n_estimators, min_samples_leaf
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
         self.model = ExtraTreesRegressor(
             n_estimators=self.n_estimators,
             min_samples_leaf=self.min_samples_leaf,
             max_features=0.5,
             random_state=self.seed,
             n_jobs=1,
-        ).fit(X, y)
+        ).fit(X, y, sample_weight=sample_weight)
 
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         X32 = np.ascontiguousarray(X, dtype=np.float32)  # trees split on float32; skip per-tree input checks
@@ -91,6 +91,7 @@ class GPPredictor(Predictor):
 
     Exact GPs cost O(n^3): beyond ``max_train`` points the fit uses the
     ``max_train`` best-ranked ones (the region that matters to a search).
+    Sample weights are ignored.
     """
 
     has_uncertainty = True
@@ -99,7 +100,7 @@ class GPPredictor(Predictor):
         super().__init__(seed)
         self.max_train = max_train
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
         if len(y) > self.max_train:
             keep = np.argsort(y)[-self.max_train :]
             X, y = X[keep], y[keep]

@@ -27,7 +27,7 @@ class Predictor(ABC):
         self._sigma = 1.0
         self._fitted = False
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> Predictor:
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> Predictor:
         X = np.asarray(X, dtype=float)
         y = np.asarray(y, dtype=float).ravel()
         if X.ndim != 2 or len(X) != len(y):
@@ -38,7 +38,11 @@ class Predictor(ABC):
             raise ElasticNASError("predictor targets must be finite")
         self._mu = float(y.mean())
         self._sigma = float(y.std()) or 1.0
-        self._fit(X, (y - self._mu) / self._sigma)
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, dtype=float).ravel()
+            if sample_weight.shape != y.shape or np.any(sample_weight < 0):
+                raise ElasticNASError("sample_weight must be non-negative, one per target")
+        self._fit(X, (y - self._mu) / self._sigma, sample_weight)
         self._fitted = True
         return self
 
@@ -50,8 +54,8 @@ class Predictor(ABC):
         return self._mu + self._sigma * np.asarray(mean, dtype=float), self._sigma * np.asarray(std, dtype=float)
 
     @abstractmethod
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
-        """Fit on standardised targets."""
+    def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
+        """Fit on standardised targets (``sample_weight`` where the model supports it)."""
 
     @abstractmethod
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -100,6 +100,7 @@ class PredictedHVISearcher(Searcher):
         offspring_per_generation: int = 500,
         random_fraction: float = 0.1,
         max_parents: int = 150,
+        front_weight: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -117,6 +118,7 @@ class PredictedHVISearcher(Searcher):
         self.offspring_per_generation = offspring_per_generation
         self.random_fraction = random_fraction
         self.max_parents = max_parents
+        self.front_weight = front_weight
         self._card = self.space.cardinalities
         self._queue: list[Config] = []
         self._canon: dict[bytes, np.ndarray | None] = {}  # raw genes -> canonical genes
@@ -236,13 +238,15 @@ class PredictedHVISearcher(Searcher):
             c.metric for c in self.constraints if c.metric not in self.cheap_metrics and c.metric not in {o.name for o in self._expensive}
         ]
         seed = int(self.rng.integers(2**31 - 1))
+        weights = self._front_weights(done)
         self._predictors = {}
         for name in predicted_metrics:
             rows = [i for i, r in enumerate(done) if name in r.metrics and math.isfinite(float(r.metrics[name]))]
             if len(rows) < 2:
                 continue
             y = np.array([float(done[i].metrics[name]) for i in rows])
-            self._predictors[name] = self._make_predictor(seed).fit(X_hist[rows], y)
+            w = None if weights is None else weights[rows]
+            self._predictors[name] = self._make_predictor(seed).fit(X_hist[rows], y, w)
 
         # current front: feasible finished trials plus pending proposals at their predicted mean
         feasible = [r for r in done if r.violation(self.constraints) == 0.0]
@@ -317,6 +321,18 @@ class PredictedHVISearcher(Searcher):
         M = np.vstack(pool_mean)
         O = np.vstack(pool_opt)
         return self._remember(self._select(G, M, O, F_front, ref, n))
+
+    def _front_weights(self, done: Sequence[TrialRecord]) -> np.ndarray | None:
+        """Training weights ``1 + front_weight * 2^-rank`` by non-dominated rank: the model fits the
+        region near the front better, where ranking candidates matters."""
+        if self.front_weight <= 0:
+            return None
+        F = np.array([self.objective_values(r) for r in done])
+        F = np.where(np.isfinite(F), F, np.nanmax(np.where(np.isfinite(F), F, np.nan), axis=0) + 1.0)
+        rank = np.zeros(len(F))
+        for k, idx in enumerate(NonDominatedSorting().do(F)):
+            rank[idx] = k
+        return 1.0 + self.front_weight * 0.5**rank
 
     def _cheap_ok(self, g: np.ndarray) -> bool:
         checks = [c for c in self.constraints if c.metric in self.cheap_metrics]
