@@ -332,9 +332,11 @@ class Study:
     ) -> TrialRecord:
         try:
             with _Heartbeat(self._storage, trial_id):
-                raw = dict(evaluate(config))
-            for name, fn in cheap_metrics.items():
-                raw.setdefault(name, fn(config))
+                raw = evaluate(config)
+            if isinstance(raw, Mapping):  # anything else is refused, in one line, by _check_metrics
+                raw = dict(raw)
+                for name, fn in cheap_metrics.items():
+                    raw.setdefault(name, fn(config))
             metrics, error = self._check_metrics(raw)
         except (KeyboardInterrupt, SystemExit):
             self._storage.set_trial_user_attr(trial_id, "retry", True)
