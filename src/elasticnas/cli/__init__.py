@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-
-import optuna
 from collections.abc import Sequence
 
-from elasticnas.cli import _study_commands
-from elasticnas.errors import ElasticNASError
+import optuna
 
-from elasticnas.cli import _export
-from elasticnas.cli import _lut, _measure
-from elasticnas.cli import _train
+from elasticnas.cli import _export, _lut, _measure, _study_commands, _train
+from elasticnas.errors import ElasticNASError
 
 SUBCOMMAND_MODULES = [_study_commands, _export, _measure, _lut, _train]
 

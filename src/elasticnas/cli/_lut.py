@@ -7,35 +7,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from elasticnas.cli._args import positive_float, positive_int
 from elasticnas.errors import ElasticNASError
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
 
 
 def _build(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from elasticnas.measure import TimingPolicy, build_lut, collect_layer_specs
-    from elasticnas.measure.lut import LUT_POLICY
     from elasticnas.measure.latency import check_device
+    from elasticnas.measure.lut import LUT_POLICY
     from elasticnas.supernets import create_supernet
 
     out = Path(args.out)
@@ -97,10 +78,10 @@ def register(subparsers: Any) -> None:
     b.add_argument("--supernet", required=True, help="registered super-network name, e.g. tiny_mbv3")
     b.add_argument("--runtime", default="onnxruntime", choices=list_runtimes(), help="default: onnxruntime")
     b.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    b.add_argument("--batch-size", type=_positive_int, default=1, help="default: 1")
-    b.add_argument("--threads", type=_positive_int, help="threads pinned while timing (default: 1)")
+    b.add_argument("--batch-size", type=positive_int, default=1, help="default: 1")
+    b.add_argument("--threads", type=positive_int, help="threads pinned while timing (default: 1)")
     b.add_argument(
-        "--budget-s", type=_positive_float, default=LUT_POLICY.budget_s,
+        "--budget-s", type=positive_float, default=LUT_POLICY.budget_s,
         help=f"most seconds of timed runs per layer (default: {LUT_POLICY.budget_s:g})",
     )
     b.add_argument("--seed", type=int, default=0, help="seed of the sub-networks visited to find layers (default: 0)")

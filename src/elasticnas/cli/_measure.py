@@ -11,29 +11,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from elasticnas.cli._args import data_source, positive_float, positive_int
 from elasticnas.errors import ElasticNASError
 
 DEFAULT_METRICS = "macs,params,latency_ms"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
 
 
 def read_configs(path: str, space: Any) -> list[dict[str, Any]]:
@@ -62,34 +43,13 @@ def read_configs(path: str, space: Any) -> list[dict[str, Any]]:
     return configs
 
 
-def data_source(text: str | None) -> Any:
-    """An image-folder path, or ``NAME:SPLIT`` of a built-in dataset (e.g. ``digits:val``) as tensors."""
-    if text is None or os.path.exists(text):
-        return text
-    from elasticnas.data import list_builtin_datasets
-
-    name, _, split = text.partition(":")
-    if name in list_builtin_datasets():
-        from elasticnas.data import builtin_dataset
-
-        try:
-            return builtin_dataset(name).split(split or "val")
-        except (KeyError, ValueError) as exc:
-            raise ElasticNASError(f"built-in dataset {name!r}: {str(exc).strip(chr(39))}") from None
-    raise ElasticNASError(
-        f"data {text!r} is neither an existing image folder nor a built-in dataset NAME:SPLIT "
-        f"({', '.join(list_builtin_datasets())})"
-    )
-
-
 def _measure(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from elasticnas.measure import Measurer, TimingPolicy
-    from elasticnas.supernets import create_supernet
-
     from elasticnas.measure.latency import check_device
     from elasticnas.measure.metrics import parse_metrics
+    from elasticnas.supernets import create_supernet
 
     metrics = parse_metrics(args.metrics)  # unknown names fail before anything is built
     check_device(args.device)
@@ -164,10 +124,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--metrics", default=DEFAULT_METRICS, help=f"comma-separated metrics (default: {DEFAULT_METRICS})")
     p.add_argument("--runtime", default="torch", choices=list_runtimes(), help="latency runtime (default: torch)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--batch-size", type=_positive_int, default=1, help="batch size of latency/memory (default: 1)")
-    p.add_argument("--threads", type=_positive_int, help="threads pinned while timing (default: 1)")
+    p.add_argument("--batch-size", type=positive_int, default=1, help="batch size of latency/memory (default: 1)")
+    p.add_argument("--threads", type=positive_int, help="threads pinned while timing (default: 1)")
     p.add_argument(
-        "--budget-s", type=_positive_float, default=5.0, help="most seconds of timed runs per sub-network (default: 5)"
+        "--budget-s", type=positive_float, default=5.0, help="most seconds of timed runs per sub-network (default: 5)"
     )
     p.add_argument("--lut", help="lookup table JSON for latency_lut_ms (from 'elasticnas lut build')")
     p.add_argument(
@@ -181,7 +141,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--calib-batches", type=int, default=50, help="BatchNorm recalibration batches (default: 50; 0 = none)"
     )
-    p.add_argument("--max-val-batches", type=_positive_int, help="evaluate on at most this many batches")
+    p.add_argument("--max-val-batches", type=positive_int, help="evaluate on at most this many batches")
     p.add_argument("--seed", type=int, default=0, help="seed of inputs and calibration batches (default: 0)")
     p.add_argument("--out", required=True, help="CSV file to write (written whole or not at all)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -8,17 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from elasticnas.cli._args import positive_int
 from elasticnas.errors import ElasticNASError
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def register(subparsers: Any) -> None:
@@ -43,20 +34,20 @@ def register(subparsers: Any) -> None:
         "image folders in ImageNet layout (default: digits)",
     )
     p.add_argument("--method", default="sandwich", choices=list_trainers(), help="training method (default: sandwich)")
-    p.add_argument("--epochs", type=_positive_int, default=d.epochs, help=f"epochs (default: {d.epochs})")
+    p.add_argument("--epochs", type=positive_int, default=d.epochs, help=f"epochs (default: {d.epochs})")
     p.add_argument("--out", required=True, help="checkpoint path, rewritten after every epoch")
     p.add_argument("--seed", type=int, default=d.seed, help=f"seed of the initialisation and the run (default: {d.seed})")
-    p.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default: {d.lr})")
     p.add_argument(
         "--num-random", type=int, default=d.num_random, help=f"random sub-networks per step (default: {d.num_random})"
     )
     p.add_argument("--kd-ratio", type=float, default=d.kd_ratio, help=f"distillation weight (default: {d.kd_ratio})")
     p.add_argument("--augment-shift", type=int, default=d.augment_shift, help="max random shift in pixels (0: none)")
-    p.add_argument("--train-samples", type=_positive_int, help="train on the first N training samples only (smoke runs)")
+    p.add_argument("--train-samples", type=positive_int, help="train on the first N training samples only (smoke runs)")
     p.add_argument("--weights-out", help="also write the final weights alone (no optimizer state) to this path")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    p.add_argument("--threads", type=_positive_int, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--overwrite", action="store_true", help="start afresh even if --out holds a checkpoint")
     p.add_argument("--no-val", action="store_true", help="skip validating after every epoch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -55,8 +55,8 @@ def builtin_data(supernet_name: str) -> dict[str, Any]:
 
     if supernet_name not in BUILTIN_DATA:
         raise ElasticNASError(
-            f"super-network {supernet_name!r} has no built-in data set; pass --data DIR "
-            "(ImageNet layout: DIR/val/<class>/<image>, and DIR/train/ for BatchNorm calibration)"
+            f"super-network {supernet_name!r} has no built-in data set; pass --val-data DIR "
+            "(ImageNet layout: DIR/<class>/<image>) and --calib-data DIR (training images for BatchNorm calibration)"
         )
     data = builtin_dataset(BUILTIN_DATA[supernet_name])
     return {"val_data": data.val, "calib_data": data.calib}
