@@ -135,10 +135,10 @@ class OFALookupTable:
         """(latency of the fixed layers, {(block, ks, e): latency}) for resolution ``r``, or None if incomplete."""
         if r not in self._fast:
             table = self._tables[r]
-            fixed = self.layer_keys({"ks": [3] * 20, "e": [3] * 20, "d": [0] * 5, "r": r})
+            full = self.layer_keys({"ks": [3] * 20, "e": [3] * 20, "d": [4] * 5, "r": r})
             blocks: dict[tuple[int, int, float], float] = {}
             try:
-                base = sum(table[k] for k in fixed)
+                base = sum(table[k] for k in full[:2] + full[-4:])  # layers every sub-network has
                 for ks in (3, 5, 7):
                     for e in (3, 4, 6):
                         keys = self.layer_keys({"ks": [ks] * 20, "e": [e] * 20, "d": [4] * 5, "r": r})[2:-4]
