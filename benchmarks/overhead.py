@@ -48,6 +48,29 @@ def time_round(method: str, n_trials: int, seed: int, kwargs: dict[str, Any], ba
     return elapsed, len(proposals)  # LINAS may propose fewer: its final population can hold evaluated ones
 
 
+def predictor_table(sizes: list[int], seed: int = 0) -> list[dict[str, Any]]:
+    """5-fold cross-validated Kendall tau / MAE and fit time of every registered predictor on random OFA
+    sub-networks (accuracy_top1, the searcher's features)."""
+    from elasticnas.predictors import create_predictor, cross_validate, list_predictors
+
+    problem = create_problem("ofa_mbv3_note10")
+    space = problem.space
+    rows = []
+    for n in sizes:
+        configs = space.sample_many(n, seed=seed + n)
+        G = np.array([space.to_genes(c) for c in configs])
+        X = np.hstack([space.encode_genes(G, "onehot"), space.encode_genes(G, "ordinal")])
+        y = np.array([problem.evaluate(c)["accuracy_top1"] for c in configs])
+        for name in list_predictors():
+            start = time.perf_counter()
+            q = cross_validate(lambda: create_predictor(name, seed=0), X, y, n_folds=5, seed=0)
+            rows.append({"predictor": name, "n": n, "kendall_tau": q.kendall_tau, "mae": q.mae,
+                         "fit_seconds": (time.perf_counter() - start) / 5})
+            print(f"{name:12s} n={n:4d} tau {q.kendall_tau:.3f} MAE {q.mae:.3f} fit {rows[-1]['fit_seconds']:.2f} s",
+                  flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true")
@@ -73,8 +96,10 @@ def main(argv: list[str] | None = None) -> int:
                          "seconds_max": float(np.max(times)), "seconds": times, "proposed": [k for _, k in res]})
             print(f"{method:14s} n={n:5d}  {np.median(times):7.2f} s per round of 50 (max {np.max(times):.2f})",
                   flush=True)
+    quality = predictor_table([60] if args.smoke else [100, 400])
     result = {
         "command": "python benchmarks/overhead.py" + (" --smoke" if args.smoke else ""),
+        "predictor_quality_ofa": quality,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average": os.getloadavg()},
         "linas_inner_evals": args.linas_inner_evals,
         "target_seconds": 2.0,

@@ -103,6 +103,9 @@ class LINASSearcher(Searcher):
         return self.space.encode_genes(G, "onehot")
 
     def _predict_genes(self, G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        fast = getattr(self.space, "canonical_genes", None)
+        if fast is not None:  # vectorised canonical form first: equal networks then share one cache entry
+            G = np.asarray(fast(G), dtype=np.int64)
         decoded = [self._decode(g) for g in G]
         X = self._features(np.array([canon for _, canon, _ in decoded]))
         preds = {name: p.predict(X)[0] for name, p in self._predictors.items()}
