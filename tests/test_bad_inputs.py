@@ -57,7 +57,6 @@ def make_files(tmp: Path) -> None:
     torch.save(missing, tmp / "missing_key.pt")
     torch.save({"weights": _RunsCode(str(tmp / "pwned"))}, tmp / "code.pt")
     torch.save([1, 2, 3], tmp / "list.pt")
-    (tmp / "data_no_val").mkdir()
     (tmp / "data_empty" / "val").mkdir(parents=True)
     (tmp / "data_no_images" / "val" / "cat").mkdir(parents=True)
     (tmp / "data_corrupt" / "val" / "cat").mkdir(parents=True)
@@ -152,19 +151,21 @@ cli("weights-pickled-code", "`--weights` a pickle carrying code (refused by `wei
 cli("weights-not-state-dict", "`--weights` holding a list, not a state dict", SUPERNET + ("--weights", "{tmp}/list.pt"),
     PREFIX + "checkpoint '{tmp}/list.pt' is not a state dict (a mapping of names to tensors)")
 # -- image folders
-cli("data-missing", "`--data` folder that does not exist", SUPERNET + ACC + ("--data", "{tmp}/nowhere"),
-    PREFIX + "--data '{tmp}/nowhere' needs a val/ folder (ImageNet layout: val/<class>/<image>)")
-cli("data-no-val", "`--data` folder without `val/`", SUPERNET + ACC + ("--data", "{tmp}/data_no_val"),
-    PREFIX + "--data '{tmp}/data_no_val' needs a val/ folder (ImageNet layout: val/<class>/<image>)")
-cli("data-empty", "`--data` with an empty `val/`", SUPERNET[:-5] + ("--study", "fresh", "--quiet", "--n-evals", "2")
-    + ACC + ("--data", "{tmp}/data_empty"),
+FRESH = SUPERNET[:-5] + ("--study", "fresh", "--quiet", "--n-evals", "2") + ACC  # data is read when evaluating
+cli("data-missing", "`--val-data` folder that does not exist", SUPERNET + ACC + ("--val-data", "{tmp}/nowhere"),
+    PREFIX + "data '{tmp}/nowhere' is neither an existing image folder nor a built-in dataset NAME:SPLIT (digits)")
+cli("data-unknown-name", "`--val-data imagenet:val` (not a built-in data set)",
+    SUPERNET + ACC + ("--val-data", "imagenet:val"),
+    PREFIX + "data 'imagenet:val' is neither an existing image folder nor a built-in dataset NAME:SPLIT (digits)")
+cli("data-is-a-file", "`--val-data` a file, not a folder", FRESH + ("--val-data", "{tmp}/a_file"),
+    PREFIX + "image folder '{tmp}/a_file' does not exist or is not a directory")
+cli("data-empty", "`--val-data` an empty folder", FRESH + ("--val-data", "{tmp}/data_empty/val"),
     PREFIX + "image folder '{tmp}/data_empty/val' has no class sub-folders (expected root/<class>/<image>)")
-cli("data-no-images", "`--data` whose class folders hold no images",
-    SUPERNET[:-5] + ("--study", "fresh", "--quiet", "--n-evals", "2") + ACC + ("--data", "{tmp}/data_no_images"),
+cli("data-no-images", "`--val-data` whose class folders hold no images", FRESH + ("--val-data", "{tmp}/data_no_images/val"),
     PREFIX + "image folder '{tmp}/data_no_images/val' holds no images (.jpg, .jpeg, .png, .bmp, .gif, .tif, .tiff, "
     ".webp, .ppm)")
-cli("data-unreadable-image", "`--data` holding an image that cannot be decoded",
-    SUPERNET[:-5] + ("--study", "fresh", "--quiet", "--n-evals", "2") + ACC + ("--data", "{tmp}/data_corrupt"),
+cli("data-unreadable-image", "`--val-data` holding an image that cannot be decoded",
+    FRESH + ("--val-data", "{tmp}/data_corrupt/val"),
     PREFIX + "cannot decode image '{tmp}/data_corrupt/val/cat/0.png': cannot identify image file "
     "'{tmp}/data_corrupt/val/cat/0.png'")
 # -- storage
