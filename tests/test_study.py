@@ -85,12 +85,22 @@ def test_non_finite_metric_fails_the_trial_and_keeps_the_rest():
     assert "latency_ms" in failed.metrics
 
 
-def test_missing_objective_is_a_clear_error_and_recorded():
+def test_missing_objective_is_a_clear_error_and_the_config_is_retried_later():
     space = toy_space()
     study = en.create_study(space, OBJ)
     with pytest.raises(en.EvaluationError, match="did not return objective 'latency_ms'"):
         study.optimize(lambda c: {"accuracy": 1.0}, n_evals=3, searcher="random", seed=0)
-    assert len(study.failed_trials) == 1
+    assert study.n_evals == 0 and not study.failed_trials  # a usage error is no outcome of the configuration
+    attempted = study.optuna_study.trials[0].user_attrs["config_id"]
+    study.optimize(evaluator(space), n_evals=3, searcher="random", seed=0)
+    assert attempted in {r.config_id for r in study.trials}
+
+
+def test_missing_constraint_metric_is_a_clear_error():
+    space = toy_space()
+    study = en.create_study(space, OBJ, constraints=["speed<=3"])
+    with pytest.raises(en.EvaluationError, match="did not return constraint metric 'speed'"):
+        study.optimize(evaluator(space), n_evals=3, searcher="random", seed=0)
 
 
 def test_evaluator_exception_is_recorded_then_raised():

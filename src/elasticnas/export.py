@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -128,29 +129,41 @@ def export_subnet(
     parity = _supernet_parity(supernet, cfg, sub, x)
     out = os.fspath(path)
     parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-
-    if format == "pt":
-        torch.save(
-            {
-                "format": _PT_FORMAT,
-                "version": _PT_VERSION,
-                "supernet": supernet.name,
-                "config": json.dumps(cfg),
-                "input_shape": list(shape),
-                "arch": json.dumps(supernet.arch(cfg)),
-                "state_dict": sub.state_dict(),
-            },
-            out,
-        )
-        with torch.no_grad():
-            got = load_subnet(out)(x)
-        diff = _max_diff(got, ref)
-    else:
-        diff = _export_onnx(sub, x, out, opset, ref)
-
-    if check and not diff <= atol:
-        raise ExportError(f"exported {format} model differs from the PyTorch sub-network by {diff:.3g} > atol {atol:g}")
+    try:  # write beside the target, then rename: never a half-written file at ``path``
+        os.makedirs(parent, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{os.path.basename(out)}.", suffix=f".{format}")
+        os.close(fd)
+    except OSError as exc:
+        raise ExportError(f"cannot write {out!r}: {exc.strerror or exc}") from None
+    try:
+        if format == "pt":
+            torch.save(
+                {
+                    "format": _PT_FORMAT,
+                    "version": _PT_VERSION,
+                    "supernet": supernet.name,
+                    "config": json.dumps(cfg),
+                    "input_shape": list(shape),
+                    "arch": json.dumps(supernet.arch(cfg)),
+                    "state_dict": sub.state_dict(),
+                },
+                tmp,
+            )
+            with torch.no_grad():
+                got = load_subnet(tmp)(x)
+            diff = _max_diff(got, ref)
+        else:
+            diff = _export_onnx(sub, x, tmp, opset, ref)
+        if check and not diff <= atol:
+            raise ExportError(
+                f"exported {format} model differs from the PyTorch sub-network by {diff:.3g} > atol {atol:g}"
+            )
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise ExportError(f"cannot write {out!r}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     costs = supernet.costs(cfg)
     return ExportRecord(
         path=out,

@@ -317,11 +317,13 @@ class Study:
                 metrics[str(key)] = float(value)
             except (TypeError, ValueError):
                 raise EvaluationError(f"metric {key!r} is not a number: {value!r}") from None
-        missing = [o.name for o in self.objectives if o.name not in metrics]
-        if missing:
-            raise EvaluationError(
-                f"the evaluator did not return objective {missing[0]!r}; it returned: {', '.join(metrics) or 'nothing'}"
-            )
+        for kind, names in (("objective", [o.name for o in self.objectives]),
+                            ("constraint metric", [c.metric for c in self.constraints])):
+            missing = [n for n in names if n not in metrics]
+            if missing:
+                raise EvaluationError(
+                    f"the evaluator did not return {kind} {missing[0]!r}; it returned: {', '.join(metrics) or 'nothing'}"
+                )
         bad = [k for k, v in metrics.items() if not math.isfinite(v)]
         if bad:
             return {k: v for k, v in metrics.items() if math.isfinite(v)}, f"non-finite metric {bad[0]!r}"
@@ -338,8 +340,11 @@ class Study:
                 for name, fn in cheap_metrics.items():
                     raw.setdefault(name, fn(config))
             metrics, error = self._check_metrics(raw)
-        except (KeyboardInterrupt, SystemExit):
+        except (KeyboardInterrupt, SystemExit, ElasticNASError) as exc:
+            # Not an outcome of this configuration (an interruption, or a usage error such as
+            # unreadable data or a missing objective): it is evaluated again when the search resumes.
             self._storage.set_trial_user_attr(trial_id, "retry", True)
+            self._storage.set_trial_user_attr(trial_id, "interrupted_by", f"{type(exc).__name__}: {exc}")
             self._storage.set_trial_state_values(trial_id, TrialState.FAIL)
             raise
         except BaseException as exc:

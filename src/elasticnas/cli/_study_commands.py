@@ -9,10 +9,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from elasticnas.cli._args import data_source, positive_int
 from elasticnas.errors import ElasticNASError
+from elasticnas.records import TrialRecord
 from elasticnas.report import format_table, pareto_rows, write_csv, write_report
 from elasticnas.searchers import list_searchers
-from elasticnas.records import TrialRecord
 from elasticnas.study import DEFAULT_SEARCHER, Study, create_study, load_study
 
 if TYPE_CHECKING:
@@ -20,16 +21,6 @@ if TYPE_CHECKING:
     from elasticnas.space import Config
 
 DEFAULT_STORAGE = "sqlite:///elasticnas.db"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _add_storage_args(p: argparse.ArgumentParser, *, default_study: bool) -> None:
@@ -106,22 +97,19 @@ def _supernet_problem(args: argparse.Namespace) -> tuple[Problem, dict[str, str]
         batch_size=args.batch_size,
         threads=args.threads,
         lut=args.lut,
-        **(_data_kwargs(args.supernet, args.data) if needs_data else {}),
+        **(_data_kwargs(args) if needs_data else {}),
     )
     return problem, dict(problem.objectives)
 
 
-def _data_kwargs(supernet: str, data: str | None) -> dict[str, object]:
-    """Validation and calibration data: an ImageNet-layout folder with train/ and val/, or the built-in set."""
+def _data_kwargs(args: argparse.Namespace) -> dict[str, object]:
+    """Validation and calibration data from the flags, else the super-network's built-in data set."""
     from elasticnas.problems._supernet import builtin_data
 
-    if data is None:
-        return builtin_data(supernet)
-    root = Path(data)
-    val, train = root / "val", root / "train"
-    if not val.is_dir():
-        raise ElasticNASError(f"--data {data!r} needs a val/ folder (ImageNet layout: val/<class>/<image>)")
-    return {"val_data": str(val), "calib_data": str(train) if train.is_dir() else str(val)}
+    if args.val_data is None:
+        return builtin_data(args.supernet)
+    val = data_source(args.val_data)
+    return {"val_data": val, "calib_data": data_source(args.calib_data) if args.calib_data else val}
 
 
 def _evaluate_fn(args: argparse.Namespace) -> Callable[[Config], dict[str, float]]:
@@ -196,7 +184,7 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
         help=f"comma-separated metrics (super-network default: {DEFAULT_SUPERNET_OBJECTIVES}; "
         f"problem default: all its objectives); metrics: {', '.join(list_metrics())}",
     )
-    p.add_argument("--n-evals", type=_positive_int, default=200, help="total expensive evaluations (default: 200)")
+    p.add_argument("--n-evals", type=positive_int, default=200, help="total expensive evaluations (default: 200)")
     p.add_argument(
         "--searcher", default=DEFAULT_SEARCHER, help=f"one of: {', '.join(list_searchers())} (default: {DEFAULT_SEARCHER})"
     )
@@ -204,21 +192,23 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--constraint", action="append", default=[], metavar="EXPR", help="e.g. latency_ms<=20; may be repeated"
     )
-    p.add_argument("--round-size", type=_positive_int, default=1, help="configurations proposed per round (default: 1)")
+    p.add_argument("--round-size", type=positive_int, default=1, help="configurations proposed per round (default: 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or table")
     _add_storage_args(p, default_study=True)
     r = p.add_argument_group("parallel evaluation on Ray (pip install 'elasticnas[ray]')")
-    r.add_argument("--workers", type=_positive_int, help="evaluate on N Ray workers at once (local Ray runtime)")
+    r.add_argument("--workers", type=positive_int, help="evaluate on N Ray workers at once (local Ray runtime)")
     r.add_argument("--ray-address", metavar="auto|HOST:PORT", help="evaluate on the workers of a running Ray cluster")
     m = p.add_argument_group("measurement (with --supernet)")
     m.add_argument("--weights", help="checkpoint of the super-network (default: its built-in weights, if any)")
-    m.add_argument("--data", help="ImageNet-layout folder with val/ (and train/ for BatchNorm calibration); "
-                   "default: the super-network's built-in data set")
+    m.add_argument("--val-data", help="validation data: an ImageNet-layout image folder or a built-in NAME:SPLIT "
+                   "(default: the super-network's built-in data set, e.g. digits:val for tiny_mbv3)")
+    m.add_argument("--calib-data", help="data for BatchNorm recalibration (default: --val-data, or the built-in "
+                   "calibration split)")
     m.add_argument("--runtime", default="onnxruntime", choices=["torch", "onnxruntime"],
                    help="latency runtime (default: onnxruntime)")
     m.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="latency device (default: cpu)")
-    m.add_argument("--batch-size", type=_positive_int, default=1, help="latency batch size (default: 1)")
-    m.add_argument("--threads", type=_positive_int, help="inference threads, pinned and recorded (default: all cores)")
+    m.add_argument("--batch-size", type=positive_int, default=1, help="latency batch size (default: 1)")
+    m.add_argument("--threads", type=positive_int, help="inference threads, pinned and recorded (default: all cores)")
     m.add_argument("--lut", help="latency lookup table (JSON from 'elasticnas lut build') for latency_lut_ms")
     p.set_defaults(func=_search)
 
@@ -315,7 +305,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--out", default="elasticnas-demo", help="output folder (default: ./elasticnas-demo)")
-    p.add_argument("--n-evals", type=_positive_int, default=40, help="measured sub-networks (default: 40)")
+    p.add_argument("--n-evals", type=positive_int, default=40, help="measured sub-networks (default: 40)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.set_defaults(func=_demo)
 

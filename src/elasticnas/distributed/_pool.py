@@ -52,12 +52,12 @@ class RayRuntime:
 
     def __enter__(self) -> RayRuntime:
         ray = import_ray()
+        if self.address not in (None, "auto"):
+            _check_reachable(self.address)  # ray.init waits minutes on an address nobody listens on
         if ray.is_initialized():
             return self
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
         if self.address is not None:
-            if self.address != "auto":
-                _check_reachable(self.address)  # ray.init waits minutes on an address nobody listens on
             kwargs["address"] = self.address
         else:
             kwargs["address"] = "local"  # a new runtime, even when a cluster runs on this machine

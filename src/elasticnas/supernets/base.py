@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -168,8 +169,7 @@ class Supernet(nn.Module, ABC):
             except FileNotFoundError:
                 raise CheckpointError(f"checkpoint {source!r} does not exist") from None
             except Exception as exc:  # noqa: BLE001 - corrupt / unsafe pickles have many types
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise CheckpointError(f"checkpoint {source!r} could not be read safely: {first}") from None
+                raise _unreadable_checkpoint(source, exc) from None
         else:
             loaded = weights
         if isinstance(loaded, Mapping) and "state_dict" in loaded and isinstance(loaded["state_dict"], Mapping):
@@ -208,3 +208,24 @@ class Supernet(nn.Module, ABC):
             )
         self.load_state_dict(state, strict=False)
         self._active = None
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_TORCH_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation", "In PyTorch 2.6")
+
+
+def _unreadable_checkpoint(source: str, exc: Exception) -> CheckpointError:
+    """One clear line for a checkpoint ``torch.load(weights_only=True)`` refused or could not parse."""
+    lines = [line.strip() for line in _ANSI.sub("", str(exc)).splitlines() if line.strip()]
+    unsafe = next((m for line in lines if (m := re.search(r"Unsupported global: (GLOBAL \S+)", line))), None)
+    if unsafe is not None:
+        what = unsafe.group(1)
+        return CheckpointError(
+            f"checkpoint {source!r} was refused: it holds Python objects other than tensors ({what}), which could "
+            "run code; only plain state dicts are loaded (torch.load weights_only=True)"
+        )
+    detail = next((line for line in lines if not line.startswith(_TORCH_BOILERPLATE)), type(exc).__name__)
+    return CheckpointError(
+        f"checkpoint {source!r} is not a readable PyTorch state dict (corrupt, truncated, another format, "
+        f"or a pickle refused by weights_only=True): {detail}"
+    )
