@@ -352,6 +352,30 @@ class Study:
             raise
         return self._finish_trial(trial_id, metrics, error)
 
+    def _warm_start(
+        self,
+        searcher: str | Searcher | None,
+        seed: Seed,
+        cheap_metrics: Mapping[str, CheapMetric],
+        searcher_kwargs: Mapping[str, Any],
+    ) -> tuple[Searcher, list[Config], list[TrialRecord]]:
+        """The searcher (created by name if needed) told every finished evaluation, the configurations
+        abandoned by dead or interrupted workers (to evaluate first), and the finished evaluations."""
+        if not isinstance(searcher, Searcher):
+            searcher = create_searcher(
+                searcher or DEFAULT_SEARCHER,
+                self.space,
+                self.objectives,
+                constraints=self.constraints,
+                cheap_metrics=cheap_metrics,
+                seed=seed,
+                **searcher_kwargs,
+            )
+        requeued = self._requeue_abandoned()
+        finished = self._finished()
+        searcher.tell(finished)
+        return searcher, requeued, finished
+
     def evaluate_config(
         self, evaluate: Evaluate, config: Config, cheap_metrics: Mapping[str, CheapMetric] | None = None
     ) -> TrialRecord | None:
@@ -391,19 +415,7 @@ class Study:
         if batch_size < 1:
             raise ElasticNASError(f"batch_size must be >= 1, got {batch_size}")
         cheap = dict(cheap_metrics or {})
-        if not isinstance(searcher, Searcher):
-            searcher = create_searcher(
-                searcher or DEFAULT_SEARCHER,
-                self.space,
-                self.objectives,
-                constraints=self.constraints,
-                cheap_metrics=cheap,
-                seed=seed,
-                **searcher_kwargs,
-            )
-        requeued = self._requeue_abandoned()
-        finished = self._finished()
-        searcher.tell(finished)
+        searcher, requeued, finished = self._warm_start(searcher, seed, cheap, searcher_kwargs)
         done = len(finished)
         new: list[TrialRecord] = []
         ok_values: list[np.ndarray] = [np.array(r.values(self.objectives)) * [o.sign for o in self.objectives]

@@ -18,9 +18,9 @@ from elasticnas import study as _study
 from elasticnas.distributed._pool import EvaluatorFactory, RayRuntime, WorkerPool, _cause, import_ray
 from elasticnas.errors import ElasticNASError
 from elasticnas.records import TrialRecord
-from elasticnas.searchers import CheapMetric, Searcher, create_searcher
+from elasticnas.searchers import CheapMetric, Searcher
 from elasticnas.space import Config, Seed
-from elasticnas.study import DEFAULT_SEARCHER, Study
+from elasticnas.study import Study
 
 
 class _Heartbeats:
@@ -114,19 +114,7 @@ def optimize_parallel(
             f"evaluator must be a callable returning evaluate(config) or a WorkerPool, got {type(evaluator).__name__}"
         )
     cheap = dict(cheap_metrics or {})
-    if not isinstance(searcher, Searcher):
-        searcher = create_searcher(
-            searcher or DEFAULT_SEARCHER,
-            study.space,
-            study.objectives,
-            constraints=study.constraints,
-            cheap_metrics=cheap,
-            seed=seed,
-            **searcher_kwargs,
-        )
-    requeued = study._requeue_abandoned()
-    finished = study._finished()
-    searcher.tell(finished)
+    searcher, requeued, finished = study._warm_start(searcher, seed, cheap, searcher_kwargs)
     done = len(finished)
     if done >= n_evals:
         return []

@@ -53,17 +53,12 @@ class Searcher(ABC):
             proposals = self._propose(n - len(out))
             if not proposals:
                 break
-            for cfg in proposals:
-                cfg = self.space.validate(cfg)
-                cid = self.space.config_id(cfg)
-                if cid in self.history or cid in self.pending or not self.cheap_feasible(cfg):
-                    continue
-                self.pending.add(cid)
-                out.append(cfg)
+            self._accept_new(proposals, out, n)
+        if not out and not self.pending:
+            for _ in range(200):  # the subclass has nothing new: fall back to random sampling
+                self._accept_new(self.space.sample_many(n, self.rng), out, n)
                 if len(out) == n:
                     break
-        if not out and not self.pending:
-            out = self._random_unseen(n)
         return out
 
     def tell(self, records: Sequence[TrialRecord]) -> None:
@@ -101,18 +96,17 @@ class Searcher(ABC):
             return np.full(len(self.objectives), math.inf)
         return np.array([o.sign * float(record.metrics[o.name]) for o in self.objectives])
 
-    def _random_unseen(self, n: int) -> list[Config]:
-        out: list[Config] = []
-        for _ in range(200 * n):
-            cfg = self.space.sample(self.rng)
+    def _accept_new(self, candidates: Sequence[Config], out: list[Config], n: int) -> None:
+        """Move candidates that are new, not pending and cheap-feasible into ``out`` (up to ``n``)."""
+        for cfg in candidates:
+            if len(out) == n:
+                return
+            cfg = self.space.validate(cfg)
             cid = self.space.config_id(cfg)
             if cid in self.history or cid in self.pending or not self.cheap_feasible(cfg):
                 continue
             self.pending.add(cid)
             out.append(cfg)
-            if len(out) == n:
-                break
-        return out
 
     # -- hooks ----------------------------------------------------------------------------
     @abstractmethod
