@@ -46,7 +46,8 @@ def test_training_lowers_the_loss(small_supernet, method: str, digits16: tuple[t
     if method == "sandwich":  # progressive shrinking rarely samples the very smallest before its last phase
         probes.append(net.min_config())
     before = [_loss(net, x, y, c) for c in probes]
-    trainer = create_trainer(method, net, _config())
+    # 24 steps: the narrow tiny_mbv3 (widths 8-24) needs more than 12 steps of batch 32 to move
+    trainer = create_trainer(method, net, _config(batch_size=16, lr=0.2))
     result = trainer.fit((x, y), progress=False)
     assert len(result.history) == 4
     after = [_loss(net, x, y, c) for c in probes]
