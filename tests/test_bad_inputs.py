@@ -142,10 +142,10 @@ cli("weights-corrupt", "`--weights` corrupt file (random bytes)", SUPERNET + ("-
 cli("weights-wrong-shape", "`--weights` of another architecture (a tensor of another shape)",
     SUPERNET + ("--weights", "{tmp}/wrong_arch.pt"),
     PREFIX + "checkpoint '{tmp}/wrong_arch.pt' does not fit super-network 'tiny_mbv3' (1 mismatched, 0 missing, "
-    "0 unexpected); shape mismatches: first_conv.conv.weight checkpoint (17, 2, 4, 4) vs model (16, 1, 3, 3)")
+    "0 unexpected); shape mismatches: first_conv.conv.weight checkpoint (9, 2, 4, 4) vs model (8, 1, 3, 3)")
 cli("weights-missing-tensor", "`--weights` lacking a tensor", SUPERNET + ("--weights", "{tmp}/missing_key.pt"),
     PREFIX + "checkpoint '{tmp}/missing_key.pt' does not fit super-network 'tiny_mbv3' (0 mismatched, 1 missing, "
-    "0 unexpected); missing keys: first_conv.conv.weight (16, 1, 3, 3)")
+    "0 unexpected); missing keys: first_conv.conv.weight (8, 1, 3, 3)")
 cli("weights-pickled-code", "`--weights` a pickle carrying code (refused by `weights_only`; the code never runs)",
     SUPERNET + ("--weights", "{tmp}/code.pt"),
     PREFIX + "checkpoint '{tmp}/code.pt' was refused: it holds Python objects other than tensors (GLOBAL getattr), "
@@ -216,7 +216,7 @@ cli("config-missing-key", "`export --config '{}'`", EXPORT + ("{}",),
 cli("config-unknown-key", "`export --config` with an extra key `x`", EXPORT + ("{CONFIG_EXTRA_KEY}",),
     "elasticnas export: error: unknown key 'x' in configuration; expected keys: ks, e, d, r")
 cli("config-bad-value", "`export --config` with resolution 1000", EXPORT + ("{CONFIG_BAD_R}",),
-    "elasticnas export: error: key 'r': 1000 is not allowed; allowed values: 24, 28, 32")
+    "elasticnas export: error: key 'r': 1000 is not allowed; allowed values: 8, 12, 16, 20, 24, 28, 32")
 cli("configs-jsonl-bad-line", "`measure --configs` with a line that is not JSON",
     ("measure", "--supernet", "tiny_mbv3", "--configs", "{tmp}/cfg_bad.json", "--out", "{tmp}/m.csv"),
     "elasticnas measure: error: {tmp}/cfg_bad.json line 1: not valid JSON (Expecting property name enclosed in double "
