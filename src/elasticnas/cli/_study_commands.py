@@ -112,6 +112,24 @@ def _data_kwargs(args: argparse.Namespace) -> dict[str, object]:
     return {"val_data": val, "calib_data": data_source(args.calib_data) if args.calib_data else val}
 
 
+def _evaluate_extremes(study: Study, problem: Problem, n_evals: int) -> None:
+    """Evaluate a new study's largest and smallest sub-networks first.
+
+    They bound the accuracy / cost trade-off, so the searcher's hypervolume reference
+    spans the whole front from the first round. Skipped for candidates that violate a
+    constraint on a cheap metric (those are never evaluated) and for tiny budgets.
+    """
+    if study.n_evals or n_evals < 4:
+        return
+    space = problem.space
+    for genes in (space.cardinalities - 1, space.cardinalities * 0):
+        config = space.from_genes(genes)
+        cheap = {c.metric: problem.cheap_metrics[c.metric](config) for c in study.constraints
+                 if c.metric in problem.cheap_metrics}
+        if all(c.violation(cheap[c.metric]) == 0.0 for c in study.constraints if c.metric in cheap):
+            study.evaluate_config(problem.evaluate, config, problem.cheap_metrics)
+
+
 def _evaluate_fn(args: argparse.Namespace) -> Callable[[Config], dict[str, float]]:
     """The search's expensive evaluation, built from the arguments (run once in each Ray worker)."""
     return (_supernet_problem(args) if args.supernet else _builtin_problem(args))[0].evaluate
@@ -144,6 +162,8 @@ def _search(args: argparse.Namespace) -> int:
             show_progress=not args.quiet,
         )
     else:
+        if args.supernet:
+            _evaluate_extremes(study, problem, args.n_evals)
         study.optimize(
             problem.evaluate,
             n_evals=args.n_evals,
@@ -275,6 +295,7 @@ def _demo(args: argparse.Namespace) -> int:
     )
     study = create_study(problem.space, dict(problem.objectives), storage=f"sqlite:///{out / 'study.db'}",
                          study_name="demo")
+    _evaluate_extremes(study, problem, args.n_evals)
     study.optimize(
         problem.evaluate, n_evals=args.n_evals, seed=args.seed, cheap_metrics=problem.cheap_metrics, show_progress=True
     )
@@ -305,7 +326,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--out", default="elasticnas-demo", help="output folder (default: ./elasticnas-demo)")
-    p.add_argument("--n-evals", type=positive_int, default=40, help="measured sub-networks (default: 40)")
+    p.add_argument("--n-evals", type=positive_int, default=80, help="measured sub-networks (default: 80)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.set_defaults(func=_demo)
 
