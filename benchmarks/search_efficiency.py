@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         args.problems, args.methods, args.seeds, args.budget = ["ofa_mbv3_note10"], ["random", "nsga2", "linas", OURS], 1, 100
         args.linas_inner_evals = 1000
     out = args.out or HERE / "results" / ("search_efficiency_smoke.json" if args.smoke else "search_efficiency.json")
-    png = args.plot or HERE / "results" / ("search_efficiency_smoke.png" if args.smoke else "search_efficiency.png")
+    png = args.plot or Path(out).with_suffix(".png")  # the plot lies beside its numbers
     kwargs: dict[str, dict[str, Any]] = {"linas": {"inner_evals": args.linas_inner_evals}}
     budgets = {m: args.budget for m in args.methods} | {k: int(v) for k, v in (b.split("=") for b in args.budgets)}
     jobs = [(p, m, s, budgets[m], kwargs.get(m, {})) for p in args.problems for s in range(args.seeds) for m in args.methods]
