@@ -63,7 +63,7 @@ def predictor_table(sizes: list[int], seed: int = 0) -> list[dict[str, Any]]:
         y = np.array([problem.evaluate(c)["accuracy_top1"] for c in configs])
         for name in list_predictors():
             start = time.perf_counter()
-            q = cross_validate(lambda: create_predictor(name, seed=0), X, y, n_folds=5, seed=0)
+            q = cross_validate(lambda name=name: create_predictor(name, seed=0), X, y, n_folds=5, seed=0)
             rows.append({"predictor": name, "n": n, "kendall_tau": q.kendall_tau, "mae": q.mae,
                          "fit_seconds": (time.perf_counter() - start) / 5})
             print(f"{name:12s} n={n:4d} tau {q.kendall_tau:.3f} MAE {q.mae:.3f} fit {rows[-1]['fit_seconds']:.2f} s",

@@ -11,7 +11,6 @@ import math
 import re
 import shutil
 import sqlite3
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch
 import elasticnas as en
 from elasticnas.cli import main
 from elasticnas.problems import create_problem
-from elasticnas.testing.searchers import toy_metrics, toy_space
+from elasticnas.testing.searchers import toy_space
 
 PROBLEM = "ofa_mbv3_note10"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "bad_inputs.md"

@@ -43,7 +43,7 @@ def test_searches_sharing_one_postgresql_study_never_evaluate_a_config_twice():
                     reference_point=problem.reference_point)
     procs = [_search(name, n_evals, seed, searcher) for seed in seeds]
     outs = [p.communicate(timeout=240) for p in procs]
-    for p, (out, err) in zip(procs, outs, strict=True):
+    for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
     study = en.load_study(URL, name)
     finished = study._finished()

@@ -72,4 +72,5 @@ __all__ = [
     "recalibrate_batchnorm",
     "register_metric",
     "register_runtime",
+    "time_callable",
 ]

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from elasticnas.measure.ofa_lut import OFA_MBV3_STAGES, OFALookupTable
+from elasticnas.measure.ofa_lut import OFALookupTable
 from elasticnas.space import Choice, Config, SearchSpace
 
 KERNELS = (3, 5, 7)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from elasticnas.data import as_loader, resize_batch
 from elasticnas.errors import CheckpointError, ElasticNASError
