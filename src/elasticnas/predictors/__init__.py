@@ -8,6 +8,7 @@ from typing import Any
 from elasticnas.predictors._ensemble import Ensemble
 from elasticnas.predictors._mlp import MLPPredictor
 from elasticnas.predictors._quality import PredictorQuality, cross_validate, kendall_tau
+from elasticnas.predictors._select import SelectedPredictor
 from elasticnas.predictors._sklearn import (
     ExtraTreesPredictor,
     GBMPredictor,
@@ -52,12 +53,14 @@ register_predictor("extra_trees", ExtraTreesPredictor)
 register_predictor("gp", GPPredictor)
 register_predictor("mlp", MLPPredictor)
 register_predictor("ensemble", _default_ensemble)
+register_predictor("auto", SelectedPredictor)
 
 __all__ = [
     "Ensemble",
     "ExtraTreesPredictor",
     "GBMPredictor",
     "GPPredictor",
+    "SelectedPredictor",
     "MLPPredictor",
     "Predictor",
     "PredictorQuality",

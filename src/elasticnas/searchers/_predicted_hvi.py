@@ -64,8 +64,9 @@ class PredictedHVISearcher(Searcher):
 
     Each round:
 
-    1. fit one predictor (default: Bayesian ridge, which gives a mean and a
-       std; any registered predictor or ensemble can be passed) per *expensive*
+    1. fit one predictor (default ``auto``: Bayesian ridge or extra trees, whichever
+       ranks better in cross-validation on the finished trials; any registered
+       predictor or ensemble can be passed) per *expensive*
        metric on the finished trials; cheap metrics are never predicted, they
        are computed exactly for every candidate;
     2. grow a candidate pool in a few generations of mutation and crossover
@@ -92,7 +93,7 @@ class PredictedHVISearcher(Searcher):
     def __init__(
         self,
         *args: Any,
-        predictor: str | PredictorFactory = "ridge",
+        predictor: str | PredictorFactory = "auto",
         n_initial: int = 20,
         round_size: int = 10,
         beta: float = 0.0,
