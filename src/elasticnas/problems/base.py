@@ -10,9 +10,8 @@ from typing import Any
 import numpy as np
 
 from elasticnas.records import Direction, Objective
+from elasticnas.searchers.base import CheapMetric
 from elasticnas.space import Config, SearchSpace
-
-CheapMetric = Callable[[Config], float]
 
 
 @dataclass(frozen=True)
