@@ -245,11 +245,18 @@ class Study:
     # -- writing ----------------------------------------------------------------------------
     def _known_ids(self) -> set[str]:
         """Ids of configurations finished or being evaluated: never to be evaluated again."""
-        return {
-            t.user_attrs["config_id"]
-            for t in self._frozen((TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING))
-            if "config_id" in t.user_attrs and not _is_attempt_only(t)
-        }
+        return self._known_and_finished()[0]
+
+    def _known_and_finished(self) -> tuple[set[str], int]:
+        """In one read of the storage: the known ids (see :meth:`_known_ids`) and the number of
+        finished evaluations (:attr:`n_evals`)."""
+        known: set[str] = set()
+        finished = 0
+        for t in self._frozen((TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING)):
+            if "config_id" in t.user_attrs and not _is_attempt_only(t):
+                known.add(t.user_attrs["config_id"])
+                finished += t.state != TrialState.RUNNING
+        return known, finished
 
     def _requeue_abandoned(self) -> list[Config]:
         """Fail trials whose worker stopped beating, and return the configurations left unevaluated."""
@@ -436,9 +443,9 @@ class Study:
                     requeued += self._requeue_abandoned()
                     last_requeue = time.monotonic()
                 if shared:  # other processes may write to the storage
-                    known = self._known_ids()
+                    known, finished_now = self._known_and_finished()
                     searcher.pending.update(known - set(searcher.history))
-                    done = max(done, self.n_evals)  # their evaluations count toward n_evals too
+                    done = max(done, finished_now)  # their evaluations count toward n_evals too
                     if done >= n_evals:
                         break
                 if requeued:
