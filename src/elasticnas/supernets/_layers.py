@@ -134,22 +134,27 @@ class ConvLayer(nn.Module):
         }
 
 
+def _se_bottleneck(channels: int) -> nn.Sequential:
+    """1x1 reduce, ReLU, 1x1 expand, hard-sigmoid, with OFA's module names (checkpoints load by them)."""
+    mid = se_channels(channels)
+    return nn.Sequential(
+        OrderedDict(
+            [
+                ("reduce", nn.Conv2d(channels, mid, 1, 1, 0, bias=True)),
+                ("relu", nn.ReLU()),
+                ("expand", nn.Conv2d(mid, channels, 1, 1, 0, bias=True)),
+                ("h_sigmoid", nn.Hardsigmoid()),
+            ]
+        )
+    )
+
+
 class SEModule(nn.Module):
     """Squeeze-excite with a ReLU bottleneck and hard-sigmoid gate (OFA ``SEModule``)."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        mid = se_channels(channels)
-        self.fc = nn.Sequential(
-            OrderedDict(
-                [
-                    ("reduce", nn.Conv2d(channels, mid, 1, 1, 0, bias=True)),
-                    ("relu", nn.ReLU()),
-                    ("expand", nn.Conv2d(mid, channels, 1, 1, 0, bias=True)),
-                    ("h_sigmoid", nn.Hardsigmoid()),
-                ]
-            )
-        )
+        self.fc = _se_bottleneck(channels)
 
     def forward(self, x: Tensor) -> Tensor:
         return x * self.fc(global_avg_pool(x))
@@ -480,17 +485,7 @@ class ElasticSE(nn.Module):
 
     def __init__(self, max_channels: int) -> None:
         super().__init__()
-        mid = se_channels(max_channels)
-        self.fc = nn.Sequential(
-            OrderedDict(
-                [
-                    ("reduce", nn.Conv2d(max_channels, mid, 1, 1, 0, bias=True)),
-                    ("relu", nn.ReLU()),
-                    ("expand", nn.Conv2d(mid, max_channels, 1, 1, 0, bias=True)),
-                    ("h_sigmoid", nn.Hardsigmoid()),
-                ]
-            )
-        )
+        self.fc = _se_bottleneck(max_channels)
 
     def forward(self, x: Tensor) -> Tensor:
         c = x.size(1)
