@@ -8,9 +8,10 @@
     (CV) of the 5 medians, per runtime (goal <= 2 %);
 (b) 20 sub-networks measured in two passes: Kendall tau of the two latency
     rankings, per runtime (goal >= 0.9);
-(c) a lookup table built with ``build_lut`` against direct measurement of 50
-    sub-networks: median absolute percentage error (goal <= 10 %), with and
-    without the per-call overhead correction.
+(c) a lookup table built with ``build_lut`` (its scale fitted on 10 whole
+    sub-networks, drawn apart from the test ones) against direct measurement of
+    50 sub-networks: median absolute percentage error (goal <= 10 %), also
+    without the scale and as the naive sum of layer times.
 
 Writes ``benchmarks/results/latency.json`` (``latency_smoke.json`` with --smoke).
 """
@@ -37,7 +38,7 @@ from elasticnas.measure import (
     lut_error,
     measure_latency,
 )
-from elasticnas.measure.lut import LUT_POLICY
+from elasticnas.measure.lut import LUT_CALIBRATE, LUT_POLICY
 from elasticnas.supernets import create_supernet
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -108,31 +109,35 @@ def lut_accuracy(supernet: Any, runtime: str, n: int, threads: int, policy: Timi
                  resolution: int | None, smoke: bool) -> dict[str, Any]:
     cfgs = _configs(supernet, n, 3, resolution)
     fixed = {"r": resolution} if resolution is not None else None
+    calibrate = 2 if smoke else LUT_CALIBRATE
     t0 = time.perf_counter()
     if smoke:
         specs = collect_layer_specs(supernet, configs=cfgs)
     else:
         specs = collect_layer_specs(supernet, fixed=fixed, seed=0)
-    lut = build_lut(supernet, runtime=runtime, threads=threads, policy=lut_policy, specs=specs)
+    lut = build_lut(supernet, runtime=runtime, threads=threads, policy=lut_policy, specs=specs, fixed=fixed,
+                    calibrate=calibrate)
     build_s = time.perf_counter() - t0
-    _log(f"(c) {runtime}: timed {len(lut)} layers in {build_s:.0f} s; overhead {lut.overhead_ms:.4f} ms")
+    _log(f"(c) {runtime}: timed {len(lut)} layers and {lut.calibration_n} whole nets in {build_s:.0f} s; "
+         f"overhead {lut.overhead_ms:.4f} ms, scale {lut.scale:.3f}")
     measured = [_measure(supernet, c, runtime, threads, policy)["median_ms"] for c in cfgs]
     estimated = [lut.latency_ms(supernet, c) for c in cfgs]
+    uncalibrated = [lut.overhead_ms + lut.layer_sum_ms(s.key for s in supernet.layer_specs(c)) for c in cfgs]
     naive = [sum(lut.entries[s.key].median_ms for s in supernet.layer_specs(c)) for c in cfgs]
-    rep = lut_error(estimated, measured)
-    rep_naive = lut_error(naive, measured)
-    _log(
-        f"(c) {runtime}: median |error| {rep.median_abs_pct_error:.2f} % (naive sum {rep_naive.median_abs_pct_error:.2f} %), "
-        f"tau {rep.kendall_tau:.3f}"
-    )
+    reports = {name: lut_error(est, measured) for name, est in
+               (("calibrated", estimated), ("uncalibrated", uncalibrated), ("naive_sum", naive))}
+    _log(f"(c) {runtime}: median |error| " + ", ".join(
+        f"{name} {rep.median_abs_pct_error:.2f} %" for name, rep in reports.items()
+    ) + f"; tau {reports['calibrated'].kendall_tau:.3f}")
     return {
         "runtime": runtime,
         "n_subnets": n,
         "n_layers": len(lut),
+        "calibration_subnets": lut.calibration_n,
+        "scale": lut.scale,
         "build_s": build_s,
         "overhead_ms": lut.overhead_ms,
-        "corrected": rep.as_dict(),
-        "naive_sum": rep_naive.as_dict(),
+        **{name: rep.as_dict() for name, rep in reports.items()},
         "measured_ms": np.round(measured, 5).tolist(),
         "estimated_ms": np.round(estimated, 5).tolist(),
     }

@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -63,9 +67,27 @@ def test_stats_are_percentiles_of_the_samples():
 
 def test_steady_work_settles_before_the_budget():
     x = torch.randn(64, 64)
-    policy = TimingPolicy(warmup_runs=2, warmup_s=0.0, min_runs=20, min_time_s=0.0, budget_s=5.0, rel_tol=0.05)
+    policy = TimingPolicy(
+        warmup_runs=2, warmup_s=0.0, max_warmup_s=0.0, min_runs=20, min_time_s=0.0, budget_s=5.0, rel_tol=0.05
+    )
     stats, timed_s, warm = time_callable(lambda: x @ x, policy)
     assert stats.settled and timed_s < 5.0 and warm == 2
+
+
+def test_warm_up_goes_on_while_the_calls_get_faster():
+    import time
+
+    calls = iter(range(100_000))
+
+    def warming() -> None:  # 4 ms, 0.1 ms faster at each call until 1 ms at the 30th
+        time.sleep(max(0.004 - 0.0001 * next(calls), 0.001))
+
+    policy = TimingPolicy(warmup_runs=2, warmup_s=0.0, check_every=10, min_runs=20, min_time_s=0.0, rel_tol=0.05)
+    stats, _, warm = time_callable(warming, policy)
+    assert warm >= 30 and stats.median_ms < 1.5
+    cold = TimingPolicy(warmup_runs=2, warmup_s=0.0, max_warmup_s=0.0, min_runs=20, min_time_s=0.0, rel_tol=0.05)
+    calls = iter(range(100_000))
+    assert time_callable(warming, cold)[2] == 2
 
 
 def test_erratic_work_stops_at_the_budget_unsettled():
@@ -90,7 +112,15 @@ def test_max_runs_caps_the_run_count():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(min_runs=2), dict(max_runs=5, min_runs=10), dict(budget_s=0), dict(rel_tol=0), dict(min_time_s=9.0)],
+    [
+        dict(min_runs=2),
+        dict(max_runs=5, min_runs=10),
+        dict(budget_s=0),
+        dict(rel_tol=0),
+        dict(min_time_s=9.0),
+        dict(steady_tol=1.0),
+        dict(max_warmup_s=-1.0),
+    ],
 )
 def test_bad_policies_are_rejected(kwargs):
     with pytest.raises(MeasurementError):
@@ -117,3 +147,34 @@ def test_cuda_without_a_gpu_is_a_clear_error(runtime):
 def test_unknown_runtime():
     with pytest.raises(UnknownNameError, match="onnxruntime"):
         create_runtime("tensorrt")
+
+
+_FAULTS_SCRIPT = """
+import resource, sys, torch
+from elasticnas.measure import FAST_POLICY, measure_latency
+from elasticnas.measure.latency import allocator_state
+torch.set_num_threads(1)
+x = torch.randn(1, 64, 128, 128)  # 4 MiB activations, above glibc's initial mmap threshold
+net = torch.nn.Sequential(torch.nn.Conv2d(64, 64, 1), torch.nn.ReLU(), torch.nn.Conv2d(64, 64, 1)).eval()
+def faults_per_call():
+    with torch.inference_mode():
+        for _ in range(3):
+            net(x)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(20):
+            net(x)
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20
+print(allocator_state(False), faults_per_call())
+res = measure_latency(net, (64, 128, 128), policy=FAST_POLICY)
+print(res.allocator, faults_per_call())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc")
+def test_steady_allocator_stops_page_faults_in_every_call():
+    # a fixed 128 KiB mmap threshold (glibc's initial one, without its adaptation): every call maps its buffers anew
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+    run = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT], capture_output=True, text=True, check=True, env=env)
+    (before_state, before), (after_state, after) = [line.split() for line in run.stdout.split("\n")[:2]]
+    assert before_state == "default" and after_state == "glibc-steady"
+    assert float(before) > 100 and float(after) < 1

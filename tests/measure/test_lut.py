@@ -85,9 +85,12 @@ def test_build_times_every_distinct_layer(runtime):
     cfgs = [{"w": [8, 16, 32], "d": 3, "r": 8}, {"w": [8, 16, 8], "d": 2, "r": 8}]
     specs = collect_layer_specs(net, configs=cfgs)
     calls = []
-    lut = build_lut(net, runtime=runtime, policy=FAST_POLICY, specs=specs, progress=lambda d, t: calls.append((d, t)))
+    lut = build_lut(
+        net, runtime=runtime, policy=FAST_POLICY, specs=specs, calibrate=0, progress=lambda d, t: calls.append((d, t))
+    )
     assert set(lut.entries) == set(specs) and len(lut) == 5
     assert calls == [(i, 5) for i in range(1, 6)]
+    assert (lut.scale, lut.calibration_n) == (1.0, 0)
     assert lut.runtime == runtime and lut.threads == 1 and lut.supernet == "toy_convnet"
     assert lut.overhead_ms > 0 and all(e.median_ms > 0 and e.runs >= 10 for e in lut.entries.values())
     assert lut.machine["threads"] == "1"
@@ -104,3 +107,52 @@ def test_lut_error_report():
     assert rep.kendall_tau == pytest.approx(1.0)
     with pytest.raises(LUTError):
         lut_error([1.0], [1.0, 2.0])
+
+
+def test_scale_is_fitted_on_whole_subnetworks(monkeypatch):
+    """Whole networks 25 % slower than the sum of their layers above the overhead: the scale is 1.25."""
+    import elasticnas.measure.lut as lut_module
+    from elasticnas.measure.latency import LatencyResult
+
+    overhead = 0.01
+
+    def fake_measure(module, shape, **kw):
+        if isinstance(module, lut_module._Overhead):
+            ms = overhead
+        elif hasattr(module, "layer_sum"):  # a whole sub-network (see below)
+            ms = overhead + 1.25 * module.layer_sum
+        else:
+            ms = overhead + sum(p.numel() for p in module.parameters()) * 1e-4
+        return LatencyResult(ms, ms, 0.0, ms, ms, 30, True, "onnxruntime", "cpu", 1, 1, "thread", 10, 0.1, "default")
+
+    net = ToySupernet()
+    extract = net.extract
+
+    def extract_with_sum(cfg):
+        module = extract(cfg)
+        module.layer_sum = sum(sum(p.numel() for p in s.build().parameters()) * 1e-4 for s in net.layer_specs(cfg))
+        return module
+
+    monkeypatch.setattr(lut_module, "measure_latency", fake_measure)
+    monkeypatch.setattr(net, "extract", extract_with_sum)
+    calls = []
+    lut = build_lut(net, fixed={"r": 8}, calibrate=4, seed=3, progress=lambda d, t: calls.append(t))
+    assert lut.calibration_n == 4 and lut.scale == pytest.approx(1.25)
+    assert set(calls) == {len(lut) + 4}
+    assert all(k.endswith("-8") for k in lut.entries)  # fixed applies to the collection and the calibration
+    cfg = {"w": [8, 16, 32], "d": 3, "r": 8}
+    assert lut.latency_ms(net, cfg) == pytest.approx(fake_measure(extract_with_sum(cfg), None).median_ms)
+
+
+def test_scale_survives_json_and_old_tables_read_as_unscaled(tmp_path):
+    import dataclasses
+
+    lut = dataclasses.replace(_table(a=0.5, b=0.25), scale=1.2, calibration_n=10)
+    lut.save(tmp_path / "lut.json")
+    assert LookupTable.load(tmp_path / "lut.json") == lut
+    assert lut.estimate_ms(["a", "b"]) == pytest.approx(0.01 + 1.2 * (0.49 + 0.24))
+    old = lut.to_json()
+    old["version"] = 1
+    del old["scale"], old["calibration_n"]
+    back = LookupTable.from_json(old)
+    assert (back.scale, back.calibration_n) == (1.0, 0)

@@ -7,14 +7,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from elasticnas.cli._args import positive_float, positive_int
+from elasticnas.cli._args import non_negative_int, positive_float, positive_int
 from elasticnas.errors import ElasticNASError
 
 
 def _build(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from elasticnas.measure import TimingPolicy, build_lut, collect_layer_specs
+    from elasticnas.measure import build_lut, collect_layer_specs
     from elasticnas.measure.latency import check_device
     from elasticnas.measure.lut import LUT_POLICY
     from elasticnas.supernets import create_supernet
@@ -28,6 +28,7 @@ def _build(args: argparse.Namespace) -> int:
     bar = tqdm(total=len(specs), desc="lut build", unit="layer", file=sys.stderr, disable=args.quiet or None)
 
     def progress(done: int, total: int) -> None:
+        bar.total = total  # the layers, then the whole sub-networks that calibrate the scale
         bar.update(done - bar.n)
 
     try:
@@ -38,13 +39,8 @@ def _build(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             threads=args.threads,
             specs=specs,
-            policy=TimingPolicy(
-                warmup_runs=LUT_POLICY.warmup_runs,
-                warmup_s=min(LUT_POLICY.warmup_s, args.budget_s),
-                min_time_s=min(LUT_POLICY.min_time_s, args.budget_s),
-                budget_s=args.budget_s,
-                rel_tol=LUT_POLICY.rel_tol,
-            ),
+            policy=LUT_POLICY.with_budget(args.budget_s),
+            calibrate=args.calibrate,
             seed=args.seed,
             progress=progress,
         )
@@ -54,7 +50,7 @@ def _build(args: argparse.Namespace) -> int:
     print(
         f"wrote {len(lut)} layer latencies of {lut.supernet} to {out} "
         f"(runtime {lut.runtime}, device {lut.device}, batch {lut.batch_size}, threads {lut.threads}, "
-        f"per-call overhead {lut.overhead_ms:.4f} ms)"
+        f"per-call overhead {lut.overhead_ms:.4f} ms, scale {lut.scale:.3f} from {lut.calibration_n} whole sub-networks)"
     )
     return 0
 
@@ -62,7 +58,7 @@ def _build(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add ``elasticnas lut build``."""
     from elasticnas.measure import list_runtimes
-    from elasticnas.measure.lut import LUT_POLICY
+    from elasticnas.measure.lut import LUT_CALIBRATE, LUT_POLICY
 
     p = subparsers.add_parser("lut", help="latency lookup tables", description="Latency lookup tables.")
     sub = p.add_subparsers(dest="lut_command", metavar="ACTION", required=True)
@@ -83,6 +79,13 @@ def register(subparsers: Any) -> None:
     b.add_argument(
         "--budget-s", type=positive_float, default=LUT_POLICY.budget_s,
         help=f"most seconds of timed runs per layer (default: {LUT_POLICY.budget_s:g})",
+    )
+    b.add_argument(
+        "--calibrate", type=non_negative_int, default=LUT_CALIBRATE,
+        help=(
+            "whole sub-networks measured directly to fit the table's scale (layers timed alone run "
+            f"faster than inside a network); 0 = no calibration (default: {LUT_CALIBRATE})"
+        ),
     )
     b.add_argument("--seed", type=int, default=0, help="seed of the sub-networks visited to find layers (default: 0)")
     b.add_argument("--out", required=True, help="JSON file to write")

@@ -58,7 +58,7 @@ def _measure(args: argparse.Namespace) -> int:
         raise ElasticNASError(f"cannot write {str(out)!r}: directory {str(out.parent)!r} does not exist")
     supernet = create_supernet(args.supernet, weights=args.weights)
     configs = read_configs(args.configs, supernet.search_space)
-    policy = TimingPolicy(budget_s=args.budget_s, min_time_s=min(TimingPolicy.min_time_s, args.budget_s))
+    policy = TimingPolicy().with_budget(args.budget_s)
     measurer = Measurer(
         supernet,
         runtime=args.runtime,

@@ -11,12 +11,24 @@ On a shared machine, elapsed time includes the time other processes hold the
 CPU. With one thread on the CPU every bit of a call's work runs in the calling
 thread, so by default we time that thread's CPU time instead (``clock="auto"``),
 which is what the call takes on an idle machine; elsewhere we time wall-clock.
+
+glibc's malloc hands large freed buffers (activations) back to the operating
+system after every call by default, so each eager PyTorch call page-faults its
+buffers in again, by an amount that drifts with the heap's history: the same
+OFA-MobileNetV3 sub-network measured 18-22 ms in one process (CV 6.6 %). Before
+timing we therefore make the allocator keep its memory (``mallopt``, as
+jemalloc and tcmalloc, PyTorch's recommended CPU allocators, do by default),
+once per process; the result records ``allocator`` (``TimingPolicy.steady_allocator``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
+import ctypes.util
+import dataclasses
+import functools
 import gc
 import math
 import os
@@ -47,7 +59,10 @@ class MeasurementError(ElasticNASError):
 class TimingPolicy:
     """When to stop warming up and when to stop timing.
 
-    Warm-up lasts at least ``warmup_runs`` calls and ``warmup_s`` seconds.
+    Warm-up lasts at least ``warmup_runs`` calls and ``warmup_s`` seconds, then
+    goes on in windows of ``check_every`` calls while a window's median is more
+    than ``steady_tol`` below the previous one's (the process is still getting
+    faster: caches, allocator, lazily built kernels), for at most ``max_warmup_s``.
     Timing runs at least ``min_runs`` calls and ``min_time_s`` seconds (so that
     the median spans slow drifts of the machine), then stops as soon as the
     estimated standard error of the median is at most ``rel_tol`` of the median
@@ -58,10 +73,15 @@ class TimingPolicy:
     calling thread, which leaves out the time other processes hold the CPU and
     is the call's latency whenever all its work runs in the calling thread (CPU,
     one thread); ``"auto"`` picks ``"thread"`` then and ``"wall"`` otherwise.
+
+    ``steady_allocator``: stop glibc's malloc from returning freed memory to the
+    system (see the module docstring); a no-op where glibc is not the allocator.
     """
 
     warmup_runs: int = 10
     warmup_s: float = 0.2
+    steady_tol: float = 0.02
+    max_warmup_s: float = 3.0
     clock: Clock = "auto"
     min_runs: int = 30
     min_time_s: float = 0.5
@@ -69,6 +89,7 @@ class TimingPolicy:
     budget_s: float = 5.0
     rel_tol: float = 0.005
     check_every: int = 10
+    steady_allocator: bool = True
 
     def __post_init__(self) -> None:
         if self.min_runs < 3 or self.max_runs < self.min_runs:
@@ -79,9 +100,23 @@ class TimingPolicy:
             raise MeasurementError("timing policy: min_time_s must not exceed budget_s")
         if self.budget_s <= 0 or self.rel_tol <= 0 or self.check_every < 1 or self.warmup_runs < 0:
             raise MeasurementError("timing policy: budget_s and rel_tol must be > 0, check_every >= 1")
+        if not 0 <= self.steady_tol < 1 or self.max_warmup_s < 0:
+            raise MeasurementError("timing policy: need 0 <= steady_tol < 1 and max_warmup_s >= 0")
+
+    def with_budget(self, budget_s: float) -> TimingPolicy:
+        """This policy with ``budget_s`` seconds of timed runs, its minimum times shortened to fit."""
+        return dataclasses.replace(
+            self,
+            budget_s=budget_s,
+            min_time_s=min(self.min_time_s, budget_s),
+            warmup_s=min(self.warmup_s, budget_s),
+            max_warmup_s=min(self.max_warmup_s, budget_s),
+        )
 
 
-FAST_POLICY = TimingPolicy(warmup_runs=3, warmup_s=0.02, min_runs=10, min_time_s=0.0, budget_s=0.5, rel_tol=0.01)
+FAST_POLICY = TimingPolicy(
+    warmup_runs=3, warmup_s=0.02, max_warmup_s=0.1, min_runs=10, min_time_s=0.0, budget_s=0.5, rel_tol=0.01
+)
 
 
 @dataclass(frozen=True)
@@ -123,6 +158,7 @@ class LatencyResult:
     clock: str
     warmup_runs: int
     timed_s: float
+    allocator: str
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -151,6 +187,29 @@ def median_rel_stderr(samples: np.ndarray) -> float:
     return float(1.2533 * sigma / math.sqrt(samples.size) / q50)
 
 
+def _warm_up(run: RunOnce, policy: TimingPolicy, sample_clock: Callable[[], int]) -> int:
+    """Call ``run`` until warm (see :class:`TimingPolicy`); returns the number of calls."""
+    clock_ns = time.perf_counter_ns
+    start = clock_ns()
+    warm = 0
+    while warm < policy.warmup_runs or (clock_ns() - start) < policy.warmup_s * 1e9:
+        run()
+        warm += 1
+    window = np.empty(policy.check_every)
+    previous = math.inf
+    while (clock_ns() - start) < policy.max_warmup_s * 1e9:
+        for i in range(policy.check_every):
+            c0 = sample_clock()
+            run()
+            window[i] = sample_clock() - c0
+        warm += policy.check_every
+        current = float(np.median(window))
+        if current >= (1.0 - policy.steady_tol) * previous:
+            break
+        previous = current
+    return warm
+
+
 def time_callable(
     run: RunOnce, policy: TimingPolicy = TimingPolicy(), *, clock: Clock | None = None
 ) -> tuple[LatencyStats, float, int]:
@@ -162,11 +221,7 @@ def time_callable(
     which = clock or policy.clock
     sample_clock = time.thread_time_ns if which == "thread" else time.perf_counter_ns
     clock_ns = time.perf_counter_ns
-    warm = 0
-    start = clock_ns()
-    while warm < policy.warmup_runs or (clock_ns() - start) < policy.warmup_s * 1e9:
-        run()
-        warm += 1
+    warm = _warm_up(run, policy, sample_clock)
     samples = np.empty(policy.max_runs, dtype=float)
     n = 0
     settled = False
@@ -194,6 +249,34 @@ def time_callable(
         if gc_was_enabled:
             gc.enable()
     return LatencyStats.from_samples(samples[:n], settled), timed_s, warm
+
+
+# mallopt parameters (glibc malloc.h) and the values we set: never trim the heap, keep buffers
+# below the largest allowed mmap threshold (32 MiB on 64-bit) in the heap instead of mmap-ing each.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_TRIM_THRESHOLD, _MMAP_THRESHOLD = 1 << 30, 32 << 20
+
+
+@functools.cache
+def _glibc_keep_memory() -> bool:
+    """Set glibc's trim and mmap thresholds with ``mallopt``; False where the C library is not glibc."""
+    name = ctypes.util.find_library("c")
+    if name is None or "libc.so" not in name:
+        return False
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD) == 1 and mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) == 1
+
+
+def allocator_state(make_steady: bool) -> str:
+    """``"glibc-steady"`` once glibc's malloc keeps its memory (set here when ``make_steady``), else ``"default"``."""
+    if make_steady:
+        _glibc_keep_memory()
+    steady = _glibc_keep_memory.cache_info().currsize > 0 and _glibc_keep_memory()
+    return "glibc-steady" if steady else "default"
 
 
 @contextlib.contextmanager
@@ -402,6 +485,7 @@ def measure_latency(
     rt = create_runtime(runtime)
     x = example_input(input_shape, batch_size, seed)
     clock = resolve_clock(policy.clock, device, n_threads)
+    allocator = allocator_state(policy.steady_allocator)
     with pinned_threads(max(1, n_threads)):
         run = rt.prepare(model, x, device, n_threads)
         stats, timed_s, warm = time_callable(run, policy, clock=clock)
@@ -420,4 +504,5 @@ def measure_latency(
         clock=clock,
         warmup_runs=warm,
         timed_s=timed_s,
+        allocator=allocator,
     )

@@ -10,20 +10,24 @@ JSON file (:class:`LookupTable`).
 
 Every timed call carries a fixed per-call cost of the runtime (Python, session
 dispatch) that a whole network pays once, not once per layer. We time an
-almost empty network of the same runtime (``overhead_ms``) and estimate a
-sub-network as ``overhead_ms + sum(max(layer_ms - overhead_ms, 0))``.
+almost empty network of the same runtime (``overhead_ms``). A layer timed
+alone also runs faster than inside a network, where the other layers' weights
+and activations have pushed its own out of the caches (OFA-MobileNetV3 at
+r=160 on ONNX Runtime: whole networks 14 % slower than the sum of their
+layers, steadily so). ``build_lut`` therefore measures a few whole
+sub-networks directly and fits one ``scale``; a sub-network's estimate is
+``overhead_ms + scale * sum(max(layer_ms - overhead_ms, 0))``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -31,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from elasticnas._io import atomic_write_text
 from elasticnas.errors import ElasticNASError
 from elasticnas.measure.latency import (
     LatencyResult,
@@ -41,7 +46,8 @@ from elasticnas.measure.latency import (
 )
 
 LUT_FORMAT = "elasticnas-latency-lut"
-LUT_VERSION = 1
+LUT_VERSION = 2  # version 1: no scale (read as 1.0)
+LUT_CALIBRATE = 10
 LUT_POLICY = TimingPolicy(warmup_runs=10, warmup_s=0.1, min_runs=30, min_time_s=0.3, budget_s=3.0, rel_tol=0.005)
 
 
@@ -69,7 +75,10 @@ class LUTEntry:
 
 @dataclass(frozen=True)
 class LookupTable:
-    """Per-layer latencies of one super-network on one runtime, device, batch size and thread count."""
+    """Per-layer latencies of one super-network on one runtime, device, batch size and thread count.
+
+    ``scale`` was fitted on ``calibration_n`` directly measured whole sub-networks (1.0 and 0: none).
+    """
 
     supernet: str
     runtime: str
@@ -78,6 +87,8 @@ class LookupTable:
     threads: int
     overhead_ms: float
     entries: Mapping[str, LUTEntry]
+    scale: float = 1.0
+    calibration_n: int = 0
     machine: Mapping[str, str] = field(default_factory=dict)
     created: str = ""
 
@@ -88,9 +99,9 @@ class LookupTable:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def estimate_ms(self, keys: Iterable[str]) -> float:
-        """``overhead_ms`` plus, for each layer key, its latency above the per-call overhead."""
-        total = self.overhead_ms
+    def layer_sum_ms(self, keys: Iterable[str]) -> float:
+        """Sum of the layers' latencies above the per-call overhead (before ``scale``)."""
+        total = 0.0
         for key in keys:
             entry = self.entries.get(key)
             if entry is None:
@@ -99,6 +110,10 @@ class LookupTable:
                 )
             total += max(entry.median_ms - self.overhead_ms, 0.0)
         return total
+
+    def estimate_ms(self, keys: Iterable[str]) -> float:
+        """``overhead_ms`` plus ``scale`` times the layers' latencies above the per-call overhead."""
+        return self.overhead_ms + self.scale * self.layer_sum_ms(keys)
 
     def latency_ms(self, supernet: Any, config: Mapping[str, Any]) -> float:
         """Estimated latency of sub-network ``config`` of ``supernet``."""
@@ -118,6 +133,8 @@ class LookupTable:
             "batch_size": self.batch_size,
             "threads": self.threads,
             "overhead_ms": self.overhead_ms,
+            "scale": self.scale,
+            "calibration_n": self.calibration_n,
             "machine": dict(self.machine),
             "created": self.created,
             "entries": {
@@ -129,7 +146,7 @@ class LookupTable:
     def from_json(cls, data: Mapping[str, Any]) -> LookupTable:
         if not isinstance(data, Mapping) or data.get("format") != LUT_FORMAT:
             raise LUTError(f"not an elasticnas lookup table (expected \"format\": \"{LUT_FORMAT}\")")
-        if data.get("version") != LUT_VERSION:
+        if data.get("version") not in (1, LUT_VERSION):
             raise LUTError(f"lookup table version {data.get('version')!r} is not supported (expected {LUT_VERSION})")
         try:
             entries = {
@@ -150,6 +167,8 @@ class LookupTable:
                 threads=int(data["threads"]),
                 overhead_ms=float(data["overhead_ms"]),
                 entries=entries,
+                scale=float(data.get("scale", 1.0)),
+                calibration_n=int(data.get("calibration_n", 0)),
                 machine={str(k): str(v) for k, v in data.get("machine", {}).items()},
                 created=str(data.get("created", "")),
             )
@@ -158,17 +177,7 @@ class LookupTable:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the table as JSON (atomically: a temporary file renamed into place)."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(self.to_json(), fh, indent=1)
-                fh.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write_text(path, json.dumps(self.to_json(), indent=1) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> LookupTable:
@@ -269,17 +278,27 @@ def build_lut(
     threads: int | None = None,
     policy: TimingPolicy = LUT_POLICY,
     specs: Mapping[str, LayerSpecLike] | None = None,
+    fixed: Mapping[str, Any] | None = None,
+    calibrate: int = LUT_CALIBRATE,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> LookupTable:
-    """Time every distinct layer of ``supernet`` once (see :func:`collect_layer_specs`).
+    """Time every distinct layer of ``supernet`` once (see :func:`collect_layer_specs`), then fit the
+    table's ``scale`` on ``calibrate`` random whole sub-networks (``fixed`` choices overridden, as when
+    collecting the layers) measured directly: the median of measured / estimated, above the overhead.
 
-    ``progress(done, total)`` is called after each layer.
+    ``progress(done, total)`` is called after each layer and each calibration sub-network.
     """
     runtime_name = create_runtime(runtime).name
     n_threads = default_threads() if threads is None else int(threads)
     if specs is None:
-        specs = collect_layer_specs(supernet, seed=seed)
+        specs = collect_layer_specs(supernet, fixed=fixed, seed=seed)
+    space = supernet.search_space
+    calibration = [
+        space.validate({**cfg, **(fixed or {})})
+        for cfg in space.sample_many(calibrate, seed=np.random.default_rng([seed, 1]))
+    ]
+    specs = {**specs, **collect_layer_specs(supernet, configs=calibration)}
     if not specs:
         raise LUTError(f"super-network {getattr(supernet, 'name', '?')!r} describes no layers")
     kw: dict[str, Any] = dict(
@@ -287,7 +306,7 @@ def build_lut(
     )
     overhead: LatencyResult = measure_latency(_Overhead(), (1,), **kw)
     entries: dict[str, LUTEntry] = {}
-    total = len(specs)
+    total = len(specs) + len(calibration)
     for i, (key, spec) in enumerate(specs.items()):
         module = spec.build().eval()
         shape = tuple(int(s) for s in spec.input_shape)
@@ -295,7 +314,7 @@ def build_lut(
         entries[key] = LUTEntry(res.median_ms, res.p90_ms, res.iqr_ms, res.runs, shape)
         if progress is not None:
             progress(i + 1, total)
-    return LookupTable(
+    lut = LookupTable(
         supernet=str(getattr(supernet, "name", "")),
         runtime=runtime_name,
         device=device,
@@ -306,6 +325,17 @@ def build_lut(
         machine=machine_info(runtime_name, n_threads),
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
+    ratios = []
+    for j, cfg in enumerate(calibration):
+        layers = lut.layer_sum_ms(spec.key for spec in supernet.layer_specs(cfg))
+        measured = measure_latency(supernet.extract(cfg).eval(), supernet.input_shape(cfg), **kw).median_ms
+        if layers > 0:
+            ratios.append(max(measured - lut.overhead_ms, 0.0) / layers)
+        if progress is not None:
+            progress(len(specs) + j + 1, total)
+    if not ratios:
+        return lut
+    return dataclasses.replace(lut, scale=float(np.median(ratios)), calibration_n=len(ratios))
 
 
 @dataclass(frozen=True)
