@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -303,6 +303,45 @@ class Study:
             return None
         return trial_id
 
+    def _refresh_shared(
+        self, searcher: Searcher, requeued: list[Config], last_requeue: float
+    ) -> tuple[set[str], int, float]:
+        """Catch up with the other processes on a shared storage, between rounds of proposals.
+
+        More than :data:`HEARTBEAT_INTERVAL_S` after ``last_requeue`` (a worker may have died), the
+        configurations of abandoned trials are appended to ``requeued``; the configurations other
+        workers hold or finished are marked pending in ``searcher``. Returns the known ids and the
+        number of finished evaluations (one read, see :meth:`_known_and_finished`) and the time of
+        the last re-queue.
+        """
+        if time.monotonic() - last_requeue > HEARTBEAT_INTERVAL_S:
+            requeued += self._requeue_abandoned()
+            last_requeue = time.monotonic()
+        known, finished = self._known_and_finished()
+        searcher.pending.update(known - set(searcher.history))
+        return known, finished, last_requeue
+
+    def _proposals(self, searcher: Searcher, requeued: list[Config], n_requeued: int, n_new: int) -> list[Config]:
+        """The first ``n_requeued`` configurations of ``requeued`` (taken out of it), or ``n_new`` new
+        proposals of ``searcher`` when none is re-queued."""
+        if requeued:
+            proposals = requeued[:n_requeued]
+            del requeued[:n_requeued]
+            return proposals
+        return searcher.ask(n_new)
+
+    def _claim_each(self, proposals: Sequence[Config], known: set[str]) -> Iterator[tuple[int, Config]]:
+        """``(trial_id, config)`` for each proposal claimed as a trial, claimed only when the caller
+        asks for the next one. Proposals whose id is in ``known``, or that another worker claimed
+        first, are skipped; each claimed id is added to ``known``."""
+        for config in proposals:
+            config_id = self.space.config_id(config)
+            trial_id = None if config_id in known else self._claim(config, config_id)
+            if trial_id is None:
+                continue  # another worker holds or finished it; its result arrives through the storage
+            known.add(config_id)
+            yield trial_id, config
+
     def _finish_trial(self, trial_id: int, metrics: Mapping[str, float], error: str | None) -> TrialRecord:
         if metrics:
             self._storage.set_trial_user_attr(trial_id, "metrics", dict(metrics))
@@ -336,17 +375,24 @@ class Study:
             return {k: v for k, v in metrics.items() if math.isfinite(v)}, f"non-finite metric {bad[0]!r}"
         return metrics, None
 
+    def _complete_metrics(
+        self, raw: Any, config: Config, cheap_metrics: Mapping[str, CheapMetric]
+    ) -> tuple[dict[str, float], str | None]:
+        """What an evaluator returned for ``config``, with the cheap metrics it left out added,
+        validated by :meth:`_check_metrics`."""
+        if isinstance(raw, Mapping):  # anything else is refused, in one line, by _check_metrics
+            raw = dict(raw)
+            for name, fn in cheap_metrics.items():
+                raw.setdefault(name, fn(config))
+        return self._check_metrics(raw)
+
     def _evaluate_trial(
         self, trial_id: int, evaluate: Evaluate, config: Config, cheap_metrics: Mapping[str, CheapMetric]
     ) -> TrialRecord:
         try:
             with _Heartbeat(self._storage, trial_id):
                 raw = evaluate(config)
-            if isinstance(raw, Mapping):  # anything else is refused, in one line, by _check_metrics
-                raw = dict(raw)
-                for name, fn in cheap_metrics.items():
-                    raw.setdefault(name, fn(config))
-            metrics, error = self._check_metrics(raw)
+            metrics, error = self._complete_metrics(raw, config, cheap_metrics)
         except (KeyboardInterrupt, SystemExit, ElasticNASError) as exc:
             # Not an outcome of this configuration (an interruption, or a usage error such as
             # unreadable data or a missing objective): it is evaluated again when the search resumes.
@@ -439,26 +485,14 @@ class Study:
                 if idle:
                     time.sleep(min(0.05 * idle, 2.0))  # let other workers finish what they hold
                     searcher.tell(self._finished())
-                if shared and time.monotonic() - last_requeue > HEARTBEAT_INTERVAL_S:  # a worker may have died
-                    requeued += self._requeue_abandoned()
-                    last_requeue = time.monotonic()
                 if shared:  # other processes may write to the storage
-                    known, finished_now = self._known_and_finished()
-                    searcher.pending.update(known - set(searcher.history))
+                    known, finished_now, last_requeue = self._refresh_shared(searcher, requeued, last_requeue)
                     done = max(done, finished_now)  # their evaluations count toward n_evals too
                     if done >= n_evals:
                         break
-                if requeued:
-                    proposals, requeued = requeued[:batch_size], requeued[batch_size:]
-                else:
-                    proposals = searcher.ask(min(batch_size, n_evals - done))
+                proposals = self._proposals(searcher, requeued, batch_size, min(batch_size, n_evals - done))
                 records = []
-                for cfg in proposals:
-                    cid = self.space.config_id(cfg)
-                    trial_id = None if cid in known else self._claim(cfg, cid)
-                    if trial_id is None:
-                        continue  # another worker holds it; its result arrives through the storage
-                    known.add(cid)
+                for trial_id, cfg in self._claim_each(proposals, known):
                     record = self._evaluate_trial(trial_id, evaluate, cfg, cheap)
                     records.append(record)
                     done += 1

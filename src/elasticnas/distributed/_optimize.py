@@ -138,7 +138,6 @@ def _run(
     show_progress: bool | None,
 ) -> list[TrialRecord]:
     ray = import_ray()
-    space = study.space
     shared = not isinstance(study._storage, optuna.storages.InMemoryStorage)
     known = study._known_ids()
     idle_actors: deque[Any] = deque(pool.actors)
@@ -175,26 +174,12 @@ def _run(
                 send(retries.popleft())
             free = min(len(idle_actors), n_evals - done - len(running))
             if free > 0:
-                if shared and time.monotonic() - last_requeue > _study.HEARTBEAT_INTERVAL_S:
-                    requeued += study._requeue_abandoned()
-                    last_requeue = time.monotonic()
                 if shared:  # other processes may write to the storage
-                    known = study._known_ids()
-                    searcher.pending.update(known - set(searcher.history))
-                    done = max(done, study.n_evals)  # their evaluations count toward n_evals too
+                    known, finished_now, last_requeue = study._refresh_shared(searcher, requeued, last_requeue)
+                    done = max(done, finished_now)  # their evaluations count toward n_evals too
                     free = min(free, n_evals - done - len(running))
-                if free <= 0:
-                    proposals = []
-                elif requeued:
-                    proposals, requeued = requeued[:free], requeued[free:]
-                else:
-                    proposals = searcher.ask(free)
-                for cfg in proposals:
-                    cid = space.config_id(cfg)
-                    trial_id = None if cid in known else study._claim(cfg, cid)
-                    if trial_id is None:
-                        continue  # another worker holds or finished it
-                    known.add(cid)
+                proposals = study._proposals(searcher, requeued, free, free) if free > 0 else []
+                for trial_id, cfg in study._claim_each(proposals, known):
                     send(_Job(trial_id, cfg))
             if not running and done >= n_evals:
                 break
@@ -236,11 +221,7 @@ def _run(
                 idle_actors.append(job.actor)
                 deaths_in_a_row = 0
                 try:
-                    raw = dict(raw) if isinstance(raw, Mapping) else raw
-                    if isinstance(raw, dict):
-                        for name, fn in cheap.items():
-                            raw.setdefault(name, fn(job.config))
-                    metrics, error = study._check_metrics(raw)
+                    metrics, error = study._complete_metrics(raw, job.config, cheap)
                 except BaseException as exc:
                     finish(job, {}, f"{type(exc).__name__}: {exc}")
                     raise
