@@ -85,3 +85,13 @@ def test_cross_validation_tells_signal_from_noise() -> None:
     bad = cross_validate(lambda: create_predictor("ridge"), X, noise, n_folds=5, seed=0)
     assert abs(bad.kendall_tau) < 0.3
     assert bad.mae > good.mae
+
+
+def test_gp_beyond_max_train_fits_the_most_recent_rows():
+    from elasticnas.predictors import GPPredictor
+
+    X = np.eye(10)
+    y = np.array([-100.0] * 5 + [1.0, 2.0, 3.0, 4.0, 5.0])
+    mean, _ = GPPredictor(seed=0, max_train=5).fit(X, y).predict(X)
+    assert np.all(mean > -10)  # the first five rows (y = -100) were left out of the fit
+    assert np.all(mean[5:] > 0) and np.corrcoef(mean[5:], y[5:])[0, 1] > 0.9  # the last five were fitted

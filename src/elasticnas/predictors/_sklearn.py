@@ -89,9 +89,9 @@ class ExtraTreesPredictor(Predictor):
 class GPPredictor(Predictor):
     """Gaussian process (constant x RBF + white noise), hyperparameters by marginal likelihood.
 
-    Exact GPs cost O(n^3): beyond ``max_train`` points the fit uses the
-    ``max_train`` best-ranked ones (the region that matters to a search).
-    Sample weights are ignored.
+    Exact GPs cost O(n^3): beyond ``max_train`` points the fit uses the last
+    ``max_train`` rows (a search passes its trials in order, so the most recent
+    ones, nearest the front it is working on). Sample weights are ignored.
     """
 
     has_uncertainty = True
@@ -102,8 +102,7 @@ class GPPredictor(Predictor):
 
     def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
         if len(y) > self.max_train:
-            keep = np.argsort(y)[-self.max_train :]
-            X, y = X[keep], y[keep]
+            X, y = X[-self.max_train :], y[-self.max_train :]
         d = X.shape[1]
         kernel = ConstantKernel(1.0, (1e-2, 1e2)) * RBF(np.sqrt(d), (1e-1, 1e3)) + WhiteKernel(1e-2, (1e-6, 1.0))
         with warnings.catch_warnings():
