@@ -7,6 +7,10 @@ candidate pool and the batch selection; for ``linas`` one LINAS loop (predictor
 fits and an inner NSGA-II of ``--linas-inner-evals`` predictor calls, DyNAS-T's
 20,000 for this space). Target: <= 2 s per round for ``predicted_hvi``.
 
+Each round records wall time and the process's CPU time (one BLAS thread, so
+the CPU time is what the round takes on an idle core; on this shared machine
+the wall time also counts the time other processes hold the CPU).
+
     python benchmarks/overhead.py --smoke     # CI, < 60 s
     python benchmarks/overhead.py             # full
 """
@@ -33,7 +37,10 @@ from elasticnas.searchers import create_searcher  # noqa: E402
 HERE = Path(__file__).resolve().parent
 
 
-def time_round(method: str, n_trials: int, seed: int, kwargs: dict[str, Any], batch: int = 50) -> tuple[float, int]:
+def time_round(
+    method: str, n_trials: int, seed: int, kwargs: dict[str, Any], batch: int = 50
+) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, proposals) of one ``ask(batch)`` after ``n_trials`` random trials."""
     problem = create_problem("ofa_mbv3_note10")
     space = problem.space
     configs = space.sample_many(n_trials, seed=1000 + seed)
@@ -42,10 +49,10 @@ def time_round(method: str, n_trials: int, seed: int, kwargs: dict[str, Any], ba
         method, space, problem.objective_list, cheap_metrics=dict(problem.cheap_metrics), seed=seed, **kwargs
     )
     searcher.tell(records)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     proposals = searcher.ask(batch)
-    elapsed = time.perf_counter() - start
-    return elapsed, len(proposals)  # LINAS may propose fewer: its final population can hold evaluated ones
+    # LINAS may propose fewer: its final population can hold evaluated ones
+    return time.perf_counter() - start, time.process_time() - cpu_start, len(proposals)
 
 
 def predictor_table(sizes: list[int], seed: int = 0) -> list[dict[str, Any]]:
@@ -91,11 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.trials:
         for method, kw in methods.items():
             res = [time_round(method, n, seed, kw) for seed in range(args.repeats)]
-            times = [t for t, _ in res]
+            times, cpu = [t for t, _, _ in res], [c for _, c, _ in res]
             rows.append({"method": method, "n_trials": n, "seconds_median": float(np.median(times)),
-                         "seconds_max": float(np.max(times)), "seconds": times, "proposed": [k for _, k in res]})
-            print(f"{method:14s} n={n:5d}  {np.median(times):7.2f} s per round of 50 (max {np.max(times):.2f})",
-                  flush=True)
+                         "seconds_max": float(np.max(times)), "seconds": times,
+                         "cpu_seconds_median": float(np.median(cpu)), "cpu_seconds_max": float(np.max(cpu)),
+                         "cpu_seconds": cpu, "proposed": [k for _, _, k in res]})
+            print(f"{method:14s} n={n:5d}  {np.median(times):7.2f} s per round of 50 (max {np.max(times):.2f}); "
+                  f"CPU {np.median(cpu):.2f} s (max {np.max(cpu):.2f})", flush=True)
     quality = predictor_table([60] if args.smoke else [100, 400])
     result = {
         "command": "python benchmarks/overhead.py" + (" --smoke" if args.smoke else ""),
