@@ -53,6 +53,21 @@ def test_hypervolume_history_is_monotone_and_ends_at_final_value():
     assert hist[-1] == pytest.approx(study.hypervolume())
 
 
+def test_front_reference_point_and_history_of_records_read_before_match_the_study():
+    space = toy_space()
+    study = en.create_study(space, OBJ, constraints=["latency_ms<=13"])
+    evaluate = evaluator(space)
+    study.optimize(lambda c: {**evaluate(c), "accuracy": math.nan} if c["r"] == 160 else evaluate(c),
+                   n_evals=30, searcher="random", seed=2)
+    finished = study._finished()
+    trials = [r for r in finished if r.ok]
+    assert len(trials) < len(finished) and trials == study.trials
+    assert study.pareto_front(records=trials) == study.pareto_front()
+    assert study.pareto_front(False, trials) == study.pareto_front(feasible_only=False)
+    assert np.array_equal(study.reference_point(trials), study.reference_point())
+    assert np.array_equal(study.hypervolume_history(finished), study.hypervolume_history())
+
+
 def test_trials_are_optuna_trials_with_params_and_values(tmp_path):
     space = toy_space()
     storage = f"sqlite:///{tmp_path / 's.db'}"

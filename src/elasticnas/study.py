@@ -206,9 +206,12 @@ class Study:
     def feasible(self, records: Sequence[TrialRecord]) -> list[TrialRecord]:
         return [r for r in records if r.violation(self.constraints) == 0.0]
 
-    def pareto_front(self, feasible_only: bool = True) -> list[TrialRecord]:
-        """Completed trials on the first non-dominated front (feasible ones only by default)."""
-        records = self.trials
+    def pareto_front(
+        self, feasible_only: bool = True, records: Sequence[TrialRecord] | None = None
+    ) -> list[TrialRecord]:
+        """Completed trials on the first non-dominated front (feasible ones only by default): of
+        ``records`` when given (completed trials, read before), else of the study's."""
+        records = self.trials if records is None else records
         if feasible_only:
             records = self.feasible(records)
         if not records:
@@ -216,11 +219,12 @@ class Study:
         mask = non_dominated_mask(minimization_matrix(records, self.objectives))
         return [r for r, m in zip(records, mask, strict=True) if m]
 
-    def reference_point(self) -> np.ndarray:
-        """Hypervolume reference point in minimisation form (given, or from the observed worst values)."""
+    def reference_point(self, records: Sequence[TrialRecord] | None = None) -> np.ndarray:
+        """Hypervolume reference point in minimisation form: the one given, or from the worst values
+        of ``records`` when given (completed trials, read before), else of the study's completed trials."""
         if self._reference_point is not None:
             return self._reference_point * np.array([o.sign for o in self.objectives])
-        F = minimization_matrix(self.trials, self.objectives)
+        F = minimization_matrix(self.trials if records is None else records, self.objectives)
         if len(F) == 0:
             raise ElasticNASError(f"study {self.name!r} has no completed trials")
         return default_reference_point(F)
@@ -229,9 +233,10 @@ class Study:
         records = self.feasible(self.trials)
         return hypervolume(minimization_matrix(records, self.objectives), self.reference_point()) if records else 0.0
 
-    def hypervolume_history(self) -> np.ndarray:
-        """Hypervolume of the feasible trials after each finished evaluation."""
-        finished = self._finished()
+    def hypervolume_history(self, finished: Sequence[TrialRecord] | None = None) -> np.ndarray:
+        """Hypervolume of the feasible trials after each finished evaluation: of ``finished`` when
+        given (completed and failed evaluations in evaluation order, read before), else of the study's."""
+        finished = self._finished() if finished is None else finished
         F = np.array(
             [
                 [o.sign * float(r.metrics[o.name]) for o in self.objectives]
@@ -240,7 +245,7 @@ class Study:
                 for r in finished
             ]
         ).reshape(len(finished), len(self.objectives))
-        return hypervolume_history(F, self.reference_point()) if len(F) else np.zeros(0)
+        return hypervolume_history(F, self.reference_point([r for r in finished if r.ok])) if len(F) else np.zeros(0)
 
     # -- writing ----------------------------------------------------------------------------
     def _known_ids(self) -> set[str]:

@@ -43,10 +43,12 @@ def _table(header: list[str], rows: list[list[Any]], cfg_col: int | None = None)
 
 def render_report(study: Study) -> str:
     """The report of ``study`` as one HTML page (plots inline as SVG, no external files)."""
-    trials = study.trials
+    finished = study._finished()  # the one read of the study's trials
+    trials = [r for r in finished if r.ok]
+    n_failed = len(finished) - len(trials)
     feasible = study.feasible(trials)
     infeasible = [r for r in trials if r not in feasible] if study.constraints else []
-    front = study.pareto_front()
+    front = study.pareto_front(records=trials)
     objs = study.objectives
     metric_names = sorted({k for r in front for k in r.metrics} - {o.name for o in objs})
     columns = [o.name for o in objs] + metric_names
@@ -57,18 +59,18 @@ def render_report(study: Study) -> str:
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>elasticnas report: {html.escape(study.name)}</title><style>{_CSS}</style></head><body>",
         f"<h1>Study <code>{html.escape(study.name)}</code></h1>",
-        f"<p class='meta'>{len(trials)} completed, {len(study.failed_trials)} failed evaluations; "
+        f"<p class='meta'>{len(trials)} completed, {n_failed} failed evaluations; "
         f"objectives: {', '.join(f'{o.name} ({o.direction})' for o in objs)}"
         + (f"; constraints: {', '.join(map(str, study.constraints))}" if study.constraints else "")
         + f"; search space of 10^{study.space.log10_size:.1f} configurations. elasticnas {__version__}.</p>",
     ]
     if trials:
-        history = study.hypervolume_history()
+        history = study.hypervolume_history(finished)
         parts.append("<h2>Pareto front</h2><div class='figs'>")
         parts.append(figure_to_svg(pareto_scatter(trials, front, objs, infeasible)))
         parts.append(figure_to_svg(hypervolume_curve(list(history))))
         parts.append("</div>")
-        ref = ", ".join(f"{o.name}={o.sign * x:.6g}" for o, x in zip(objs, study.reference_point(), strict=True))
+        ref = ", ".join(f"{o.name}={o.sign * x:.6g}" for o, x in zip(objs, study.reference_point(trials), strict=True))
         parts.append(f"<p class='meta'>Final hypervolume {history[-1]:.6g} (reference point {ref}).</p>")
         title = "feasible Pareto configurations" if study.constraints else "Pareto configurations"
         parts.append(f"<h2>{len(front)} {title}</h2>")
