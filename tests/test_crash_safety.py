@@ -104,12 +104,18 @@ N_KILLS = 5
 
 
 def _trials(db: str) -> list[tuple[int, str, str]]:
-    """(number, state, config_id) of every trial, read with plain sqlite3 (fast enough to poll)."""
+    """(number, state, config_id) of every trial, read with plain sqlite3 (fast enough to poll);
+    none while the process that creates the file has not created Optuna's tables yet."""
     with sqlite3.connect(db, timeout=30) as con:
-        return con.execute(
-            "SELECT t.number, t.state, a.value_json FROM trials t LEFT JOIN trial_user_attributes a "
-            "ON a.trial_id = t.trial_id AND a.key = 'config_id' ORDER BY t.number"
-        ).fetchall()
+        try:
+            return con.execute(
+                "SELECT t.number, t.state, a.value_json FROM trials t LEFT JOIN trial_user_attributes a "
+                "ON a.trial_id = t.trial_id AND a.key = 'config_id' ORDER BY t.number"
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+            return []
 
 
 def _finished_values(url: str) -> dict[str, tuple[float, ...]]:
