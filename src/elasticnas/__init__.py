@@ -1,4 +1,15 @@
-"""elasticnas: train once as an elastic super-network, then find Pareto-optimal sub-networks."""
+"""elasticnas: train once as an elastic super-network, then find Pareto-optimal sub-networks.
+
+The public names below are imported on first use (PEP 562), so ``import elasticnas`` stays
+cheap: PyTorch, scikit-learn, SciPy, pymoo and Optuna load only when a name needing them
+(``elasticnas.Study``, ``elasticnas.create_supernet``, ...) is first touched.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import TYPE_CHECKING, Any
 
 from elasticnas.errors import (
     CheckpointError,
@@ -8,14 +19,53 @@ from elasticnas.errors import (
     StorageError,
     UnknownNameError,
 )
-from elasticnas.export import export_subnet, load_subnet
-from elasticnas.records import Constraint, Objective, TrialRecord
-from elasticnas.searchers import Searcher, create_searcher, list_searchers, register_searcher
-from elasticnas.space import Choice, SearchSpace
-from elasticnas.study import Study, create_study, load_study
-from elasticnas.supernets import Supernet, create_supernet, list_supernets, register_supernet
+
+if TYPE_CHECKING:
+    from elasticnas.export import export_subnet, load_subnet
+    from elasticnas.records import Constraint, Objective, TrialRecord
+    from elasticnas.searchers import Searcher, create_searcher, list_searchers, register_searcher
+    from elasticnas.space import Choice, SearchSpace
+    from elasticnas.study import Study, create_study, load_study
+    from elasticnas.supernets import Supernet, create_supernet, list_supernets, register_supernet
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "export_subnet": "elasticnas.export",
+    "load_subnet": "elasticnas.export",
+    "Constraint": "elasticnas.records",
+    "Objective": "elasticnas.records",
+    "TrialRecord": "elasticnas.records",
+    "Searcher": "elasticnas.searchers",
+    "create_searcher": "elasticnas.searchers",
+    "list_searchers": "elasticnas.searchers",
+    "register_searcher": "elasticnas.searchers",
+    "Choice": "elasticnas.space",
+    "SearchSpace": "elasticnas.space",
+    "Study": "elasticnas.study",
+    "create_study": "elasticnas.study",
+    "load_study": "elasticnas.study",
+    "Supernet": "elasticnas.supernets",
+    "create_supernet": "elasticnas.supernets",
+    "list_supernets": "elasticnas.supernets",
+    "register_supernet": "elasticnas.supernets",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    if not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")  # e.g. elasticnas.study, as when imported eagerly
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "CheckpointError",

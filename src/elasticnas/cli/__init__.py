@@ -2,7 +2,10 @@
 
 Each subcommand lives in its own module exposing ``register(subparsers)``,
 which adds its parser and sets ``func`` (a callable taking the parsed
-arguments and returning an exit status).
+arguments and returning an exit status). ``subparsers`` is a
+:class:`~elasticnas.cli._args.LazySubParsers`: a subcommand's arguments are
+added only when it is the one parsed, and the modules import PyTorch, Optuna
+and the registries inside functions, so ``elasticnas --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -11,9 +14,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-import optuna
-
 from elasticnas.cli import _export, _lut, _measure, _study_commands, _train
+from elasticnas.cli._args import LazySubParsers
 from elasticnas.errors import ElasticNASError
 
 SUBCOMMAND_MODULES = [_study_commands, _export, _measure, _lut, _train]
@@ -30,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     from elasticnas import __version__
 
     parser.add_argument("--version", action="version", version=f"elasticnas {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, action=LazySubParsers)
     for module in SUBCOMMAND_MODULES:
         module.register(subparsers)
     return parser
@@ -39,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import optuna
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own progress bar and summary say enough
     try:
         return int(args.func(args) or 0)

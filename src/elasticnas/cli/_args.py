@@ -4,9 +4,45 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from typing import Any
 
 from elasticnas.errors import ElasticNASError
+
+
+class LazySubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Subcommands whose arguments are added only when that subcommand is parsed.
+
+    ``elasticnas --help`` then lists every subcommand's name and help without adding their
+    arguments, whose help texts, defaults and choices come from registries that import PyTorch
+    and the search libraries. Pass it as ``add_subparsers(action=LazySubParsers)``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._fills: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
+
+    def add_lazy_parser(
+        self, name: str, fill: Callable[[argparse.ArgumentParser], None], **kwargs: Any
+    ) -> argparse.ArgumentParser:
+        """Add the subcommand ``name`` now (``help=`` shows in the command list); ``fill`` adds its arguments later."""
+        parser = self.add_parser(name, **kwargs)
+        self._fills[name] = fill
+        return parser
+
+    def filled(self, name: str) -> argparse.ArgumentParser:
+        """The parser of subcommand ``name`` with all its arguments."""
+        parser = self._name_parser_map[name]
+        fill = self._fills.pop(name, None)
+        if fill is not None:
+            fill(parser)
+        return parser
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if values and values[0] in self._name_parser_map:  # an unknown name fails in argparse as before
+            self.filled(values[0])
+        super().__call__(parser, namespace, values, option_string)
 
 
 def _int_at_least(text: str, low: int, what: str) -> int:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from elasticnas.cli._args import LazySubParsers
 from elasticnas.errors import InvalidConfigError
 
 
@@ -35,11 +36,10 @@ def read_config(text: str) -> dict[str, Any]:
     return data
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from elasticnas.export import FORMATS
-
-    p = subparsers.add_parser(
+def register(subparsers: LazySubParsers) -> None:
+    subparsers.add_lazy_parser(
         "export",
+        _fill,
         help="export a sub-network as a standalone PyTorch (.pt) or ONNX file, checked against PyTorch",
         description=(
             "Extract one sub-network of a super-network and write it as a standalone file: 'pt' "
@@ -47,6 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
             "in ONNX Runtime against PyTorch)."
         ),
     )
+
+
+def _fill(p: argparse.ArgumentParser) -> None:
+    from elasticnas.export import FORMATS
+
     p.add_argument("--supernet", required=True, help="registered super-network name, e.g. ofa_mbv3_w10, tiny_mbv3")
     p.add_argument("--weights", help="checkpoint of the super-network (default: seeded random weights)")
     p.add_argument("--config", required=True, help="configuration as JSON text, or @FILE holding it")

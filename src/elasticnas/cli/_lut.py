@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
-from elasticnas.cli._args import non_negative_int, positive_float, positive_int
+from elasticnas.cli._args import LazySubParsers, non_negative_int, positive_float, positive_int
 from elasticnas.errors import ElasticNASError
 
 
@@ -55,15 +54,16 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: LazySubParsers) -> None:
     """Add ``elasticnas lut build``."""
-    from elasticnas.measure import list_runtimes
-    from elasticnas.measure.lut import LUT_CALIBRATE, LUT_POLICY
+    subparsers.add_lazy_parser("lut", _fill_lut, help="latency lookup tables", description="Latency lookup tables.")
 
-    p = subparsers.add_parser("lut", help="latency lookup tables", description="Latency lookup tables.")
-    sub = p.add_subparsers(dest="lut_command", metavar="ACTION", required=True)
-    b = sub.add_parser(
+
+def _fill_lut(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="lut_command", metavar="ACTION", required=True, action=LazySubParsers)
+    sub.add_lazy_parser(
         "build",
+        _fill_build,
         help="time each distinct layer of a super-network once on this machine",
         description=(
             "Time each distinct layer of the super-network's sub-networks once and write a JSON lookup "
@@ -71,6 +71,12 @@ def register(subparsers: Any) -> None:
             "latency as the sum over its layers."
         ),
     )
+
+
+def _fill_build(b: argparse.ArgumentParser) -> None:
+    from elasticnas.measure import list_runtimes
+    from elasticnas.measure.lut import LUT_CALIBRATE, LUT_POLICY
+
     b.add_argument("--supernet", required=True, help="registered super-network name, e.g. tiny_mbv3")
     b.add_argument("--runtime", default="onnxruntime", choices=list_runtimes(), help="default: onnxruntime")
     b.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from elasticnas.cli._args import data_source, positive_float, positive_int
+from elasticnas.cli._args import LazySubParsers, data_source, positive_float, positive_int
 from elasticnas.errors import ElasticNASError
 
 DEFAULT_METRICS = "macs,params,latency_ms"
@@ -105,18 +105,22 @@ def _fmt(value: float) -> str:
     return str(int(value)) if float(value).is_integer() and abs(value) < 2**53 else repr(float(value))
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: LazySubParsers) -> None:
     """Add ``elasticnas measure``."""
+    subparsers.add_lazy_parser(
+        "measure",
+        _fill,
+        help="measure metrics (latency, accuracy, costs, memory) of sub-networks listed in a JSONL file",
+    )
+
+
+def _fill(p: argparse.ArgumentParser) -> None:
     from elasticnas.measure import list_metrics, list_runtimes
 
-    p = subparsers.add_parser(
-        "measure",
-        help="measure metrics (latency, accuracy, costs, memory) of sub-networks listed in a JSONL file",
-        description=(
-            "Measure sub-networks of a super-network, one JSON configuration per line of --configs. "
-            "Writes a CSV in input order: index, config_id, one column per metric (latency with its "
-            "p90, IQR and run count beside the median), config. Metrics: " + ", ".join(list_metrics()) + "."
-        ),
+    p.description = (
+        "Measure sub-networks of a super-network, one JSON configuration per line of --configs. "
+        "Writes a CSV in input order: index, config_id, one column per metric (latency with its "
+        "p90, IQR and run count beside the median), config. Metrics: " + ", ".join(list_metrics()) + "."
     )
     p.add_argument("--supernet", required=True, help="registered super-network name, e.g. tiny_mbv3")
     p.add_argument("--weights", help="checkpoint of the super-network (loaded with weights_only=True)")

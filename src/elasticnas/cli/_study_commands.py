@@ -9,16 +9,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from elasticnas.cli._args import data_source, positive_int
+from elasticnas.cli._args import LazySubParsers, data_source, positive_int
 from elasticnas.errors import ElasticNASError
-from elasticnas.records import TrialRecord
-from elasticnas.report import format_table, pareto_rows, write_csv, write_report
-from elasticnas.searchers import list_searchers
-from elasticnas.study import DEFAULT_SEARCHER, Study, create_study, load_study
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the modules below import Optuna, PyTorch and the search libraries: each function imports them
     from elasticnas.problems import Problem
+    from elasticnas.records import TrialRecord
     from elasticnas.space import Config
+    from elasticnas.study import Study
 
 DEFAULT_STORAGE = "sqlite:///elasticnas.db"
 
@@ -37,6 +35,8 @@ def _add_storage_args(p: argparse.ArgumentParser, *, default_study: bool) -> Non
 
 
 def _print_front(study: Study, limit: int = 15) -> None:
+    from elasticnas.report import format_table, pareto_rows
+
     header, rows = pareto_rows(study)
     shown = [row[:-1] for row in rows[:limit]]  # the config JSON is too wide for a terminal
     print(format_table(header[:-1], shown))
@@ -136,6 +136,8 @@ def _evaluate_fn(args: argparse.Namespace) -> Callable[[Config], dict[str, float
 
 
 def _search(args: argparse.Namespace) -> int:
+    from elasticnas.study import create_study
+
     if (args.problem is None) == (args.supernet is None):
         raise ElasticNASError("give exactly one of --problem NAME or --supernet NAME")
     problem, objectives = _supernet_problem(args) if args.supernet else _builtin_problem(args)
@@ -182,13 +184,10 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_search(sub: argparse._SubParsersAction) -> None:
-    from elasticnas.measure import list_metrics
-    from elasticnas.problems import list_problems
-    from elasticnas.supernets import list_supernets
-
-    p = sub.add_parser(
+def _add_search(sub: LazySubParsers) -> None:
+    sub.add_lazy_parser(
         "search",
+        _fill_search,
         help="search a super-network or a built-in problem for its Pareto-optimal configurations",
         description=(
             "Run a multi-objective search and record every evaluation in an Optuna study. "
@@ -196,6 +195,15 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
             "a configuration the study holds is never evaluated again."
         ),
     )
+
+
+def _fill_search(p: argparse.ArgumentParser) -> None:
+    from elasticnas.measure import list_metrics
+    from elasticnas.problems import list_problems
+    from elasticnas.searchers import list_searchers
+    from elasticnas.study import DEFAULT_SEARCHER
+    from elasticnas.supernets import list_supernets
+
     what = p.add_argument_group("what to search (one of)")
     what.add_argument("--supernet", help=f"super-network: {', '.join(list_supernets())}")
     what.add_argument("--problem", help=f"built-in problem: {', '.join(list_problems())}")
@@ -235,6 +243,9 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
 
 # -- pareto / report ------------------------------------------------------------------------------
 def _pareto(args: argparse.Namespace) -> int:
+    from elasticnas.report import pareto_rows, write_csv
+    from elasticnas.study import load_study
+
     study = load_study(args.storage, args.study)
     if args.csv:
         header, rows = pareto_rows(study)
@@ -246,19 +257,27 @@ def _pareto(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from elasticnas.report import write_report
+    from elasticnas.study import load_study
+
     study = load_study(args.storage, args.study)
     path = write_report(study, args.out)
     print(f"wrote {path}")
     return 0
 
 
-def _add_pareto_report(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pareto", help="print (or save) the Pareto front of a study")
+def _add_pareto_report(sub: LazySubParsers) -> None:
+    sub.add_lazy_parser("pareto", _fill_pareto, help="print (or save) the Pareto front of a study")
+    sub.add_lazy_parser("report", _fill_report, help="write a self-contained HTML report of a study")
+
+
+def _fill_pareto(p: argparse.ArgumentParser) -> None:
     _add_storage_args(p, default_study=False)
     p.add_argument("--csv", metavar="FILE", help="write the front with full configurations as CSV")
     p.set_defaults(func=_pareto)
 
-    p = sub.add_parser("report", help="write a self-contained HTML report of a study")
+
+def _fill_report(p: argparse.ArgumentParser) -> None:
     _add_storage_args(p, default_study=False)
     p.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")
     p.set_defaults(func=_report)
@@ -279,6 +298,8 @@ def _pick_for_export(front: list[TrialRecord], tolerance: float = 1.0) -> TrialR
 def _demo(args: argparse.Namespace) -> int:
     from elasticnas.export import export_subnet
     from elasticnas.problems._supernet import builtin_data, supernet_problem
+    from elasticnas.report import pareto_rows, write_csv, write_report
+    from elasticnas.study import create_study
     from elasticnas.supernets import create_supernet
 
     out = Path(args.out)
@@ -314,9 +335,10 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+def _add_demo(sub: LazySubParsers) -> None:
+    sub.add_lazy_parser(
         "demo",
+        _fill_demo,
         help="run a complete hardware-aware search on the built-in super-network and export the pick",
         description=(
             "A first tour, offline, in a few minutes: search the built-in trained tiny_mbv3 super-network for "
@@ -325,13 +347,16 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
             "one accuracy point of the best into --out. Re-running continues the same study."
         ),
     )
+
+
+def _fill_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="elasticnas-demo", help="output folder (default: ./elasticnas-demo)")
     p.add_argument("--n-evals", type=positive_int, default=80, help="measured sub-networks (default: 80)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.set_defaults(func=_demo)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: LazySubParsers) -> None:
     _add_demo(sub)
     _add_search(sub)
     _add_pareto_report(sub)

@@ -8,17 +8,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from elasticnas.cli._args import positive_int
+from elasticnas.cli._args import LazySubParsers, positive_int
 from elasticnas.errors import ElasticNASError
 
 
-def register(subparsers: Any) -> None:
-    from elasticnas.data import list_builtin_datasets
-    from elasticnas.training import TrainConfig, list_trainers
-
-    d = TrainConfig()
-    p = subparsers.add_parser(
+def register(subparsers: LazySubParsers) -> None:
+    subparsers.add_lazy_parser(
         "train",
+        _fill,
         help="train an elastic super-network (checkpoint every epoch; resumes an interrupted run)",
         description=(
             "Train a super-network with progressive shrinking (OFA) or the sandwich rule with in-place "
@@ -26,6 +23,13 @@ def register(subparsers: Any) -> None:
             "command again resumes from it and gives the same result as an uninterrupted run."
         ),
     )
+
+
+def _fill(p: argparse.ArgumentParser) -> None:
+    from elasticnas.data import list_builtin_datasets
+    from elasticnas.training import TrainConfig, list_trainers
+
+    d = TrainConfig()
     p.add_argument("--supernet", required=True, help="registered super-network name, e.g. tiny_mbv3")
     p.add_argument(
         "--data",
