@@ -89,8 +89,8 @@ def _fill_build(b: argparse.ArgumentParser) -> None:
     b.add_argument(
         "--calibrate", type=non_negative_int, default=LUT_CALIBRATE,
         help=(
-            "whole sub-networks measured directly to fit the table's scale (layers timed alone run "
-            f"faster than inside a network); 0 = no calibration (default: {LUT_CALIBRATE})"
+            "whole sub-networks measured directly to fit the table's scale (a layer timed alone runs at "
+            f"another speed than inside a network); 0 = no calibration (default: {LUT_CALIBRATE})"
         ),
     )
     b.add_argument("--seed", type=int, default=0, help="seed of the sub-networks visited to find layers (default: 0)")

@@ -11,10 +11,10 @@ JSON file (:class:`LookupTable`).
 Every timed call carries a fixed per-call cost of the runtime (Python, session
 dispatch) that a whole network pays once, not once per layer. We time an
 almost empty network of the same runtime (``overhead_ms``). A layer timed
-alone also runs faster than inside a network, where the other layers' weights
-and activations have pushed its own out of the caches (OFA-MobileNetV3 at
-r=160 on ONNX Runtime: whole networks 14 % slower than the sum of their
-layers, steadily so). ``build_lut`` therefore measures a few whole
+alone also runs at another speed than inside a network, where the other
+layers' weights and activations share the caches (ONNX Runtime, one thread:
+whole OFA-MobileNetV3 r=160 sub-networks 16 % slower than the sum of their
+layers, tiny_mbv3 ones 10 % faster, steadily so). ``build_lut`` therefore measures a few whole
 sub-networks directly and fits one ``scale``; a sub-network's estimate is
 ``overhead_ms + scale * sum(max(layer_ms - overhead_ms, 0))``.
 """
