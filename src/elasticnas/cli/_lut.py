@@ -68,7 +68,7 @@ def _fill_lut(p: argparse.ArgumentParser) -> None:
         description=(
             "Time each distinct layer of the super-network's sub-networks once and write a JSON lookup "
             "table; 'elasticnas measure --metrics latency_lut_ms --lut FILE' then estimates a sub-network's "
-            "latency as the sum over its layers."
+            "latency as the sum over its layers, scaled by a fit on whole sub-networks."
         ),
     )
 
