@@ -230,8 +230,10 @@ class Study:
         return default_reference_point(F)
 
     def hypervolume(self) -> float:
-        records = self.feasible(self.trials)
-        return hypervolume(minimization_matrix(records, self.objectives), self.reference_point()) if records else 0.0
+        """Hypervolume of the feasible completed trials, at :meth:`reference_point` (one read of the trials)."""
+        trials = self.trials
+        records = self.feasible(trials)
+        return hypervolume(minimization_matrix(records, self.objectives), self.reference_point(trials)) if records else 0.0
 
     def hypervolume_history(self, finished: Sequence[TrialRecord] | None = None) -> np.ndarray:
         """Hypervolume of the feasible trials after each finished evaluation: of ``finished`` when
