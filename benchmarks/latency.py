@@ -7,7 +7,8 @@
 (a) the same sub-network measured 5 times in one run: coefficient of variation
     (CV) of the 5 medians, per runtime (goal <= 2 %);
 (b) 20 sub-networks measured in two passes: Kendall tau of the two latency
-    rankings, per runtime (goal >= 0.9);
+    rankings, per runtime (goal >= 0.9); each pass once one sub-network after
+    another and once interleaved (``measure_latencies``), side by side;
 (c) a lookup table built with ``build_lut`` (its scale fitted on 10 whole
     sub-networks, drawn apart from the test ones) against direct measurement of
     50 sub-networks: median absolute percentage error (goal <= 10 %), also
@@ -36,6 +37,7 @@ from elasticnas.measure import (
     build_lut,
     collect_layer_specs,
     lut_error,
+    measure_latencies,
     measure_latency,
 )
 from elasticnas.measure.lut import LUT_CALIBRATE, LUT_POLICY
@@ -87,21 +89,31 @@ def repeatability(supernet: Any, runtimes: list[str], reps: int, threads: int, p
 
 
 def rank_stability(supernet: Any, runtimes: list[str], n: int, threads: int, policy: TimingPolicy,
-                   resolution: int | None) -> dict[str, Any]:
+                   resolution: int | None, rounds: int) -> dict[str, Any]:
+    """Two passes over the same sub-networks, each measured one after another and interleaved
+    (``measure_latencies`` with ``rounds`` rounds), side by side."""
     cfgs = _configs(supernet, n, 2, resolution)
-    out: dict[str, Any] = {"n_subnets": n}
+    models = [supernet.extract(c).eval() for c in cfgs]
+    shapes = [supernet.input_shape(c) for c in cfgs]
+    out: dict[str, Any] = {"n_subnets": n, "rounds": rounds}
     for rt in runtimes:
-        passes = [[_measure(supernet, c, rt, threads, policy)["median_ms"] for c in cfgs] for _ in range(2)]
-        tau = float(kendalltau(passes[0], passes[1]).statistic)
-        rel = np.abs(np.array(passes[0]) - np.array(passes[1])) / np.array(passes[0]) * 100
-        out[rt] = {
-            "kendall_tau": tau,
-            "median_abs_pass_diff_pct": float(np.median(rel)),
-            "pass1_ms": np.round(passes[0], 5).tolist(),
-            "pass2_ms": np.round(passes[1], 5).tolist(),
-            "latency_range_ms": [float(min(passes[0])), float(max(passes[0]))],
-        }
-        _log(f"(b) {rt}: Kendall tau {tau:.3f} over {n} sub-networks")
+        out[rt] = {}
+        for mode, k in (("one_after_another", 1), ("interleaved", rounds)):
+            passes = [
+                [r.median_ms for r in measure_latencies(models, shapes, runtime=rt, threads=threads, policy=policy,
+                                                        rounds=k, seed=p)]
+                for p in range(2)
+            ]
+            tau = float(kendalltau(passes[0], passes[1]).statistic)
+            rel = np.abs(np.array(passes[0]) - np.array(passes[1])) / np.array(passes[0]) * 100
+            out[rt][mode] = {
+                "kendall_tau": tau,
+                "median_abs_pass_diff_pct": float(np.median(rel)),
+                "pass1_ms": np.round(passes[0], 5).tolist(),
+                "pass2_ms": np.round(passes[1], 5).tolist(),
+                "latency_range_ms": [float(min(passes[0])), float(max(passes[0]))],
+            }
+            _log(f"(b) {rt}, {mode}: Kendall tau {tau:.3f} over {n} sub-networks")
     return out
 
 
@@ -150,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runtimes", default="torch,onnxruntime")
     p.add_argument("--lut-runtimes", default="onnxruntime")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=5, help="rounds of the interleaved passes of (b) (default: 5)")
     p.add_argument("--smoke", action="store_true", help="small and fast (< 60 s)")
     p.add_argument("--skip", default="", help="comma-separated parts to skip: a,b,c")
     p.add_argument("--label", help="entry name in the results file (default: SUPERNET[@rRESOLUTION])")
@@ -192,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     if "a" not in skip:
         result["repeatability"] = repeatability(supernet, runtimes, reps, args.threads, policy, args.resolution)
     if "b" not in skip:
-        result["rank_stability"] = rank_stability(supernet, runtimes, n_rank, args.threads, policy, args.resolution)
+        result["rank_stability"] = rank_stability(supernet, runtimes, n_rank, args.threads, policy, args.resolution,
+                                                  args.rounds)
     if "c" not in skip:
         result["lut"] = [
             lut_accuracy(supernet, rt, n_lut, args.threads, policy, lut_policy, args.resolution, args.smoke)

@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from elasticnas.measure import (
     create_runtime,
     export_onnx,
     list_runtimes,
+    measure_latencies,
     measure_latency,
     time_callable,
 )
@@ -46,6 +48,52 @@ def test_much_more_work_takes_longer(runtime):
     small = measure_latency(_net(4), (3, 8, 8), runtime=runtime, policy=FAST_POLICY)
     big = measure_latency(_net(64), (3, 96, 96), runtime=runtime, policy=FAST_POLICY)
     assert big.median_ms > 3 * small.median_ms
+
+
+@pytest.mark.parametrize("runtime", list_runtimes())
+def test_interleaved_results_pool_every_round(runtime):
+    policy = TimingPolicy(warmup_runs=2, warmup_s=0.0, max_warmup_s=0.0, min_runs=12, max_runs=12, min_time_s=0.0)
+    small, big = measure_latencies(
+        [_net(4), _net(64)], [(3, 8, 8), (3, 96, 96)], runtime=runtime, threads=1, policy=policy, rounds=4
+    )
+    assert big.median_ms > 3 * small.median_ms
+    assert small.runs == big.runs == 12  # 4 rounds of 3 calls each
+    assert small.runtime == runtime and small.threads == 1
+    with pytest.raises(MeasurementError, match="rounds"):
+        measure_latencies([_net(4)], [(3, 8, 8)], rounds=0)
+    with pytest.raises(MeasurementError, match="input shapes"):
+        measure_latencies([_net(4), _net(4)], [(3, 8, 8)])
+
+
+class _Drifting(nn.Module):
+    """Spins ``base_ms`` of CPU time, stretched by a machine that slows down with every call of any model."""
+
+    calls = 0
+
+    def __init__(self, base_ms: float, drift_per_call: float) -> None:
+        super().__init__()
+        self.base_ms, self.drift_per_call = base_ms, drift_per_call
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _Drifting.calls += 1
+        end = time.thread_time_ns() + self.base_ms * (1 + self.drift_per_call * _Drifting.calls) * 1e6
+        while time.thread_time_ns() < end:
+            pass
+        return x
+
+
+def test_interleaving_keeps_the_ranking_on_a_drifting_machine():
+    # 4 models 10 % apart, slowest first; the machine slows down by 80 % over the whole measurement
+    policy = TimingPolicy(warmup_runs=0, warmup_s=0.0, max_warmup_s=0.0, min_runs=40, max_runs=40, min_time_s=0.0)
+    bases = [0.6, 0.54, 0.48, 0.42]
+    ranks = {}
+    for rounds in (1, 20):
+        _Drifting.calls = 0
+        models = [_Drifting(b, 0.8 / 200) for b in bases]
+        res = measure_latencies(models, [(1,)] * 4, threads=1, policy=policy, rounds=rounds, seed=0)
+        ranks[rounds] = np.argsort([-r.median_ms for r in res]).tolist()
+    assert ranks[20] == [0, 1, 2, 3]  # interleaved: the true order
+    assert ranks[1] != [0, 1, 2, 3]  # one after another: the drift reorders them
 
 
 def test_onnx_export_matches_torch(tmp_path):

@@ -218,8 +218,13 @@ def time_callable(
     ``clock`` overrides ``policy.clock`` (``"auto"`` means ``"wall"`` here).
     Returns the statistics, the seconds spent timing (wall) and the number of warm-up calls.
     """
-    which = clock or policy.clock
-    sample_clock = time.thread_time_ns if which == "thread" else time.perf_counter_ns
+    samples, settled, timed_s, warm = _time_samples(run, policy, clock or policy.clock)
+    return LatencyStats.from_samples(samples, settled), timed_s, warm
+
+
+def _time_samples(run: RunOnce, policy: TimingPolicy, clock: Clock) -> tuple[np.ndarray, bool, float, int]:
+    """Warm-up then timed calls of ``run``: (samples in ms, settled, seconds timing, warm-up calls)."""
+    sample_clock = time.thread_time_ns if clock == "thread" else time.perf_counter_ns
     clock_ns = time.perf_counter_ns
     warm = _warm_up(run, policy, sample_clock)
     samples = np.empty(policy.max_runs, dtype=float)
@@ -248,7 +253,28 @@ def time_callable(
     finally:
         if gc_was_enabled:
             gc.enable()
-    return LatencyStats.from_samples(samples[:n], settled), timed_s, warm
+    return samples[:n], settled, timed_s, warm
+
+
+def _round_policy(policy: TimingPolicy, rounds: int, first: bool) -> TimingPolicy:
+    """The share of ``policy`` one model gets in one of ``rounds`` interleaved rounds.
+
+    The first round warms up as ``policy`` says; later ones only re-fill the
+    caches the other models evicted (a ``1/rounds`` share of the warm-up calls).
+    Each round may stop early once its own median is within ``rel_tol * sqrt(rounds)``,
+    so that all rounds together reach about ``rel_tol``.
+    """
+    return dataclasses.replace(
+        policy,
+        warmup_runs=policy.warmup_runs if first else max(1, policy.warmup_runs // rounds),
+        warmup_s=policy.warmup_s if first else policy.warmup_s / rounds,
+        max_warmup_s=policy.max_warmup_s if first else 0.0,
+        min_runs=max(3, math.ceil(policy.min_runs / rounds)),
+        min_time_s=policy.min_time_s / rounds,
+        max_runs=max(3, math.ceil(policy.max_runs / rounds)),
+        budget_s=policy.budget_s / rounds,
+        rel_tol=policy.rel_tol * math.sqrt(rounds),
+    )
 
 
 # mallopt parameters (glibc malloc.h) and the values we set: never trim the heap, keep buffers
@@ -481,28 +507,82 @@ def measure_latency(
     ONNX Runtime alike and recorded in the result, as is the clock used (see
     :class:`TimingPolicy`).
     """
+    return measure_latencies(
+        [model], [input_shape], runtime=runtime, device=device, batch_size=batch_size, threads=threads,
+        policy=policy, rounds=1, seed=seed,
+    )[0]
+
+
+def measure_latencies(
+    models: Sequence[nn.Module],
+    input_shapes: Sequence[Sequence[int]],
+    *,
+    runtime: str = "torch",
+    device: str = "cpu",
+    batch_size: int = 1,
+    threads: int | None = None,
+    policy: TimingPolicy = TimingPolicy(),
+    rounds: int = 5,
+    seed: int = 0,
+) -> list[LatencyResult]:
+    """Latencies of several models measured interleaved, for comparing them with each other.
+
+    In each of ``rounds`` rounds every model (in a seeded random order) is
+    timed for a ``1/rounds`` share of ``policy``; each result pools its model's
+    calls from all rounds. A machine whose speed drifts during the measurement
+    (a VM, thermal throttling, a neighbour's load) then shifts all models alike,
+    so their ranking holds, where one model after another would carry the drift
+    into the ranking. ``rounds=1`` measures one model after another, each with
+    the whole ``policy`` (as :func:`measure_latency`). All models stay prepared
+    in memory until the end.
+    """
+    if len(models) != len(input_shapes):
+        raise MeasurementError(f"{len(models)} models but {len(input_shapes)} input shapes")
+    if rounds < 1:
+        raise MeasurementError(f"rounds must be >= 1, got {rounds}")
     n_threads = default_threads() if threads is None else int(threads)
     rt = create_runtime(runtime)
-    x = example_input(input_shape, batch_size, seed)
     clock = resolve_clock(policy.clock, device, n_threads)
     allocator = allocator_state(policy.steady_allocator)
+    n = len(models)
+    samples: list[list[np.ndarray]] = [[] for _ in range(n)]
+    settled = [True] * n
+    timed = [0.0] * n
+    warm = [0] * n
+    order_rng = np.random.default_rng(seed)
     with pinned_threads(max(1, n_threads)):
-        run = rt.prepare(model, x, device, n_threads)
-        stats, timed_s, warm = time_callable(run, policy, clock=clock)
-    return LatencyResult(
-        median_ms=stats.median_ms,
-        p90_ms=stats.p90_ms,
-        iqr_ms=stats.iqr_ms,
-        mean_ms=stats.mean_ms,
-        min_ms=stats.min_ms,
-        runs=stats.runs,
-        settled=stats.settled,
-        runtime=rt.name,
-        device=device,
-        batch_size=batch_size,
-        threads=n_threads,
-        clock=clock,
-        warmup_runs=warm,
-        timed_s=timed_s,
-        allocator=allocator,
-    )
+        runs = [
+            rt.prepare(m, example_input(shape, batch_size, seed), device, n_threads)
+            for m, shape in zip(models, input_shapes, strict=True)
+        ]
+        for k in range(rounds):
+            share = _round_policy(policy, rounds, first=k == 0)
+            for i in order_rng.permutation(n) if n > 1 else range(n):
+                s, ok, t, w = _time_samples(runs[i], share, clock)
+                samples[i].append(s)
+                settled[i] &= ok
+                timed[i] += t
+                warm[i] += w
+    out = []
+    for i in range(n):
+        stats = LatencyStats.from_samples(np.concatenate(samples[i]), settled[i])
+        out.append(
+            LatencyResult(
+                median_ms=stats.median_ms,
+                p90_ms=stats.p90_ms,
+                iqr_ms=stats.iqr_ms,
+                mean_ms=stats.mean_ms,
+                min_ms=stats.min_ms,
+                runs=stats.runs,
+                settled=stats.settled,
+                runtime=rt.name,
+                device=device,
+                batch_size=batch_size,
+                threads=n_threads,
+                clock=clock,
+                warmup_runs=warm[i],
+                timed_s=timed[i],
+                allocator=allocator,
+            )
+        )
+    return out
