@@ -1,14 +1,51 @@
-"""String registries: ``register_*`` / ``list_*`` / ``create_*`` are built on this."""
+"""String registries (``register_*`` / ``list_*`` / ``create_*`` are built on this) and lazy imports.
+
+Built-in entries are registered as ``"package.module:attr"`` strings and imported on first
+:meth:`Registry.get`, and packages expose their public names through :func:`lazy_attribute`
+(PEP 562), so that listing names or importing a package does not load PyTorch, scikit-learn,
+SciPy or pymoo.
+"""
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable
-from typing import Generic, TypeVar
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
 
 from elasticnas.errors import UnknownNameError
 
 T = TypeVar("T")
+
+
+def lazy_attribute(package: str, modules: Mapping[str, str], name: str) -> Any:
+    """PEP 562 ``__getattr__`` of ``package``, whose public ``name`` lives in ``modules[name]``.
+
+    The name is imported on first use and stored in the package, so later look-ups skip this
+    function; a submodule not imported yet resolves too, as when the package imported it eagerly.
+    """
+    module = modules.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        setattr(sys.modules[package], name, value)
+        return value
+    if not name.startswith("__") and importlib.util.find_spec(f"{package}.{name}") is not None:
+        return importlib.import_module(f"{package}.{name}")
+    raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+
+@dataclass(frozen=True)
+class _Lazy:
+    """An entry registered as ``"package.module:attr"``, not imported yet."""
+
+    module: str
+    attr: str
+
+    def load(self) -> Any:
+        return getattr(importlib.import_module(self.module), self.attr)
 
 
 class Registry(Generic[T]):
@@ -16,18 +53,28 @@ class Registry(Generic[T]):
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self._entries: dict[str, T] = {}
+        self._entries: dict[str, T | _Lazy] = {}
         self._aliases: dict[str, str] = {}
 
-    def register(self, name: str, entry: T, *, aliases: tuple[str, ...] = ()) -> T:
-        """Register ``entry`` under ``name`` (and ``aliases``); return it unchanged."""
+    def _add(self, name: str, entry: T | _Lazy, aliases: tuple[str, ...]) -> None:
         for key in (name, *aliases):
-            if key in self._entries or key in self._aliases:
+            if key in self:
                 raise ValueError(f"{self.kind} {key!r} is already registered")
         self._entries[name] = entry
         for alias in aliases:
             self._aliases[alias] = name
+
+    def register(self, name: str, entry: T, *, aliases: tuple[str, ...] = ()) -> T:
+        """Register ``entry`` under ``name`` (and ``aliases``); return it unchanged."""
+        self._add(name, entry, aliases)
         return entry
+
+    def register_lazy(self, name: str, target: str, *, aliases: tuple[str, ...] = ()) -> None:
+        """Register the object ``"package.module:attr"`` under ``name``; it is imported on first :meth:`get`."""
+        module, sep, attr = target.partition(":")
+        if not (module and sep and attr):
+            raise ValueError(f"{self.kind} {name!r}: expected 'package.module:attr', got {target!r}")
+        self._add(name, _Lazy(module, attr), aliases)
 
     def decorator(self, name: str, *, aliases: tuple[str, ...] = ()) -> Callable[[T], T]:
         """Return a decorator that registers its argument under ``name``."""
@@ -54,8 +101,12 @@ class Registry(Generic[T]):
         raise UnknownNameError(f"unknown {self.kind} {name!r}; choose one of: {known}")
 
     def get(self, name: str) -> T:
-        """The entry registered under ``name`` or one of its aliases."""
-        return self._entries[self.canonical(name)]
+        """The entry registered under ``name`` or one of its aliases (a lazy one imported now, then kept)."""
+        key = self.canonical(name)
+        entry = self._entries[key]
+        if isinstance(entry, _Lazy):
+            entry = self._entries[key] = cast(T, entry.load())
+        return entry
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries or name in self._aliases

@@ -38,14 +38,16 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
-from torch import nn
 
 from elasticnas.errors import ElasticNASError
 from elasticnas.registry import Registry
+
+if TYPE_CHECKING:  # PyTorch is imported where it is used, so that the registry and policies load without it
+    import torch
+    from torch import nn
 
 RunOnce = Callable[[], None]
 Clock = Literal["auto", "wall", "thread"]
@@ -308,6 +310,8 @@ def allocator_state(make_steady: bool) -> str:
 @contextlib.contextmanager
 def pinned_threads(threads: int) -> Iterator[None]:
     """Run PyTorch's intra-op pool with exactly ``threads`` threads, then restore it."""
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -320,6 +324,8 @@ def check_device(device: str) -> str:
     """``cpu`` or ``cuda`` (``cuda:N`` too); a clear error when CUDA is asked for but absent."""
     if device == "cpu":
         return device
+    import torch
+
     if device == "cuda" or device.startswith("cuda:"):
         if not torch.cuda.is_available():
             raise MeasurementError(f"device {device!r} asked for, but PyTorch sees no CUDA device here")
@@ -361,6 +367,8 @@ class TorchRuntime(Runtime):
     name = "torch"
 
     def _prepare(self, model: nn.Module, example: torch.Tensor, device: str, threads: int) -> RunOnce:
+        import torch
+
         if device != "cpu":
             model = copy.deepcopy(model).to(device)
         model.eval()
@@ -382,6 +390,8 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike
     Uses the TorchScript-based exporter, which takes a fraction of a second
     per network, and falls back to the ``torch.export``-based one.
     """
+    import torch
+
     model = model.eval()
     args = (example.cpu(),)
     try:
@@ -475,6 +485,8 @@ register_runtime("onnxruntime", OnnxRuntime, aliases=("ort",))
 
 def example_input(input_shape: Sequence[int], batch_size: int = 1, seed: int = 0) -> torch.Tensor:
     """A seeded random input batch of shape ``(batch_size, *input_shape)``."""
+    import torch
+
     if batch_size < 1:
         raise MeasurementError(f"batch size must be >= 1, got {batch_size}")
     gen = torch.Generator().manual_seed(seed)

@@ -18,17 +18,19 @@ import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from elasticnas.errors import ElasticNASError
-from elasticnas.measure.accuracy import AccuracyResult, measure_accuracy
 from elasticnas.measure.latency import LatencyResult, TimingPolicy, measure_latency
-from elasticnas.measure.lut import LookupTable
-from elasticnas.measure.memory import MemoryResult, measure_peak_memory
 from elasticnas.records import Direction, Objective
 from elasticnas.registry import Registry
+
+if TYPE_CHECKING:  # these import PyTorch: the methods needing them import them, so the registry loads without it
+    from torch import nn
+
+    from elasticnas.measure.accuracy import AccuracyResult
+    from elasticnas.measure.lut import LookupTable
+    from elasticnas.measure.memory import MemoryResult
 
 Config = dict[str, Any]
 Compute = Callable[["Measurer", Config], Mapping[str, float]]
@@ -142,7 +144,11 @@ class Measurer:
         self.calib_batches = calib_batches
         self.eval_batch_size = eval_batch_size
         self.max_val_batches = max_val_batches
-        self.lut = LookupTable.load(lut) if isinstance(lut, str) else lut
+        if isinstance(lut, str):
+            from elasticnas.measure.lut import LookupTable
+
+            lut = LookupTable.load(lut)
+        self.lut = lut
         self.seed = seed
         self._cache: dict[tuple[str, str], Any] = {}
         self._cache_id: str | None = None
@@ -185,6 +191,8 @@ class Measurer:
         )
 
     def memory(self, config: Config) -> MemoryResult:
+        from elasticnas.measure.memory import measure_peak_memory
+
         return self._cached(
             config,
             "memory",
@@ -202,6 +210,8 @@ class Measurer:
 
         def make() -> AccuracyResult:
             import copy
+
+            from elasticnas.measure.accuracy import measure_accuracy
 
             model = copy.deepcopy(self.subnet(config))  # recalibration changes the statistics
             return measure_accuracy(

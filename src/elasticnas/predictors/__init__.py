@@ -1,23 +1,51 @@
-"""Predictors: fit on encoded configurations, predict a mean and an uncertainty; quality metrics."""
+"""Predictors: fit on encoded configurations, predict a mean and an uncertainty; quality metrics.
+
+The built-in predictors and the quality metrics are imported on first use (PEP 562 and lazy
+registry entries), so ``list_predictors()`` loads none of scikit-learn, SciPy or PyTorch.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from elasticnas.predictors._ensemble import Ensemble
-from elasticnas.predictors._mlp import MLPPredictor
-from elasticnas.predictors._quality import PredictorQuality, cross_validate, kendall_tau
-from elasticnas.predictors._select import SelectedPredictor
-from elasticnas.predictors._sklearn import (
-    ExtraTreesPredictor,
-    GBMPredictor,
-    GPPredictor,
-    RidgePredictor,
-    SVRPredictor,
-)
 from elasticnas.predictors.base import Predictor
-from elasticnas.registry import Registry
+from elasticnas.registry import Registry, lazy_attribute
+
+if TYPE_CHECKING:
+    from elasticnas.predictors._mlp import MLPPredictor
+    from elasticnas.predictors._quality import PredictorQuality, cross_validate, kendall_tau
+    from elasticnas.predictors._select import SelectedPredictor
+    from elasticnas.predictors._sklearn import (
+        ExtraTreesPredictor,
+        GBMPredictor,
+        GPPredictor,
+        RidgePredictor,
+        SVRPredictor,
+    )
+
+_LAZY = {
+    "MLPPredictor": "elasticnas.predictors._mlp",
+    "PredictorQuality": "elasticnas.predictors._quality",
+    "cross_validate": "elasticnas.predictors._quality",
+    "kendall_tau": "elasticnas.predictors._quality",
+    "SelectedPredictor": "elasticnas.predictors._select",
+    "ExtraTreesPredictor": "elasticnas.predictors._sklearn",
+    "GBMPredictor": "elasticnas.predictors._sklearn",
+    "GPPredictor": "elasticnas.predictors._sklearn",
+    "RidgePredictor": "elasticnas.predictors._sklearn",
+    "SVRPredictor": "elasticnas.predictors._sklearn",
+}
+
+
+def __getattr__(name: str) -> Any:
+    return lazy_attribute(__name__, _LAZY, name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 PREDICTORS: Registry[Callable[..., Predictor]] = Registry("predictor")
 
@@ -46,14 +74,14 @@ def _default_ensemble(seed: int | None = None) -> Ensemble:
     return create_ensemble(("ridge", "extra_trees"), seed=seed)
 
 
-register_predictor("ridge", RidgePredictor)
-register_predictor("svr", SVRPredictor)
-register_predictor("gbm", GBMPredictor)
-register_predictor("extra_trees", ExtraTreesPredictor)
-register_predictor("gp", GPPredictor)
-register_predictor("mlp", MLPPredictor)
+PREDICTORS.register_lazy("ridge", "elasticnas.predictors._sklearn:RidgePredictor")
+PREDICTORS.register_lazy("svr", "elasticnas.predictors._sklearn:SVRPredictor")
+PREDICTORS.register_lazy("gbm", "elasticnas.predictors._sklearn:GBMPredictor")
+PREDICTORS.register_lazy("extra_trees", "elasticnas.predictors._sklearn:ExtraTreesPredictor")
+PREDICTORS.register_lazy("gp", "elasticnas.predictors._sklearn:GPPredictor")
+PREDICTORS.register_lazy("mlp", "elasticnas.predictors._mlp:MLPPredictor")
 register_predictor("ensemble", _default_ensemble)
-register_predictor("auto", SelectedPredictor)
+PREDICTORS.register_lazy("auto", "elasticnas.predictors._select:SelectedPredictor")
 
 __all__ = [
     "Ensemble",

@@ -1,19 +1,46 @@
-"""Searchers: propose configurations, learn from finished trials (ask / tell)."""
+"""Searchers: propose configurations, learn from finished trials (ask / tell).
+
+The built-in searchers are imported on first use (PEP 562 and lazy registry entries), so
+``list_searchers()`` loads none of pymoo, Optuna, scikit-learn, SciPy or PyTorch.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from elasticnas.records import Constraint, Objective
-from elasticnas.registry import Registry
-from elasticnas.searchers._pymoo import AGEMOEASearcher, NSGA2Searcher, PymooSearcher, SMSEMOASearcher
-from elasticnas.searchers._linas import LINASSearcher
-from elasticnas.searchers._predicted_hvi import PredictedHVISearcher
-from elasticnas.searchers._optuna import OptunaNSGA2Searcher, OptunaTPESearcher
-from elasticnas.searchers._random import RandomSearcher
+from elasticnas.registry import Registry, lazy_attribute
 from elasticnas.searchers.base import CheapMetric, Searcher
 from elasticnas.space import SearchSpace, Seed
+
+if TYPE_CHECKING:
+    from elasticnas.searchers._linas import LINASSearcher
+    from elasticnas.searchers._optuna import OptunaNSGA2Searcher, OptunaTPESearcher
+    from elasticnas.searchers._predicted_hvi import PredictedHVISearcher
+    from elasticnas.searchers._pymoo import AGEMOEASearcher, NSGA2Searcher, PymooSearcher, SMSEMOASearcher
+    from elasticnas.searchers._random import RandomSearcher
+
+_LAZY = {
+    "AGEMOEASearcher": "elasticnas.searchers._pymoo",
+    "NSGA2Searcher": "elasticnas.searchers._pymoo",
+    "PymooSearcher": "elasticnas.searchers._pymoo",
+    "SMSEMOASearcher": "elasticnas.searchers._pymoo",
+    "LINASSearcher": "elasticnas.searchers._linas",
+    "PredictedHVISearcher": "elasticnas.searchers._predicted_hvi",
+    "OptunaNSGA2Searcher": "elasticnas.searchers._optuna",
+    "OptunaTPESearcher": "elasticnas.searchers._optuna",
+    "RandomSearcher": "elasticnas.searchers._random",
+}
+
+
+def __getattr__(name: str) -> Any:
+    return lazy_attribute(__name__, _LAZY, name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 SEARCHERS: Registry[Callable[..., Searcher]] = Registry("searcher")
 
@@ -43,14 +70,14 @@ def create_searcher(
     return factory(space, objectives, constraints=constraints, cheap_metrics=cheap_metrics, seed=seed, **kwargs)
 
 
-register_searcher("random", RandomSearcher)
-register_searcher("nsga2", NSGA2Searcher)
-register_searcher("agemoea", AGEMOEASearcher)
-register_searcher("smsemoa", SMSEMOASearcher)
-register_searcher("predicted_hvi", PredictedHVISearcher)
-register_searcher("linas", LINASSearcher)
-register_searcher("optuna_nsga2", OptunaNSGA2Searcher)
-register_searcher("optuna_tpe", OptunaTPESearcher)
+SEARCHERS.register_lazy("random", "elasticnas.searchers._random:RandomSearcher")
+SEARCHERS.register_lazy("nsga2", "elasticnas.searchers._pymoo:NSGA2Searcher")
+SEARCHERS.register_lazy("agemoea", "elasticnas.searchers._pymoo:AGEMOEASearcher")
+SEARCHERS.register_lazy("smsemoa", "elasticnas.searchers._pymoo:SMSEMOASearcher")
+SEARCHERS.register_lazy("predicted_hvi", "elasticnas.searchers._predicted_hvi:PredictedHVISearcher")
+SEARCHERS.register_lazy("linas", "elasticnas.searchers._linas:LINASSearcher")
+SEARCHERS.register_lazy("optuna_nsga2", "elasticnas.searchers._optuna:OptunaNSGA2Searcher")
+SEARCHERS.register_lazy("optuna_tpe", "elasticnas.searchers._optuna:OptunaTPESearcher")
 
 __all__ = [
     "AGEMOEASearcher",

@@ -2,21 +2,55 @@
 
 ``create_supernet("ofa_mbv3_w10")`` builds a registered super-network (random,
 seeded weights unless ``weights=`` names a checkpoint); adding a family is one
-factory registered with :func:`register_supernet`.
+factory registered with :func:`register_supernet`. The built-in families and the
+public names below are imported on first use (PEP 562), so ``list_supernets()``
+does not load PyTorch.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from elasticnas.registry import Registry
-from elasticnas.supernets._nets import arch_costs, arch_layer_specs, build_subnet
-from elasticnas.supernets.base import LayerSpec, Supernet
-from elasticnas.supernets.ofa_mobilenetv3 import ElasticMobileNetV3, MobileNetV3Space, ofa_mbv3_w10, ofa_mbv3_w12
-from elasticnas.supernets.ofa_resnet import ElasticResNet, ResNetSpace, ofa_resnet50
-from elasticnas.supernets.tiny import tiny_mbv3
+from elasticnas.registry import Registry, lazy_attribute
+
+if TYPE_CHECKING:
+    from elasticnas.supernets._nets import arch_costs, arch_layer_specs, build_subnet
+    from elasticnas.supernets.base import LayerSpec, Supernet
+    from elasticnas.supernets.ofa_mobilenetv3 import (
+        ElasticMobileNetV3,
+        MobileNetV3Space,
+        ofa_mbv3_w10,
+        ofa_mbv3_w12,
+    )
+    from elasticnas.supernets.ofa_resnet import ElasticResNet, ResNetSpace, ofa_resnet50
+    from elasticnas.supernets.tiny import tiny_mbv3
+
+_LAZY = {
+    "arch_costs": "elasticnas.supernets._nets",
+    "arch_layer_specs": "elasticnas.supernets._nets",
+    "build_subnet": "elasticnas.supernets._nets",
+    "LayerSpec": "elasticnas.supernets.base",
+    "Supernet": "elasticnas.supernets.base",
+    "ElasticMobileNetV3": "elasticnas.supernets.ofa_mobilenetv3",
+    "MobileNetV3Space": "elasticnas.supernets.ofa_mobilenetv3",
+    "ofa_mbv3_w10": "elasticnas.supernets.ofa_mobilenetv3",
+    "ofa_mbv3_w12": "elasticnas.supernets.ofa_mobilenetv3",
+    "ElasticResNet": "elasticnas.supernets.ofa_resnet",
+    "ResNetSpace": "elasticnas.supernets.ofa_resnet",
+    "ofa_resnet50": "elasticnas.supernets.ofa_resnet",
+    "tiny_mbv3": "elasticnas.supernets.tiny",
+}
+
+
+def __getattr__(name: str) -> Any:
+    return lazy_attribute(__name__, _LAZY, name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 SUPERNETS: Registry[Callable[..., Supernet]] = Registry("supernet")
 
@@ -59,10 +93,14 @@ def create_supernet(
     return net
 
 
-register_supernet("tiny_mbv3", tiny_mbv3)
-register_supernet("ofa_mbv3_w10", ofa_mbv3_w10, aliases=("ofa_mbv3_d234_e346_k357_w1.0",))
-register_supernet("ofa_mbv3_w12", ofa_mbv3_w12, aliases=("ofa_mbv3_d234_e346_k357_w1.2",))
-register_supernet("ofa_resnet50", ofa_resnet50, aliases=("ofa_resnet50d",))
+SUPERNETS.register_lazy("tiny_mbv3", "elasticnas.supernets.tiny:tiny_mbv3")
+SUPERNETS.register_lazy(
+    "ofa_mbv3_w10", "elasticnas.supernets.ofa_mobilenetv3:ofa_mbv3_w10", aliases=("ofa_mbv3_d234_e346_k357_w1.0",)
+)
+SUPERNETS.register_lazy(
+    "ofa_mbv3_w12", "elasticnas.supernets.ofa_mobilenetv3:ofa_mbv3_w12", aliases=("ofa_mbv3_d234_e346_k357_w1.2",)
+)
+SUPERNETS.register_lazy("ofa_resnet50", "elasticnas.supernets.ofa_resnet:ofa_resnet50", aliases=("ofa_resnet50d",))
 
 __all__ = [
     "SUPERNETS",
@@ -77,5 +115,9 @@ __all__ = [
     "build_subnet",
     "create_supernet",
     "list_supernets",
+    "ofa_mbv3_w10",
+    "ofa_mbv3_w12",
+    "ofa_resnet50",
     "register_supernet",
+    "tiny_mbv3",
 ]
