@@ -53,7 +53,11 @@ print(json.dumps({{"heavy": [m for m in {HEAVY!r} if m in sys.modules], "names":
     assert names["runtimes"] == ["onnxruntime", "torch"]
 
 
-@pytest.mark.parametrize("argv", [["search", "--help"], ["measure", "--help"]], ids=" ".join)
+@pytest.mark.parametrize(
+    "argv",
+    [["search", "--help"], ["measure", "--help"], ["lut", "build", "--help"], ["export", "--help"]],
+    ids=" ".join,
+)
 def test_help_listing_names_loads_no_heavy_library(argv):
     # pymoo may load: search --help reads its default from elasticnas.study, which imports pymoo's hypervolume
     result = _python(
@@ -75,6 +79,8 @@ print(json.dumps([m for m in ("torch", "sklearn", "scipy") if m in sys.modules])
         ("elasticnas.supernets", "Supernet", "elasticnas.supernets.base"),
         ("elasticnas.predictors", "GPPredictor", "elasticnas.predictors._sklearn"),
         ("elasticnas.measure", "Measurer", "elasticnas.measure.metrics"),
+        ("elasticnas.data", "ImageFolder", "elasticnas.data._imagefolder"),
+        ("elasticnas.data", "list_builtin_datasets", "elasticnas.data._builtin"),
     ],
 )
 def test_public_names_resolve_on_first_use(package, name, module):

@@ -14,13 +14,16 @@ import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, Literal
 
 from elasticnas.errors import CheckpointError, ElasticNASError
-from elasticnas.supernets import Supernet, build_subnet, create_supernet
+from elasticnas.supernets import create_supernet
+
+if TYPE_CHECKING:  # PyTorch is imported where it is used, so that FORMATS loads without it
+    import torch
+    from torch import nn
+
+    from elasticnas.supernets import Supernet
 
 FORMATS = ("pt", "onnx")
 _PT_FORMAT = "elasticnas-subnet"
@@ -79,6 +82,8 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def _supernet_parity(supernet: Supernet, config: Mapping[str, Any], sub: nn.Module, x: torch.Tensor) -> float:
     """Max |activated super-network - extracted| in eval mode; restores the super-network's state."""
+    import torch
+
     was_training, previous = supernet.training, supernet._active
     try:
         supernet.eval()
@@ -110,6 +115,8 @@ def export_subnet(
     batch and compared with the PyTorch sub-network; with ``check`` a difference
     above ``atol`` raises :class:`ExportError`. Returns an :class:`ExportRecord`.
     """
+    import torch
+
     if format not in FORMATS:
         raise ExportError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
     if path is None:
@@ -181,6 +188,8 @@ def export_subnet(
 
 
 def _export_onnx(sub: nn.Module, x: torch.Tensor, out: str, opset: int, ref: torch.Tensor) -> float:
+    import torch
+
     try:
         import onnxruntime as ort
     except ImportError:  # pragma: no cover - a declared dependency
@@ -214,6 +223,10 @@ def load_subnet(path: str | os.PathLike[str]) -> nn.Module:
     ``module.config``; the exported configuration and super-network name on
     ``module.elasticnas_info``.
     """
+    import torch
+
+    from elasticnas.supernets import build_subnet
+
     src = os.fspath(path)
     try:
         data = torch.load(src, map_location="cpu", weights_only=True)

@@ -1,27 +1,68 @@
-"""Data loading: tensors, Datasets, DataLoaders and ImageNet-layout image folders (Pillow-decoded)."""
+"""Data loading: tensors, Datasets, DataLoaders and ImageNet-layout image folders (Pillow-decoded).
 
-from elasticnas.data._builtin import (
-    BuiltinDataset,
-    builtin_dataset,
-    builtin_weights,
-    has_builtin_weights,
-    list_builtin_datasets,
-    register_builtin_dataset,
-)
-from elasticnas.data._imagefolder import (
-    DEFAULT_CROP_FRACTION,
-    GRAY_MEAN,
-    GRAY_STD,
-    IMAGE_EXTENSIONS,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    DataError,
-    DataSource,
-    ImageFolder,
-    as_loader,
-    eval_transform,
-    resize_batch,
-)
+The names below are imported on first use (PEP 562), so ``list_builtin_datasets()`` does not
+load PyTorch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from elasticnas.registry import lazy_attribute
+
+if TYPE_CHECKING:
+    from elasticnas.data._builtin import (
+        BuiltinDataset,
+        builtin_dataset,
+        builtin_weights,
+        has_builtin_weights,
+        list_builtin_datasets,
+        register_builtin_dataset,
+    )
+    from elasticnas.data._imagefolder import (
+        DEFAULT_CROP_FRACTION,
+        GRAY_MEAN,
+        GRAY_STD,
+        IMAGE_EXTENSIONS,
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        DataError,
+        DataSource,
+        ImageFolder,
+        as_loader,
+        eval_transform,
+        resize_batch,
+    )
+
+_LAZY = {
+    "BuiltinDataset": "elasticnas.data._builtin",
+    "builtin_dataset": "elasticnas.data._builtin",
+    "builtin_weights": "elasticnas.data._builtin",
+    "has_builtin_weights": "elasticnas.data._builtin",
+    "list_builtin_datasets": "elasticnas.data._builtin",
+    "register_builtin_dataset": "elasticnas.data._builtin",
+    "DEFAULT_CROP_FRACTION": "elasticnas.data._imagefolder",
+    "GRAY_MEAN": "elasticnas.data._imagefolder",
+    "GRAY_STD": "elasticnas.data._imagefolder",
+    "IMAGE_EXTENSIONS": "elasticnas.data._imagefolder",
+    "IMAGENET_MEAN": "elasticnas.data._imagefolder",
+    "IMAGENET_STD": "elasticnas.data._imagefolder",
+    "DataError": "elasticnas.data._imagefolder",
+    "DataSource": "elasticnas.data._imagefolder",
+    "ImageFolder": "elasticnas.data._imagefolder",
+    "as_loader": "elasticnas.data._imagefolder",
+    "eval_transform": "elasticnas.data._imagefolder",
+    "resize_batch": "elasticnas.data._imagefolder",
+}
+
+
+def __getattr__(name: str) -> Any:
+    return lazy_attribute(__name__, _LAZY, name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "BuiltinDataset",

@@ -16,14 +16,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
 
 from elasticnas.errors import ElasticNASError
 from elasticnas.registry import Registry
+
+if TYPE_CHECKING:  # PyTorch is imported where it is used, so that list_builtin_datasets() loads without it
+    import torch
+    from torch.utils.data import DataLoader
 
 SPLITS: tuple[str, ...] = ("train", "calib", "val")
 DIGITS_FRACTIONS: tuple[float, float, float] = (0.6, 0.1, 0.3)  # train, calib, val
@@ -57,6 +59,9 @@ class BuiltinDataset:
 
     def loader(self, name: str, *, batch_size: int = 64, shuffle: bool = False, seed: int = 0) -> DataLoader:
         """A ``DataLoader`` over split ``name`` (shuffling seeded with ``seed``)."""
+        import torch
+        from torch.utils.data import DataLoader, TensorDataset
+
         x, y = self.split(name)
         gen = torch.Generator().manual_seed(seed)
         return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle, generator=gen)
@@ -111,6 +116,8 @@ def stratified_splits(labels: np.ndarray, fractions: tuple[float, ...], seed: in
 
 
 def _digits(*, resolution: int = 32, seed: int = DIGITS_SPLIT_SEED) -> BuiltinDataset:
+    import torch
+    import torch.nn.functional as F
     from sklearn.datasets import load_digits
 
     bunch = load_digits()

@@ -22,6 +22,7 @@ sub-networks directly and fits one ``scale``; a sub-network's estimate is
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -29,11 +30,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
-from torch import nn
 
 from elasticnas._io import atomic_write_text
 from elasticnas.errors import ElasticNASError
@@ -44,6 +43,10 @@ from elasticnas.measure.latency import (
     default_threads,
     measure_latency,
 )
+
+if TYPE_CHECKING:  # PyTorch is imported where it is used, so that LUT_POLICY and the tables load without it
+    import torch
+    from torch import nn
 
 LUT_FORMAT = "elasticnas-latency-lut"
 LUT_VERSION = 2  # version 1: no scale (read as 1.0)
@@ -243,15 +246,31 @@ def collect_layer_specs(
     return specs
 
 
-class _Overhead(nn.Module):
-    """An almost empty network: one cheap operator on a one-element input."""
+@functools.cache
+def _overhead_class() -> type[nn.Module]:
+    """The class ``_Overhead``, defined on first use so that importing this module does not load PyTorch."""
+    from torch import nn
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + 1.0
+    class _Overhead(nn.Module):
+        """An almost empty network: one cheap operator on a one-element input."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + 1.0
+
+    return _Overhead
+
+
+def __getattr__(name: str) -> Any:
+    """``_Overhead`` resolves on first use (PEP 562)."""
+    if name == "_Overhead":
+        return _overhead_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def machine_info(runtime: str, threads: int) -> dict[str, str]:
     """Facts about this machine that a latency table depends on."""
+    import torch
+
     info = {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
@@ -304,7 +323,7 @@ def build_lut(
     kw: dict[str, Any] = dict(
         runtime=runtime_name, device=device, batch_size=batch_size, threads=n_threads, policy=policy, seed=seed
     )
-    overhead: LatencyResult = measure_latency(_Overhead(), (1,), **kw)
+    overhead: LatencyResult = measure_latency(_overhead_class()(), (1,), **kw)
     entries: dict[str, LUTEntry] = {}
     total = len(specs) + len(calibration)
     for i, (key, spec) in enumerate(specs.items()):
