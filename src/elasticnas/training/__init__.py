@@ -3,25 +3,41 @@
 ``create_trainer("sandwich", supernet, TrainConfig(epochs=30)).fit(train, out="ckpt.pt")``
 trains with a checkpoint per epoch and resumes from it; new methods subclass
 :class:`Trainer` (override ``_train_step``) and are added with :func:`register_trainer`.
+
+The built-in methods are registered lazily and the names below are imported on first use
+(PEP 562), so ``list_trainers()`` and :class:`TrainConfig` do not load PyTorch.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from elasticnas.registry import Registry
-from elasticnas.supernets import Supernet
-from elasticnas.training._progressive import ProgressiveShrinking
-from elasticnas.training._sandwich import SandwichTrainer
-from elasticnas.training.base import (
-    CHECKPOINT_KIND,
-    EpochResult,
-    StepResult,
-    TrainConfig,
-    Trainer,
-    TrainResult,
-    soft_cross_entropy,
-)
+from elasticnas.registry import Registry, lazy_attribute
+from elasticnas.training._config import TrainConfig
+
+if TYPE_CHECKING:
+    from elasticnas.supernets import Supernet
+    from elasticnas.training._progressive import ProgressiveShrinking
+    from elasticnas.training._sandwich import SandwichTrainer
+    from elasticnas.training.base import (
+        CHECKPOINT_KIND,
+        EpochResult,
+        StepResult,
+        Trainer,
+        TrainResult,
+        soft_cross_entropy,
+    )
+
+_LAZY = {
+    "ProgressiveShrinking": "elasticnas.training._progressive",
+    "SandwichTrainer": "elasticnas.training._sandwich",
+    "CHECKPOINT_KIND": "elasticnas.training.base",
+    "EpochResult": "elasticnas.training.base",
+    "StepResult": "elasticnas.training.base",
+    "Trainer": "elasticnas.training.base",
+    "TrainResult": "elasticnas.training.base",
+    "soft_cross_entropy": "elasticnas.training.base",
+}
 
 TRAINERS: Registry[type[Trainer]] = Registry("training method")
 
@@ -41,8 +57,19 @@ def create_trainer(name: str, supernet: Supernet, config: TrainConfig | None = N
     return TRAINERS.get(name)(supernet, config, **kwargs)
 
 
-register_trainer("progressive", ProgressiveShrinking, aliases=("ofa", "progressive_shrinking"))
-register_trainer("sandwich", SandwichTrainer, aliases=("bignas",))
+TRAINERS.register_lazy(
+    "progressive", "elasticnas.training._progressive:ProgressiveShrinking", aliases=("ofa", "progressive_shrinking")
+)
+TRAINERS.register_lazy("sandwich", "elasticnas.training._sandwich:SandwichTrainer", aliases=("bignas",))
+
+
+def __getattr__(name: str) -> Any:
+    return lazy_attribute(__name__, _LAZY, name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "CHECKPOINT_KIND",
