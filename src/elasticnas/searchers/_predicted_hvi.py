@@ -70,16 +70,18 @@ class PredictedHVISearcher(Searcher):
        metric on the finished trials; cheap metrics are never predicted, they
        are computed exactly for every candidate;
     2. grow a candidate pool in a few generations of mutation and crossover
-       from the evaluated front and the previous round's predicted elite (plus
-       some uniform samples), keeping the candidates that are predicted
-       non-dominated as next parents (the elite carries over between rounds,
-       so the search on the predictors accumulates);
-       candidates violating a cheap constraint are dropped, those violating
+       starting from the evaluated front (plus some uniform samples), keeping
+       the candidates that are optimistically non-dominated as next parents.
+       The pool restarts from evaluated trials every round, so it stays near
+       the data, where the predictor is trustworthy (carrying predicted elites
+       over rounds accumulated their errors: 0.928 against 0.958 of the
+       reference hypervolume at 500 evaluations on OFA-MobileNetV3).
+       Candidates violating a cheap constraint are dropped, those violating
        an expensive one even optimistically are dropped;
     3. pick the batch greedily: each pick maximises the hypervolume its
        objective vector (predicted mean - ``beta`` std for every predicted
-       objective, exact for cheap ones; ``beta > 0`` is optimistic, the
-       default 0 trusts the mean, which measured best on OFA-MobileNetV3)
+       objective, exact for cheap ones; the default ``beta = 1`` is optimistic:
+       it measured best among 0, 0.5, 1 and 2 on OFA-MobileNetV3)
        adds to the current front, and is then
        added to the front at its predicted mean (a "believer"), which spreads
        the batch along the front. Pending proposals enter the front the same
@@ -96,9 +98,9 @@ class PredictedHVISearcher(Searcher):
         predictor: str | PredictorFactory = "gp",
         n_initial: int = 20,
         round_size: int = 10,
-        beta: float = 0.0,
-        pool_generations: int = 6,
-        offspring_per_generation: int = 500,
+        beta: float = 1.0,
+        pool_generations: int = 3,
+        offspring_per_generation: int = 1000,
         random_fraction: float = 0.1,
         max_parents: int = 150,
         front_weight: float = 0.0,
@@ -129,7 +131,6 @@ class PredictedHVISearcher(Searcher):
         self._expensive = [o for o in self.objectives if o.name not in self.cheap_metrics]
         self._predictors: dict[str, Predictor] = {}
         self._rounds = 0
-        self._elite: list[np.ndarray] = []  # predicted-best unevaluated genes, carried to the next round
         self._round_seconds: list[float] = []
 
     # -- genes ---------------------------------------------------------------------------
@@ -263,22 +264,14 @@ class PredictedHVISearcher(Searcher):
         F_all = np.array([self.objective_values(r) for r in done])
         ref = self._reference(F_all)
 
-        # candidate pool: evolve on the predictions, from the evaluated front and last round's predicted elite
+        # candidate pool: a few generations evolved on the predictions from the evaluated front
         seen = {g.tobytes() for g in G_hist} | {g.tobytes() for g in pending}
         feasible_mask = np.array([r.violation(self.constraints) == 0.0 for r in done])
         ok_rows = np.all(np.isfinite(F_all), axis=1) & feasible_mask
-        elite = np.array([g for g in self._elite if g.tobytes() not in seen], dtype=np.int64).reshape(-1, len(self._card))
-        if len(elite):
-            mean_e, opt_e = self._objective_matrix(elite)
-            ok_e = self._optimistically_feasible(elite)
-            elite, mean_e, opt_e = elite[ok_e], mean_e[ok_e], opt_e[ok_e]
-        else:
-            mean_e = opt_e = np.zeros((0, len(self.objectives)))
-        pool_G: list[np.ndarray] = [elite]
-        pool_mean: list[np.ndarray] = [mean_e]
-        pool_opt: list[np.ndarray] = [opt_e]
-        seen |= {g.tobytes() for g in elite}
-        parents = self._best(np.vstack([G_hist[ok_rows], elite]), np.vstack([F_all[ok_rows], opt_e]))
+        pool_G: list[np.ndarray] = []
+        pool_mean: list[np.ndarray] = []
+        pool_opt: list[np.ndarray] = []
+        parents = self._best(G_hist[ok_rows], F_all[ok_rows])
         n_off = self.offspring_per_generation
         for _ in range(self.pool_generations):
             n_rand = int(self.random_fraction * n_off)
@@ -313,15 +306,11 @@ class PredictedHVISearcher(Searcher):
             parents = self._best(
                 np.vstack([G_hist[ok_rows], *pool_G]), np.vstack([F_all[ok_rows], *pool_opt])
             )
-        pool_all = np.vstack(pool_G)
-        opt_all = np.vstack(pool_opt)
-        self._elite = list(self._best(pool_all, opt_all)) if len(pool_all) else []
-        if len(pool_all) == 0:
+        if not pool_G:
             return []
-        G = pool_all
-        M = np.vstack(pool_mean)
-        O = np.vstack(pool_opt)
-        return self._remember(self._select(G, M, O, F_front, ref, n))
+        return self._remember(
+            self._select(np.vstack(pool_G), np.vstack(pool_mean), np.vstack(pool_opt), F_front, ref, n)
+        )
 
     def _front_weights(self, done: Sequence[TrialRecord]) -> np.ndarray | None:
         """Training weights ``1 + front_weight * 2^-rank`` by non-dominated rank: the model fits the
