@@ -121,6 +121,28 @@ def summarise(runs: list[dict[str, Any]], budget: int) -> dict[str, Any]:
     return out
 
 
+def merge(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """One results document from several runs of this script: runs keyed by (problem, method, seed), later
+    documents winning; summary recomputed; the commands kept."""
+    runs: dict[tuple[str, str, int], dict[str, Any]] = {}
+    budgets: dict[str, int] = {}
+    for doc in results:
+        runs.update({(r["problem"], r["method"], r["seed"]): r for r in doc["runs"]})
+        budgets.update(doc.get("budgets", {}))
+    merged = dict(results[0])
+    merged.update(
+        command=[doc["command"] for doc in results],
+        merged_from=names,
+        wall_seconds=sum(doc["wall_seconds"] for doc in results),
+        budgets=budgets,
+        methods=[m for m in METHODS if any(k[1] == m for k in runs)],
+        seeds=max(doc["seeds"] for doc in results),
+        runs=list(runs.values()),
+    )
+    merged["summary"] = summarise(merged["runs"], merged["budget"])
+    return merged
+
+
 def dynast_traces(max_evals: tuple[int, ...] = (100, 250, 500)) -> dict[str, Any]:
     """DyNAS-T's own OFA-MobileNetV3 w1.0 runs (measured ImageNet top-1 vs MACs), hypervolume after N evaluations,
     as a fraction of the union of all five traces' front. A different oracle from ours: compare ratios only."""
@@ -232,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budgets", nargs="*", default=[], metavar="METHOD=N", help="per-method budget overrides")
     ap.add_argument("--markdown", type=Path, nargs="*", default=None, help="print README tables of results JSONs")
     ap.add_argument("--resummarise", type=Path, default=None, help="recompute summary and plot of a results JSON")
+    ap.add_argument("--merge", type=Path, nargs="+", default=None, metavar="JSON",
+                    help="merge results files into --out (later files' runs replace earlier ones' of the same "
+                         "problem, method and seed; hypervolume traces are deterministic per seed)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -245,6 +270,14 @@ def main(argv: list[str] | None = None) -> int:
         data["dynast_traces"] = dynast_traces()
         args.resummarise.write_text(json.dumps(_clean(data), indent=1))
         plot(data["runs"], args.plot or args.resummarise.with_suffix(".png"))
+        return 0
+    if args.merge:
+        if args.out is None:
+            ap.error("--merge needs --out")
+        merged = merge([json.loads(p.read_text()) for p in args.merge], [str(p) for p in args.merge])
+        args.out.write_text(json.dumps(_clean(merged), indent=1))
+        plot(merged["runs"], args.plot or args.out.with_suffix(".png"))
+        print(f"wrote {args.out}")
         return 0
     if args.smoke:
         args.problems, args.methods, args.seeds, args.budget = ["ofa_mbv3_note10"], ["random", "nsga2", "linas", OURS], 1, 100
