@@ -20,3 +20,30 @@ def test_smoke_mode_runs_and_writes_its_results(script, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result  # numbers were written
+
+
+def _doc(command: str, runs: list[dict]) -> dict:
+    return {"command": command, "wall_seconds": 1.0, "budget": 100, "budgets": {r["method"]: 100 for r in runs},
+            "seeds": 1, "methods": sorted({r["method"] for r in runs}), "summary": {}, "runs": runs}
+
+
+def test_merge_keeps_every_run_and_later_files_win(tmp_path):
+    run = lambda method, hv: {"problem": "p", "method": method, "seed": 0, "seconds": 0.1, "hv": hv}  # noqa: E731
+    rising = [i / 100 for i in range(1, 101)]
+    first = _doc("first", [run("random", rising), run("nsga2", [0.1] * 100)])
+    second = _doc("second", [run("nsga2", [0.6] * 100)])
+    paths = [tmp_path / "a.json", tmp_path / "b.json"]
+    for path, doc in zip(paths, (first, second), strict=True):
+        path.write_text(json.dumps(doc))
+    out = tmp_path / "merged.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "search_efficiency.py"), "--merge", *map(str, paths), "--out", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    merged = json.loads(out.read_text())
+    assert merged["command"] == ["first", "second"]
+    by_method = {r["method"]: r["hv"] for r in merged["runs"]}
+    assert by_method == {"random": rising, "nsga2": [0.6] * 100}
+    reach = merged["summary"]["p"]["evals_to_reach"]["nsga2@100"]
+    assert reach["target_hv_fraction"] == 0.6 and reach["methods"]["random"]["median"] == 60
