@@ -81,7 +81,7 @@ class PredictedHVISearcher(Searcher):
     3. pick the batch greedily: each pick maximises the hypervolume its
        objective vector (predicted mean - ``beta`` std for every predicted
        objective, exact for cheap ones; the default ``beta = 1`` is optimistic:
-       it measured best among 0, 0.5, 1 and 2 on OFA-MobileNetV3)
+       it measured best among 0, 0.5, 1, 1.5 and 2 on OFA-MobileNetV3)
        adds to the current front, and is then
        added to the front at its predicted mean (a "believer"), which spreads
        the batch along the front. Pending proposals enter the front the same
