@@ -55,6 +55,38 @@ def test_latency_spread_columns_sit_beside_the_median(tmp_path):
         assert 0 < float(r["latency_ms"]) <= float(r["latency_ms_p90"]) and int(r["latency_ms_runs"]) >= 3
 
 
+def test_interleave_measures_latency_in_groups(tmp_path, monkeypatch):
+    from elasticnas.measure import Measurer
+
+    groups = []
+    original = Measurer.measure_latencies
+
+    def spy(self, configs, rounds=5):
+        groups.append(len(configs))
+        return original(self, configs, rounds)
+
+    monkeypatch.setattr(Measurer, "measure_latencies", spy)
+    configs = [{"w": [8, 8, 8], "d": 1, "r": 8}, {"w": [32, 32, 32], "d": 3, "r": 12}, {"w": [16, 16, 16], "d": 2, "r": 8}]
+    src = _write_configs(tmp_path / "c.jsonl", configs)
+    out = tmp_path / "o.csv"
+    assert main(["measure", "--supernet", "toy_convnet", "--configs", src, "--metrics", "latency_ms",
+                 "--budget-s", "0.1", "--interleave", "2", "--out", str(out), "--quiet"]) == 0
+    assert groups == [2, 1]
+    rows = _rows(out)
+    assert len(rows) == 3 and all(float(r["latency_ms"]) > 0 for r in rows)
+    assert float(rows[1]["latency_ms"]) > float(rows[0]["latency_ms"])  # the big one is slower
+
+
+def test_measurer_serves_interleaved_latencies():
+    from elasticnas.measure import FAST_POLICY, Measurer
+
+    m = Measurer(create_supernet("toy_convnet"), policy=FAST_POLICY, threads=1)
+    cfgs = [{"w": [8, 8, 8], "d": 1, "r": 8}, {"w": [32, 32, 32], "d": 3, "r": 12}]
+    results = m.measure_latencies(cfgs, rounds=2)
+    assert [m.latency(m.validate(c)) for c in cfgs] == results  # served, not measured again
+    assert m.latency(m.validate(cfgs[0])) is results[0]
+
+
 def test_lut_build_then_measure_with_it(tmp_path):
     lut_path = tmp_path / "lut.json"
     assert main(["lut", "build", "--supernet", "toy_convnet", "--runtime", "torch", "--budget-s", "0.03",

@@ -83,7 +83,10 @@ def _measure(args: argparse.Namespace) -> int:
             writer = csv.writer(fh)
             writer.writerow(header)
             bar = tqdm(configs, desc="measure", unit="cfg", file=sys.stderr, disable=args.quiet or None)
+            interleave = args.interleave if any(m.name == "latency_ms" for m in metrics) else 1
             for index, cfg in enumerate(bar):
+                if interleave > 1 and index % interleave == 0:
+                    measurer.measure_latencies(configs[index : index + interleave])
                 values = measurer.measure(cfg, [m.name for m in metrics])
                 row = [index, space.config_id(cfg), *(_fmt(values[c]) for c in columns)]
                 writer.writerow([*row, json.dumps(cfg, separators=(",", ":"))])
@@ -132,6 +135,15 @@ def _fill(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=positive_int, help="threads pinned while timing (default: 1)")
     p.add_argument(
         "--budget-s", type=positive_float, default=5.0, help="most seconds of timed runs per sub-network (default: 5)"
+    )
+    p.add_argument(
+        "--interleave",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="measure the latency of N sub-networks at a time, interleaved in 5 rounds, so that a machine whose "
+        "speed drifts shifts them alike and their ranking holds (keeps N sub-networks in memory; "
+        "default: 1, one after another)",
     )
     p.add_argument("--lut", help="lookup table JSON for latency_lut_ms (from 'elasticnas lut build')")
     p.add_argument(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from elasticnas.errors import ElasticNASError
-from elasticnas.measure.latency import LatencyResult, TimingPolicy, measure_latency
+from elasticnas.measure.latency import LatencyResult, TimingPolicy, measure_latencies, measure_latency
 from elasticnas.records import Direction, Objective
 from elasticnas.registry import Registry
 
@@ -152,6 +152,7 @@ class Measurer:
         self.seed = seed
         self._cache: dict[tuple[str, str], Any] = {}
         self._cache_id: str | None = None
+        self._interleaved: dict[str, LatencyResult] = {}
 
     # -- helpers shared by metric implementations ------------------------------------------
     def validate(self, config: Mapping[str, Any]) -> Config:
@@ -174,7 +175,29 @@ class Measurer:
     def costs(self, config: Config) -> Mapping[str, float]:
         return self._cached(config, "costs", lambda: self.supernet.costs(config))
 
+    def measure_latencies(self, configs: Sequence[Mapping[str, Any]], rounds: int = 5) -> list[LatencyResult]:
+        """Latencies of ``configs`` measured together, interleaved (see
+        :func:`~elasticnas.measure.latency.measure_latencies`); :meth:`latency` returns them for these
+        configurations until the next call."""
+        cfgs = [self.validate(c) for c in configs]
+        results = measure_latencies(
+            [self.supernet.extract(c).eval() for c in cfgs],
+            [self.supernet.input_shape(c) for c in cfgs],
+            runtime=self.runtime,
+            device=self.device,
+            batch_size=self.batch_size,
+            threads=self.threads,
+            policy=self.policy,
+            rounds=rounds,
+            seed=self.seed,
+        )
+        self._interleaved = {json.dumps(c, sort_keys=True): r for c, r in zip(cfgs, results, strict=True)}
+        return results
+
     def latency(self, config: Config) -> LatencyResult:
+        measured = self._interleaved.get(json.dumps(config, sort_keys=True))
+        if measured is not None:
+            return measured
         return self._cached(
             config,
             "latency",
