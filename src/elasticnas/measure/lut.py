@@ -260,13 +260,6 @@ def _overhead_class() -> type[nn.Module]:
     return _Overhead
 
 
-def __getattr__(name: str) -> Any:
-    """``_Overhead`` resolves on first use (PEP 562)."""
-    if name == "_Overhead":
-        return _overhead_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def machine_info(runtime: str, threads: int) -> dict[str, str]:
     """Facts about this machine that a latency table depends on."""
     import torch
