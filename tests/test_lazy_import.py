@@ -7,26 +7,19 @@ this test process has long imported PyTorch.
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 
 import pytest
+from fresh_interpreter import run_json
 
 from elasticnas.cli import main
 
 HEAVY = ("torch", "sklearn", "scipy", "optuna", "pymoo", "numba")
 
 
-def _python(code: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
 
 def test_import_loads_no_heavy_library_and_every_public_name_resolves():
-    result = _python(
+    result = run_json(
         f"""
 import json, sys
 import elasticnas
@@ -60,7 +53,7 @@ def test_submodules_resolve_as_attributes_and_unknown_names_raise():
 
 @pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["pareto", "--help"], ["lut", "--help"]])
 def test_help_loads_no_heavy_library(argv):
-    result = _python(
+    result = run_json(
         f"""
 import contextlib, io, json, sys
 from elasticnas.cli import main

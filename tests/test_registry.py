@@ -6,12 +6,9 @@ The import checks run in a fresh interpreter, since this test process has long i
 from __future__ import annotations
 
 import importlib
-import json
-import subprocess
-import sys
-from typing import Any
 
 import pytest
+from fresh_interpreter import run_json
 
 from elasticnas.errors import UnknownNameError
 from elasticnas.registry import Registry
@@ -19,14 +16,9 @@ from elasticnas.registry import Registry
 HEAVY = ("torch", "sklearn", "scipy", "pymoo")
 
 
-def _python(code: str) -> Any:
-    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
 
 def test_listing_names_loads_no_heavy_library():
-    result = _python(
+    result = run_json(
         f"""
 import json, sys
 import elasticnas.measure, elasticnas.predictors, elasticnas.problems, elasticnas.searchers, elasticnas.supernets
@@ -60,7 +52,7 @@ print(json.dumps({{"heavy": [m for m in {HEAVY!r} if m in sys.modules], "names":
 )
 def test_help_listing_names_loads_no_heavy_library(argv):
     # pymoo may load: search --help reads its default from elasticnas.study, which imports pymoo's hypervolume
-    result = _python(
+    result = run_json(
         f"""
 import contextlib, io, json, sys
 from elasticnas.cli import main
