@@ -47,7 +47,8 @@ def render_report(study: Study) -> str:
     trials = [r for r in finished if r.ok]
     n_failed = len(finished) - len(trials)
     feasible = study.feasible(trials)
-    infeasible = [r for r in trials if r not in feasible] if study.constraints else []
+    feasible_numbers = {r.number for r in feasible}
+    infeasible = [r for r in trials if r.number not in feasible_numbers] if study.constraints else []
     front = study.pareto_front(records=trials)
     objs = study.objectives
     metric_names = sorted({k for r in front for k in r.metrics} - {o.name for o in objs})
