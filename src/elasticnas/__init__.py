@@ -7,9 +7,7 @@ cheap: PyTorch, scikit-learn, SciPy, pymoo and Optuna load only when a name need
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from elasticnas.errors import (
     CheckpointError,
@@ -19,6 +17,7 @@ from elasticnas.errors import (
     StorageError,
     UnknownNameError,
 )
+from elasticnas.registry import lazy_exports
 
 if TYPE_CHECKING:
     from elasticnas.export import export_subnet, load_subnet
@@ -52,19 +51,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is not None:
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value  # later look-ups skip this function
-        return value
-    if not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
-        return importlib.import_module(f"{__name__}.{name}")  # e.g. elasticnas.study, as when imported eagerly
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

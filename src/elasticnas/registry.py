@@ -1,7 +1,7 @@
 """String registries (``register_*`` / ``list_*`` / ``create_*`` are built on this) and lazy imports.
 
 Built-in entries are registered as ``"package.module:attr"`` strings and imported on first
-:meth:`Registry.get`, and packages expose their public names through :func:`lazy_attribute`
+:meth:`Registry.get`, and packages expose their public names through :func:`lazy_exports`
 (PEP 562), so that listing names or importing a package does not load PyTorch, scikit-learn,
 SciPy or pymoo.
 """
@@ -21,20 +21,30 @@ from elasticnas.errors import UnknownNameError
 T = TypeVar("T")
 
 
-def lazy_attribute(package: str, modules: Mapping[str, str], name: str) -> Any:
-    """PEP 562 ``__getattr__`` of ``package``, whose public ``name`` lives in ``modules[name]``.
+def lazy_exports(
+    package: str, modules: Mapping[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """PEP 562 ``__getattr__`` and ``__dir__`` for ``package``, whose public name ``n`` lives in ``modules[n]``.
 
-    The name is imported on first use and stored in the package, so later look-ups skip this
-    function; a submodule not imported yet resolves too, as when the package imported it eagerly.
+    A name is imported on first use and stored in the package, so later look-ups skip
+    ``__getattr__``; a submodule not imported yet resolves too, as when the package imported it
+    eagerly. Use as ``__getattr__, __dir__ = lazy_exports(__name__, {...})``.
     """
-    module = modules.get(name)
-    if module is not None:
-        value = getattr(importlib.import_module(module), name)
-        setattr(sys.modules[package], name, value)
-        return value
-    if not name.startswith("__") and importlib.util.find_spec(f"{package}.{name}") is not None:
-        return importlib.import_module(f"{package}.{name}")
-    raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    def getattr_(name: str) -> Any:
+        module = modules.get(name)
+        if module is not None:
+            value = getattr(importlib.import_module(module), name)
+            setattr(sys.modules[package], name, value)
+            return value
+        if not name.startswith("__") and importlib.util.find_spec(f"{package}.{name}") is not None:
+            return importlib.import_module(f"{package}.{name}")
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    def dir_() -> list[str]:
+        return sorted({*vars(sys.modules[package]), *modules})
+
+    return getattr_, dir_
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ load PyTorch.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from elasticnas.registry import lazy_attribute
+from elasticnas.registry import lazy_exports
 
 if TYPE_CHECKING:
     from elasticnas.data._builtin import (
@@ -56,12 +56,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    return lazy_attribute(__name__, _LAZY, name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

@@ -6,9 +6,9 @@ The names below are imported on first use (PEP 562), so ``list_metrics()`` and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from elasticnas.registry import lazy_attribute
+from elasticnas.registry import lazy_exports
 
 if TYPE_CHECKING:
     from elasticnas.measure.accuracy import (
@@ -89,12 +89,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    return lazy_attribute(__name__, _LAZY, name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from elasticnas.predictors._ensemble import Ensemble
 from elasticnas.predictors.base import Predictor
-from elasticnas.registry import Registry, lazy_attribute
+from elasticnas.registry import Registry, lazy_exports
 
 if TYPE_CHECKING:
     from elasticnas.predictors._mlp import MLPPredictor
@@ -39,12 +39,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    return lazy_attribute(__name__, _LAZY, name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 PREDICTORS: Registry[Callable[..., Predictor]] = Registry("predictor")

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from elasticnas.records import Constraint, Objective
-from elasticnas.registry import Registry, lazy_attribute
+from elasticnas.registry import Registry, lazy_exports
 from elasticnas.searchers.base import CheapMetric, Searcher
 from elasticnas.space import SearchSpace, Seed
 
@@ -34,12 +34,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    return lazy_attribute(__name__, _LAZY, name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 SEARCHERS: Registry[Callable[..., Searcher]] = Registry("searcher")

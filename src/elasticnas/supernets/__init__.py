@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from elasticnas.registry import Registry, lazy_attribute
+from elasticnas.registry import Registry, lazy_exports
 
 if TYPE_CHECKING:
     from elasticnas.supernets._nets import arch_costs, arch_layer_specs, build_subnet
@@ -44,12 +44,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    return lazy_attribute(__name__, _LAZY, name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 SUPERNETS: Registry[Callable[..., Supernet]] = Registry("supernet")

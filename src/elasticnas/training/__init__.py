@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from elasticnas.registry import Registry, lazy_attribute
+from elasticnas.registry import Registry, lazy_exports
 from elasticnas.training._config import TrainConfig
 
 if TYPE_CHECKING:
@@ -63,12 +63,7 @@ TRAINERS.register_lazy(
 TRAINERS.register_lazy("sandwich", "elasticnas.training._sandwich:SandwichTrainer", aliases=("bignas",))
 
 
-def __getattr__(name: str) -> Any:
-    return lazy_attribute(__name__, _LAZY, name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [
