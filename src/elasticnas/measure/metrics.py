@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from elasticnas.errors import ElasticNASError
-from elasticnas.measure.latency import LatencyResult, TimingPolicy, measure_latencies, measure_latency
+from elasticnas.measure.latency import LatencyResult, TimingPolicy, measure_latencies
 from elasticnas.records import Direction, Objective
 from elasticnas.registry import Registry
 
@@ -180,17 +180,7 @@ class Measurer:
         :func:`~elasticnas.measure.latency.measure_latencies`); :meth:`latency` returns them for these
         configurations until the next call."""
         cfgs = [self.validate(c) for c in configs]
-        results = measure_latencies(
-            [self.supernet.extract(c).eval() for c in cfgs],
-            [self.supernet.input_shape(c) for c in cfgs],
-            runtime=self.runtime,
-            device=self.device,
-            batch_size=self.batch_size,
-            threads=self.threads,
-            policy=self.policy,
-            rounds=rounds,
-            seed=self.seed,
-        )
+        results = self._time([self.supernet.extract(c).eval() for c in cfgs], cfgs, rounds)
         self._interleaved = {json.dumps(c, sort_keys=True): r for c, r in zip(cfgs, results, strict=True)}
         return results
 
@@ -198,19 +188,20 @@ class Measurer:
         measured = self._interleaved.get(json.dumps(config, sort_keys=True))
         if measured is not None:
             return measured
-        return self._cached(
-            config,
-            "latency",
-            lambda: measure_latency(
-                self.subnet(config),
-                self.supernet.input_shape(config),
-                runtime=self.runtime,
-                device=self.device,
-                batch_size=self.batch_size,
-                threads=self.threads,
-                policy=self.policy,
-                seed=self.seed,
-            ),
+        return self._cached(config, "latency", lambda: self._time([self.subnet(config)], [config], rounds=1)[0])
+
+    def _time(self, models: Sequence[nn.Module], configs: Sequence[Config], rounds: int) -> list[LatencyResult]:
+        """:func:`~elasticnas.measure.latency.measure_latencies` under this measurer's settings."""
+        return measure_latencies(
+            models,
+            [self.supernet.input_shape(c) for c in configs],
+            runtime=self.runtime,
+            device=self.device,
+            batch_size=self.batch_size,
+            threads=self.threads,
+            policy=self.policy,
+            rounds=rounds,
+            seed=self.seed,
         )
 
     def memory(self, config: Config) -> MemoryResult:
