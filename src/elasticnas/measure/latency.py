@@ -575,26 +575,17 @@ def measure_latencies(
                 settled[i] &= ok
                 timed[i] += t
                 warm[i] += w
-    out = []
-    for i in range(n):
-        stats = LatencyStats.from_samples(np.concatenate(samples[i]), settled[i])
-        out.append(
-            LatencyResult(
-                median_ms=stats.median_ms,
-                p90_ms=stats.p90_ms,
-                iqr_ms=stats.iqr_ms,
-                mean_ms=stats.mean_ms,
-                min_ms=stats.min_ms,
-                runs=stats.runs,
-                settled=stats.settled,
-                runtime=rt.name,
-                device=device,
-                batch_size=batch_size,
-                threads=n_threads,
-                clock=clock,
-                warmup_runs=warm[i],
-                timed_s=timed[i],
-                allocator=allocator,
-            )
+    return [
+        LatencyResult(
+            **asdict(LatencyStats.from_samples(np.concatenate(samples[i]), settled[i])),
+            runtime=rt.name,
+            device=device,
+            batch_size=batch_size,
+            threads=n_threads,
+            clock=clock,
+            warmup_runs=warm[i],
+            timed_s=timed[i],
+            allocator=allocator,
         )
-    return out
+        for i in range(n)
+    ]
