@@ -44,8 +44,16 @@ METHODS = ("random", "nsga2", "optuna_nsga2", "optuna_tpe", "linas", OURS)
 PROBLEMS = ("ofa_mbv3_note10", "hwgpt_s_gpu", "hwgpt_s_cpu")
 
 
-def run_one(problem_name: str, method: str, seed: int, budget: int, searcher_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """One search; returns the hypervolume fraction after every evaluation."""
+def run_one(
+    problem_name: str,
+    method: str,
+    seed: int,
+    budget: int,
+    searcher_kwargs: dict[str, Any],
+    keep_objectives: bool = False,
+) -> dict[str, Any]:
+    """One search; returns the hypervolume fraction after every evaluation (and, with ``keep_objectives``,
+    every evaluated minimisation objective vector)."""
     problem = create_problem(problem_name)
     objectives = problem.objective_list
     searcher = create_searcher(
@@ -72,7 +80,10 @@ def run_one(problem_name: str, method: str, seed: int, budget: int, searcher_kwa
     front = problem.reference_front() * np.array([o.sign for o in objectives])
     hv_ref = hypervolume(front, ref)
     history = hypervolume_history(np.array(F), ref) / hv_ref
-    return {"problem": problem_name, "method": method, "seed": seed, "seconds": seconds, "hv": history.tolist()}
+    run = {"problem": problem_name, "method": method, "seed": seed, "seconds": seconds, "hv": history.tolist()}
+    if keep_objectives:
+        run["objectives"] = F
+    return run
 
 
 def _evals_to_reach(history: np.ndarray, target: float) -> float:
