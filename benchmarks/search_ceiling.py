@@ -38,12 +38,10 @@ from search_efficiency import _clean, _stats, run_one  # noqa: E402
 
 from elasticnas.pareto import hypervolume  # noqa: E402
 from elasticnas.predictors import Predictor, create_predictor, list_predictors  # noqa: E402
-from elasticnas.predictors._sklearn import GPPredictor  # noqa: E402
 from elasticnas.problems import create_problem  # noqa: E402
 from elasticnas.problems._ofa_mbv3 import OFAMobileNetV3Oracle, accuracy_predictor, note10_lut  # noqa: E402
 from elasticnas.records import TrialRecord  # noqa: E402
 from elasticnas.searchers import create_searcher  # noqa: E402
-from elasticnas.searchers._predicted_hvi import PredictedHVISearcher  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 PROBLEM = "ofa_mbv3_note10"
@@ -116,7 +114,6 @@ def predictor_errors(seed: int, state_evals: int, n_candidates: int, sizes: tupl
     searcher = create_searcher(
         "predicted_hvi", problem.space, problem.objective_list, cheap_metrics=dict(problem.cheap_metrics), seed=seed
     )
-    assert isinstance(searcher, PredictedHVISearcher)
     number = 0
     while number < state_evals:
         for cfg in searcher.ask(1):
@@ -142,7 +139,7 @@ def predictor_errors(seed: int, state_evals: int, n_candidates: int, sizes: tupl
         out["mae"][name] = {"mae": float(np.mean(np.abs(mean - yc))), "seconds": time.perf_counter() - start}
     for size in sizes:
         T = near_front(size, np.vstack([G, C]))
-        mean, _ = GPPredictor(seed=0, max_train=len(T)).fit(searcher._features(T), oracle.accuracy(T)).predict(Xc)  # noqa: SLF001
+        mean, _ = create_predictor("gp", seed=0, max_train=len(T)).fit(searcher._features(T), oracle.accuracy(T)).predict(Xc)  # noqa: SLF001
         out["gp_mae_by_training_size"][str(len(T))] = float(np.mean(np.abs(mean - yc)))
     return out
 
