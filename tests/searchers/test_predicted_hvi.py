@@ -76,10 +76,10 @@ def test_study_records_predictor_quality_and_is_the_default() -> None:
 
     p = create_problem("ofa_mbv3_note10")
     study = en.create_study(**p.study_kwargs())
-    study.optimize(p.evaluate, n_evals=30, seed=0, cheap_metrics=p.cheap_metrics, searcher="predicted_hvi")
+    study.optimize(p.evaluate, n_evals=50, seed=0, cheap_metrics=p.cheap_metrics, searcher="predicted_hvi")
     diag = study.optuna_study.user_attrs["searcher_diagnostics"]
     q = diag["predictor_quality"]["accuracy_top1"]
-    assert q["n_train"] == 30 and -1 <= q["kendall_tau"] <= 1 and q["mae"] > 0
-    assert q["kendall_tau"] > 0.3  # the OFA accuracy is learnable from 30 points
+    assert q["n_train"] == 50 and -1 <= q["kendall_tau"] <= 1 and q["mae"] > 0
+    assert q["kendall_tau"] > 0.3  # the OFA accuracy is learnable from 50 points
     assert all("latency_note10_ms" in r.metrics for r in study.trials)
     assert study_module.DEFAULT_SEARCHER == "predicted_hvi"
