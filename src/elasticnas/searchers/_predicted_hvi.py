@@ -65,9 +65,9 @@ class PredictedHVISearcher(Searcher):
     A round makes ``max(n, round_size)`` proposals for ``ask(n)`` and serves
     them from a queue when ``n`` is smaller. The default ``round_size = 1``
     refits after every result when asked one at a time: on OFA-MobileNetV3,
-    seeds 0-4, 0.968 of the reference hypervolume at 500 evaluations against
-    0.958 with rounds of 3 and 0.950 with rounds of 10, for 0.3-0.8 s of CPU
-    per round. Each round:
+    0.967 of the reference hypervolume at 500 evaluations against 0.958 with
+    rounds of 10 (10 seeds; on seeds 0-4 rounds of 3 gave 0.958), for 0.3-0.8 s
+    of CPU per round. Each round:
 
     1. fit one predictor (default ``gp``: a Gaussian process, which measured best
        on OFA-MobileNetV3, HW-GPT-Bench and the built-in tiny_mbv3; any registered
