@@ -34,13 +34,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
-from search_efficiency import _clean, _stats, run_one  # noqa: E402
+from search_efficiency import _clean, _stats, drive, run_one  # noqa: E402
 
 from elasticnas.pareto import hypervolume  # noqa: E402
 from elasticnas.predictors import Predictor, create_predictor, list_predictors  # noqa: E402
 from elasticnas.problems import create_problem  # noqa: E402
 from elasticnas.problems._ofa_mbv3 import OFAMobileNetV3Oracle, accuracy_predictor, note10_lut  # noqa: E402
-from elasticnas.records import TrialRecord  # noqa: E402
 from elasticnas.searchers import create_searcher  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -92,18 +91,16 @@ def swap_run(variant: str, seed: int, budget: int, round_size: int) -> dict[str,
     return run
 
 
-def most_accurate_share(objectives: list[list[float]]) -> dict[str, float]:
-    """Hypervolume fraction of a run, with the reference front's most accurate network added, and the share of
-    the run's loss that network recovers."""
+def most_accurate_share(run: dict[str, Any]) -> dict[str, float]:
+    """A kept-objectives run's hypervolume fraction, with the reference front's most accurate network added, and
+    the share of the run's loss that network recovers."""
     problem = create_problem(PROBLEM)
-    signs = np.array([o.sign for o in problem.objective_list])
     ref_point = problem.reference_point_min()
-    front = problem.reference_front() * signs
-    hv_ref = hypervolume(front, ref_point)
-    F = np.array(objectives)
+    front = problem.reference_front() * np.array([o.sign for o in problem.objective_list])
+    F = np.array(run["objectives"])
     top = front[np.argmin(front[:, 0])]  # accuracy is the first objective, negated
-    hv = hypervolume(F, ref_point) / hv_ref
-    hv_top = hypervolume(np.vstack([F, top]), ref_point) / hv_ref
+    hv = run["hv"][-1]
+    hv_top = hypervolume(np.vstack([F, top]), ref_point) / hypervolume(front, ref_point)
     return {"hv": hv, "hv_with_most_accurate": hv_top, "share_of_loss": (hv_top - hv) / max(1.0 - hv, 1e-12),
             "max_accuracy_found": float(-F[:, 0].min()), "reference_max_accuracy": float(-top[0])}
 
@@ -121,15 +118,12 @@ def predictor_errors(
         seed=seed,
         round_size=round_size,
     )
-    number = 0
-    while number < state_evals:
-        for cfg in searcher.ask(1):
-            searcher.tell([TrialRecord(number, cfg, problem.space.config_id(cfg), problem(cfg))])
-            number += 1
-    oracle = _oracle()
-    G = np.array([problem.space.to_genes(r.config) for r in searcher.history.values() if r.ok])
-    F = np.c_[-oracle.accuracy(G), oracle.latency(G)]
+    drive(problem, searcher, state_evals)
+    done = list(searcher.history.values())
+    G = np.array([problem.space.to_genes(r.config) for r in done])
+    F = np.array([searcher.objective_values(r) for r in done])
     X, y = searcher._features(G), -F[:, 0]  # noqa: SLF001 - the features the searcher fits on
+    oracle = _oracle()
 
     def near_front(n: int, exclude: np.ndarray) -> np.ndarray:
         # the searcher's own candidate operators: mutations of its evaluated best fronts, canonical, unseen
@@ -208,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         errors = [j.result() for j in error_jobs]
     checkpoints = [k for k in CHECKPOINTS if k <= args.budget] or [args.budget]
     swap = {v: {str(k): _stats([r["hv"][k - 1] for r in runs if r["variant"] == v]) for k in checkpoints} for v in variants}
-    shares = [most_accurate_share(r.pop("objectives")) for r in runs if r["variant"] == "gp"]
+    shares = [most_accurate_share(r) for r in runs if r["variant"] == "gp"]
+    for r in runs:
+        r.pop("objectives", None)  # kept for the shares only
     result = {
         "command": " ".join(["python", "benchmarks/search_ceiling.py", *(argv if argv is not None else sys.argv[1:])]),
         "wall_seconds": time.time() - start,

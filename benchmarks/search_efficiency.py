@@ -33,15 +33,35 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from elasticnas.pareto import hypervolume, hypervolume_history  # noqa: E402
-from elasticnas.problems import create_problem  # noqa: E402
+from elasticnas.problems import Problem, create_problem  # noqa: E402
 from elasticnas.records import TrialRecord  # noqa: E402
-from elasticnas.searchers import create_searcher  # noqa: E402
+from elasticnas.searchers import Searcher, create_searcher  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CHECKPOINTS = (100, 250, 500, 1000)
 OURS = "predicted_hvi"
 METHODS = ("random", "nsga2", "optuna_nsga2", "optuna_tpe", "linas", OURS)
 PROBLEMS = ("ofa_mbv3_note10", "hwgpt_s_gpu", "hwgpt_s_cpu")
+
+
+def drive(problem: Problem, searcher: Searcher, budget: int) -> list[list[float]]:
+    """Ask ``searcher`` for one proposal at a time and evaluate it until ``budget`` evaluations (or 20 empty
+    asks); returns every evaluated minimisation objective vector, in order."""
+    F: list[list[float]] = []
+    number = 0
+    stalls = 0
+    while len(F) < budget and stalls < 20:
+        proposals = searcher.ask(1)
+        if not proposals:
+            stalls += 1
+            continue
+        records = []
+        for cfg in proposals:
+            records.append(TrialRecord(number, cfg, problem.space.config_id(cfg), problem(cfg)))
+            number += 1
+        F.extend(searcher.objective_values(r).tolist() for r in records)
+        searcher.tell(records)
+    return F
 
 
 def run_one(
@@ -59,22 +79,8 @@ def run_one(
     searcher = create_searcher(
         method, problem.space, objectives, cheap_metrics=dict(problem.cheap_metrics), seed=seed, **searcher_kwargs
     )
-    F: list[list[float]] = []
     start = time.perf_counter()
-    number = 0
-    stalls = 0
-    while len(F) < budget and stalls < 20:
-        proposals = searcher.ask(1)
-        if not proposals:
-            stalls += 1
-            continue
-        records = []
-        for cfg in proposals:
-            metrics = problem(cfg)
-            records.append(TrialRecord(number, cfg, problem.space.config_id(cfg), metrics))
-            number += 1
-            F.append([o.sign * float(metrics[o.name]) for o in objectives])
-        searcher.tell(records)
+    F = drive(problem, searcher, budget)
     seconds = time.perf_counter() - start
     ref = problem.reference_point_min()
     front = problem.reference_front() * np.array([o.sign for o in objectives])
