@@ -17,7 +17,6 @@ from elasticnas.cli import main
 HEAVY = ("torch", "sklearn", "scipy", "optuna", "pymoo", "numba")
 
 
-
 def test_import_loads_no_heavy_library_and_every_public_name_resolves():
     result = run_json(
         f"""

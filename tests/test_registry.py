@@ -16,7 +16,6 @@ from elasticnas.registry import Registry
 HEAVY = ("torch", "sklearn", "scipy", "pymoo")
 
 
-
 def test_listing_names_loads_no_heavy_library():
     result = run_json(
         f"""
