@@ -31,6 +31,7 @@ from elasticnas.records import (
 )
 from elasticnas.searchers import CheapMetric, Searcher, create_searcher
 from elasticnas.space import Config, SearchSpace, Seed
+from elasticnas.storages import open_storage as _open_storage
 
 Evaluate = Callable[[Config], Mapping[str, float]]
 
@@ -56,31 +57,6 @@ def _env_seconds(name: str, default: int) -> int:
 
 HEARTBEAT_INTERVAL_S = _env_seconds("ELASTICNAS_HEARTBEAT_S", 5)
 GRACE_PERIOD_S = _env_seconds("ELASTICNAS_GRACE_S", 4 * HEARTBEAT_INTERVAL_S)
-
-
-def _open_storage(storage: str | optuna.storages.BaseStorage | None) -> optuna.storages.BaseStorage:
-    """A storage object from a URL; SQL storages get heartbeats so dead workers' trials are re-queued."""
-    if storage is None:
-        return optuna.storages.InMemoryStorage()
-    if isinstance(storage, optuna.storages.BaseStorage):
-        return storage
-    if not isinstance(storage, str) or not storage.startswith(("sqlite:", "postgresql", "mysql")):
-        raise StorageError(
-            f"cannot open storage {storage!r}: use sqlite:///FILE.db, postgresql://USER@HOST/DB or mysql://..."
-        )
-    engine_kwargs = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite:") else {}
-    try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna, stable since 2.9
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                storage,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                grace_period=GRACE_PERIOD_S,
-            )
-    except Exception as exc:  # SQLAlchemy / driver errors have many types
-        lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-        raise StorageError(f"cannot open storage {storage!r}: {lines[0] if lines else type(exc).__name__}") from None
 
 
 def _is_attempt_only(t: FrozenTrial) -> bool:
@@ -585,8 +561,8 @@ def create_study(
 
 
 def load_study(storage: str | optuna.storages.BaseStorage, study_name: str) -> Study:
-    """Open a study written by :func:`create_study`."""
-    store = _open_storage(storage)
+    """Open a study written by :func:`create_study` (a SQLite file that does not exist is refused, not created)."""
+    store = _open_storage(storage, create=False)
     try:
         ostudy = optuna.load_study(storage=store, study_name=study_name)
     except KeyError:
