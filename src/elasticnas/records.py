@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -57,25 +58,57 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     ">": operator.gt,
 }
-_CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(<=|>=|<|>)\s*([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*$")
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+_CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(<=|>=|<|>)\s*(\S+)\s*$")
+_NUMBER_RE = re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$")
+_SYNTAX = "write METRIC<=NUMBER or METRIC>=NUMBER, e.g. latency_ms<=20"
+
+
+def _finite(value: object) -> float | None:
+    """``value`` as a finite float, or None (NaN, infinite, too large, or not a real number)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 @dataclass(frozen=True)
 class Constraint:
-    """``metric op bound``, for example ``latency_ms<=20``."""
+    """``metric op bound``, for example ``latency_ms<=20``; the bound is a finite float, kept exactly.
+
+    ``str(c)`` writes the bound with ``repr(float)``, so ``Constraint.parse(str(c)) == c``.
+    """
 
     metric: str
     op: str
     bound: float
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.metric, str) or not _NAME_RE.fullmatch(self.metric):
+            raise ElasticNASError(f"constraint metric {self.metric!r} is not a metric name (letters, digits, _ and .)")
+        if self.op not in _OPS:
+            raise ElasticNASError(f"constraint operator {self.op!r} is not one of {', '.join(_OPS)}")
+        bound = _finite(self.bound)
+        if bound is None:
+            raise ElasticNASError(f"constraint on {self.metric!r}: the bound must be a finite number, got {self.bound!r}")
+        object.__setattr__(self, "bound", bound)
+
     @classmethod
     def parse(cls, text: str) -> Constraint:
-        match = _CONSTRAINT_RE.match(text)
+        """``METRIC<=NUMBER`` (or ``>=``, ``<``, ``>``) as a Constraint; one-line :class:`ElasticNASError` otherwise."""
+        match = _CONSTRAINT_RE.match(text) if isinstance(text, str) else None
         if match is None:
-            raise ElasticNASError(
-                f"cannot parse constraint {text!r}; write METRIC<=NUMBER or METRIC>=NUMBER, e.g. latency_ms<=20"
-            )
-        bound = float(match.group(3))
+            raise ElasticNASError(f"cannot parse constraint {text!r}; {_SYNTAX}")
+        number = match.group(3)
+        if _NUMBER_RE.match(number):
+            bound = float(number)  # 1e999 overflows to inf
+        elif number.lstrip("+-").lower() in ("nan", "inf", "infinity"):
+            bound = math.nan
+        else:
+            raise ElasticNASError(f"cannot parse constraint {text!r}; {_SYNTAX}")
         if not math.isfinite(bound):
             raise ElasticNASError(f"constraint {text!r}: the bound must be a finite number")
         return cls(match.group(1), match.group(2), bound)
@@ -89,7 +122,8 @@ class Constraint:
         return abs(value - self.bound) + (1e-12 if self.op in ("<", ">") else 0.0)
 
     def __str__(self) -> str:
-        return f"{self.metric}{self.op}{self.bound:g}"
+        bound = repr(self.bound)
+        return f"{self.metric}{self.op}{bound[:-2] if bound.endswith('.0') else bound}"
 
 
 def as_constraints(constraints: Sequence[str | Constraint] | None) -> tuple[Constraint, ...]:

@@ -5,6 +5,7 @@ import pytest
 from toy_supernet import ToySupernet
 
 from elasticnas.cli import main
+from elasticnas.errors import ElasticNASError
 from elasticnas.measure import LookupTable
 from elasticnas.supernets import SUPERNETS, create_supernet, register_supernet
 
@@ -158,7 +159,8 @@ def test_missing_configs_file_and_unknown_supernet(tmp_path, capsys):
     assert "unknown supernet 'nonet'" in capsys.readouterr().err
 
 
-def test_failure_midway_leaves_no_partial_csv(tmp_path, monkeypatch):
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, ElasticNASError], ids=["ctrl-c", "error"])
+def test_stop_midway_keeps_finished_rows_only_after_ctrl_c(tmp_path, monkeypatch, capsys, stop):
     from elasticnas.measure import Measurer
 
     calls = {"n": 0}
@@ -167,14 +169,23 @@ def test_failure_midway_leaves_no_partial_csv(tmp_path, monkeypatch):
     def flaky(self, cfg, metrics):
         calls["n"] += 1
         if calls["n"] == 3:
-            raise KeyboardInterrupt
+            raise stop("stopped")
         return original(self, cfg, metrics)
 
     monkeypatch.setattr(Measurer, "measure", flaky)
     src = _write_configs(tmp_path / "c.jsonl", [{"w": [8, 8, 8], "d": 1, "r": 8}] * 5)
-    assert main(["measure", "--supernet", "toy_convnet", "--configs", src, "--metrics", "macs",
-                 "--out", str(tmp_path / "o.csv"), "--quiet"]) == 130
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.jsonl"]
+    out = tmp_path / "o.csv"
+    status = main(["measure", "--supernet", "toy_convnet", "--configs", src, "--metrics", "macs",
+                   "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    if stop is KeyboardInterrupt:  # the two finished rows are written, and the message says so
+        assert status == 130 and err == [f"elasticnas measure: interrupted; the 2 of 5 sub-networks measured so far "
+                                          f"are written to {out}"]
+        assert [row["index"] for row in csv.DictReader(out.open())] == ["0", "1"]
+    else:  # an error: nothing written
+        assert status == 2 and err == ["elasticnas measure: error: stopped"]
+        assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.jsonl"] + (["o.csv"] if out.exists() else [])
 
 
 def test_data_sources(tmp_path):

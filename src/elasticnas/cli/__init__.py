@@ -11,8 +11,13 @@ and the registries inside functions, so ``elasticnas --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import io
+import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from types import FrameType
 
 from elasticnas.cli import _export, _lut, _measure, _study_commands, _train
 from elasticnas.cli._args import LazySubParsers
@@ -38,17 +43,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+KEPT_ON_INTERRUPT = {"search": "finished evaluations are saved", "demo": "finished evaluations are saved"}
+"""What an interrupted command keeps, unless it says so itself (``KeyboardInterrupt(message)``)."""
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it cleans up as after Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it again at exit finds no closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):  # stdout replaced (tests) or already closed
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; the exit status follows what happened.
+
+    0: done. 2: bad input or a failure of the environment (one line on stderr). 130 / 143:
+    interrupted by Ctrl-C / SIGTERM (one line saying what was kept). 141: stdout was closed
+    early (``elasticnas pareto | head``), quietly.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     import optuna
 
+    from elasticnas.storages import storage_errors
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own progress bar and summary say enough
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if on_main_thread else None
     try:
-        return int(args.func(args) or 0)
+        with storage_errors(getattr(args, "storage", None)):
+            status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return status
     except ElasticNASError as exc:
         print(f"elasticnas {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"elasticnas {args.command}: interrupted; finished evaluations are saved", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, _Terminated)
+        kept = str(exc) or KEPT_ON_INTERRUPT.get(args.command, "nothing was written")
+        print(f"elasticnas {args.command}: {'terminated' if terminated else 'interrupted'}; {kept}", file=sys.stderr)
+        return 143 if terminated else 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -45,35 +46,86 @@ class LazySubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
         super().__call__(parser, namespace, values, option_string)
 
 
-def _int_at_least(text: str, low: int, what: str) -> int:
+INT_LIMIT = 2**63  # integers at or above this do not fit the int64 of NumPy, PyTorch and the storages
+
+
+def _int_in(text: str, low: int, high: int, what: str) -> int:
+    """``text`` as a whole number with ``low <= value < high``; an argparse error naming ``what`` otherwise."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if value < low:
+    if not low <= value < high:
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
 
 
 def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    return _int_at_least(text, 1, "a positive integer")
+    """argparse type: an integer >= 1 (and below 2**63)."""
+    return _int_in(text, 1, INT_LIMIT, "a positive integer")
 
 
 def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    return _int_at_least(text, 0, "an integer >= 0")
+    """argparse type: an integer >= 0 (and below 2**63)."""
+    return _int_in(text, 0, INT_LIMIT, "an integer >= 0")
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a number > 0."""
+def int_between(low: int, high: int) -> Callable[[str], int]:
+    """argparse type: an integer with ``low <= value <= high`` (for counts whose huge values exhaust the machine)."""
+
+    def parse(text: str) -> int:
+        return _int_in(text, low, high + 1, f"an integer from {low} to {high}")
+
+    parse.__name__ = f"int_between_{low}_{high}"
+    return parse
+
+
+thread_count = int_between(1, 1024)
+"""argparse type: threads, 1 to 1024 (PyTorch crashes far above)."""
+
+batch_size = int_between(1, 65536)
+"""argparse type: a batch size, 1 to 65536."""
+
+
+def seed(text: str) -> int:
+    """argparse type: a random seed, 0 <= seed < 2**32 (what NumPy's legacy seeding and Optuna's samplers accept)."""
+    return _int_in(text, 0, 2**32, "a seed 0 <= SEED < 2**32")
+
+
+def _float_where(text: str, ok: Callable[[float], bool], what: str) -> float:
+    """``text`` as a finite number for which ``ok`` holds; an argparse error naming ``what`` otherwise."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not (math.isfinite(value) and ok(value)):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (no nan, inf or overflow such as 1e400)."""
+    return _float_where(text, lambda v: True, "a finite number")
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    return _float_where(text, lambda v: v > 0, "a finite number > 0")
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    return _float_where(text, lambda v: v >= 0, "a finite number >= 0")
+
+
+def input_file(text: str) -> str:
+    """argparse type: a file to read; one that exists must be a regular file (a FIFO or device would block or never end).
+
+    A missing file passes: its reader says so in its own words.
+    """
+    if os.path.exists(text) and not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a regular file (a directory, FIFO, device or socket)")
+    return text
 
 
 def data_source(text: str | None) -> Any:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from elasticnas.cli._args import LazySubParsers, non_negative_int, positive_float, positive_int
-from elasticnas.errors import ElasticNASError
+from elasticnas._io import check_output_path
+from elasticnas.cli._args import LazySubParsers, batch_size, int_between, positive_float, seed, thread_count
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -18,9 +17,7 @@ def _build(args: argparse.Namespace) -> int:
     from elasticnas.measure.lut import LUT_POLICY
     from elasticnas.supernets import create_supernet
 
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise ElasticNASError(f"cannot write {str(out)!r}: directory {str(out.parent)!r} does not exist")
+    out = check_output_path(args.out, what="lookup table")
     check_device(args.device)
     supernet = create_supernet(args.supernet)
     specs = collect_layer_specs(supernet, seed=args.seed)
@@ -80,20 +77,20 @@ def _fill_build(b: argparse.ArgumentParser) -> None:
     b.add_argument("--supernet", required=True, help="registered super-network name, e.g. tiny_mbv3")
     b.add_argument("--runtime", default="onnxruntime", choices=list_runtimes(), help="default: onnxruntime")
     b.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    b.add_argument("--batch-size", type=positive_int, default=1, help="default: 1")
-    b.add_argument("--threads", type=positive_int, help="threads pinned while timing (default: 1)")
+    b.add_argument("--batch-size", type=batch_size, default=1, help="default: 1")
+    b.add_argument("--threads", type=thread_count, help="threads pinned while timing (default: 1)")
     b.add_argument(
         "--budget-s", type=positive_float, default=LUT_POLICY.budget_s,
         help=f"most seconds of timed runs per layer (default: {LUT_POLICY.budget_s:g})",
     )
     b.add_argument(
-        "--calibrate", type=non_negative_int, default=LUT_CALIBRATE,
+        "--calibrate", type=int_between(0, 10_000), default=LUT_CALIBRATE,
         help=(
             "whole sub-networks measured directly to fit the table's scale (a layer timed alone runs at "
             f"another speed than inside a network); 0 = no calibration (default: {LUT_CALIBRATE})"
         ),
     )
-    b.add_argument("--seed", type=int, default=0, help="seed of the sub-networks visited to find layers (default: 0)")
+    b.add_argument("--seed", type=seed, default=0, help="seed of the sub-networks visited to find layers (default: 0)")
     b.add_argument("--out", required=True, help="JSON file to write")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_build)

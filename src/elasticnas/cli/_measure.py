@@ -5,13 +5,22 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from elasticnas.cli._args import LazySubParsers, data_source, positive_float, positive_int
+from elasticnas._io import atomic_write, check_output_path
+from elasticnas.cli._args import (
+    LazySubParsers,
+    batch_size,
+    data_source,
+    input_file,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    seed,
+    thread_count,
+)
 from elasticnas.errors import ElasticNASError
 
 DEFAULT_METRICS = "macs,params,latency_ms"
@@ -51,11 +60,9 @@ def _measure(args: argparse.Namespace) -> int:
     from elasticnas.measure.metrics import parse_metrics
     from elasticnas.supernets import create_supernet
 
+    out = check_output_path(args.out, what="CSV file")
     metrics = parse_metrics(args.metrics)  # unknown names fail before anything is built
     check_device(args.device)
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise ElasticNASError(f"cannot write {str(out)!r}: directory {str(out.parent)!r} does not exist")
     supernet = create_supernet(args.supernet, weights=args.weights)
     configs = read_configs(args.configs, supernet.search_space)
     policy = TimingPolicy().with_budget(args.budget_s)
@@ -77,24 +84,23 @@ def _measure(args: argparse.Namespace) -> int:
     columns = [c for m in metrics for c in m.columns]
     header = ["index", "config_id", *columns, "config"]
     space = supernet.search_space
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    rows: list[list[Any]] = []
+    bar = tqdm(configs, desc="measure", unit="cfg", file=sys.stderr, disable=args.quiet or None)
+    interleave = args.interleave if any(m.name == "latency_ms" for m in metrics) else 1
     try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(header)
-            bar = tqdm(configs, desc="measure", unit="cfg", file=sys.stderr, disable=args.quiet or None)
-            interleave = args.interleave if any(m.name == "latency_ms" for m in metrics) else 1
-            for index, cfg in enumerate(bar):
-                if interleave > 1 and index % interleave == 0:
-                    measurer.measure_latencies(configs[index : index + interleave])
-                values = measurer.measure(cfg, [m.name for m in metrics])
-                row = [index, space.config_id(cfg), *(_fmt(values[c]) for c in columns)]
-                writer.writerow([*row, json.dumps(cfg, separators=(",", ":"))])
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        for index, cfg in enumerate(bar):
+            if interleave > 1 and index % interleave == 0:
+                measurer.measure_latencies(configs[index : index + interleave])
+            values = measurer.measure(cfg, [m.name for m in metrics])
+            row = [index, space.config_id(cfg), *(_fmt(values[c]) for c in columns)]
+            rows.append([*row, json.dumps(cfg, separators=(",", ":"))])
+    except KeyboardInterrupt as exc:  # the rows measured so far are kept (SIGTERM arrives as a subclass)
+        bar.close()
+        if not rows:
+            raise type(exc)(f"no sub-network was measured; {out} was not written") from None
+        _write_csv(out, header, rows)
+        raise type(exc)(f"the {len(rows)} of {len(configs)} sub-networks measured so far are written to {out}") from None
+    _write_csv(out, header, rows)
     threads = measurer.threads if measurer.threads is not None else 1
     print(
         f"wrote {len(configs)} rows x {len(columns)} metric columns to {out} "
@@ -102,6 +108,16 @@ def _measure(args: argparse.Namespace) -> int:
         f"batch {args.batch_size}, threads {threads})"
     )
     return 0
+
+
+def _write_csv(out: Path, header: list[str], rows: list[list[Any]]) -> None:
+    """Write the CSV whole or not at all."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as fh:
+            csv.writer(fh).writerows([header, *rows])
+
+    atomic_write(out, write, what="CSV file")
 
 
 def _fmt(value: float) -> str:
@@ -126,13 +142,13 @@ def _fill(p: argparse.ArgumentParser) -> None:
         "p90, IQR and run count beside the median), config. Metrics: " + ", ".join(list_metrics()) + "."
     )
     p.add_argument("--supernet", required=True, help="registered super-network name, e.g. tiny_mbv3")
-    p.add_argument("--weights", help="checkpoint of the super-network (loaded with weights_only=True)")
-    p.add_argument("--configs", required=True, help="JSONL file: one sub-network configuration per line")
+    p.add_argument("--weights", type=input_file, help="checkpoint of the super-network (loaded with weights_only=True)")
+    p.add_argument("--configs", type=input_file, required=True, help="JSONL file: one sub-network configuration per line")
     p.add_argument("--metrics", default=DEFAULT_METRICS, help=f"comma-separated metrics (default: {DEFAULT_METRICS})")
     p.add_argument("--runtime", default="torch", choices=list_runtimes(), help="latency runtime (default: torch)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--batch-size", type=positive_int, default=1, help="batch size of latency/memory (default: 1)")
-    p.add_argument("--threads", type=positive_int, help="threads pinned while timing (default: 1)")
+    p.add_argument("--batch-size", type=batch_size, default=1, help="batch size of latency/memory (default: 1)")
+    p.add_argument("--threads", type=thread_count, help="threads pinned while timing (default: 1)")
     p.add_argument(
         "--budget-s", type=positive_float, default=5.0, help="most seconds of timed runs per sub-network (default: 5)"
     )
@@ -145,7 +161,7 @@ def _fill(p: argparse.ArgumentParser) -> None:
         "speed drifts shifts them alike and their ranking holds (keeps N sub-networks in memory; "
         "default: 1, one after another)",
     )
-    p.add_argument("--lut", help="lookup table JSON for latency_lut_ms (from 'elasticnas lut build')")
+    p.add_argument("--lut", type=input_file, help="lookup table JSON for latency_lut_ms (from 'elasticnas lut build')")
     p.add_argument(
         "--val-data",
         help="validation data for accuracy metrics: an image folder (root/<class>/<image>) or a built-in "
@@ -155,10 +171,10 @@ def _fill(p: argparse.ArgumentParser) -> None:
         "--calib-data", help="training data for BatchNorm recalibration (image folder or NAME:SPLIT, e.g. digits:calib)"
     )
     p.add_argument(
-        "--calib-batches", type=int, default=50, help="BatchNorm recalibration batches (default: 50; 0 = none)"
+        "--calib-batches", type=non_negative_int, default=50, help="BatchNorm recalibration batches (default: 50; 0 = none)"
     )
     p.add_argument("--max-val-batches", type=positive_int, help="evaluate on at most this many batches")
-    p.add_argument("--seed", type=int, default=0, help="seed of inputs and calibration batches (default: 0)")
-    p.add_argument("--out", required=True, help="CSV file to write (written whole or not at all)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of inputs and calibration batches (default: 0)")
+    p.add_argument("--out", required=True, help="CSV file to write (written whole, or after Ctrl-C with the rows measured so far)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_measure)

@@ -8,7 +8,17 @@ import os
 from pathlib import Path
 from typing import Any
 
-from elasticnas.cli._args import LazySubParsers, positive_int
+from elasticnas._io import check_output_path
+from elasticnas.cli._args import (
+    LazySubParsers,
+    batch_size,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    seed,
+    thread_count,
+)
 from elasticnas.errors import ElasticNASError
 
 
@@ -40,18 +50,18 @@ def _fill(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default="sandwich", choices=list_trainers(), help="training method (default: sandwich)")
     p.add_argument("--epochs", type=positive_int, default=d.epochs, help=f"epochs (default: {d.epochs})")
     p.add_argument("--out", required=True, help="checkpoint path, rewritten after every epoch")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"seed of the initialisation and the run (default: {d.seed})")
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default: {d.lr})")
+    p.add_argument("--seed", type=seed, default=d.seed, help=f"seed of the initialisation and the run (default: {d.seed})")
+    p.add_argument("--batch-size", type=batch_size, default=d.batch_size)
+    p.add_argument("--lr", type=positive_float, default=d.lr, help=f"peak learning rate (default: {d.lr})")
     p.add_argument(
-        "--num-random", type=int, default=d.num_random, help=f"random sub-networks per step (default: {d.num_random})"
+        "--num-random", type=non_negative_int, default=d.num_random, help=f"random sub-networks per step (default: {d.num_random})"
     )
-    p.add_argument("--kd-ratio", type=float, default=d.kd_ratio, help=f"distillation weight (default: {d.kd_ratio})")
-    p.add_argument("--augment-shift", type=int, default=d.augment_shift, help="max random shift in pixels (0: none)")
+    p.add_argument("--kd-ratio", type=non_negative_float, default=d.kd_ratio, help=f"distillation weight (default: {d.kd_ratio})")
+    p.add_argument("--augment-shift", type=non_negative_int, default=d.augment_shift, help="max random shift in pixels (0: none)")
     p.add_argument("--train-samples", type=positive_int, help="train on the first N training samples only (smoke runs)")
     p.add_argument("--weights-out", help="also write the final weights alone (no optimizer state) to this path")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    p.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--threads", type=thread_count, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--overwrite", action="store_true", help="start afresh even if --out holds a checkpoint")
     p.add_argument("--no-val", action="store_true", help="skip validating after every epoch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -93,9 +103,14 @@ def _first(data: Any, n: int) -> Any:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from elasticnas.measure.latency import check_device
     from elasticnas.supernets import SUPERNETS
     from elasticnas.training import TrainConfig, create_trainer
 
+    out = check_output_path(args.out, what="checkpoint")
+    if args.weights_out:
+        check_output_path(args.weights_out, what="weights file")
+    check_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     name = SUPERNETS.canonical(args.supernet)
@@ -119,18 +134,20 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     trainer = create_trainer(args.method, net, config, device=args.device)
-    out = Path(args.out)
     if out.exists() and not args.overwrite:
         print(f"resuming from {out}")
-    result = trainer.fit(
-        train,
-        out=out,
-        resume=not args.overwrite,
-        val_data=None if args.no_val else val,
-        calib_data=calib,
-        progress=not args.no_progress,
-        callback=_print_epoch if args.no_progress else None,
-    )
+    try:
+        result = trainer.fit(
+            train,
+            out=out,
+            resume=not args.overwrite,
+            val_data=None if args.no_val else val,
+            calib_data=calib,
+            progress=not args.no_progress,
+            callback=_print_epoch if args.no_progress else None,
+        )
+    except KeyboardInterrupt as exc:  # SIGTERM arrives as a subclass
+        raise type(exc)(f"{out} holds the checkpoint of the last finished epoch, if any; run again to resume") from None
     if result.resumed_from:
         print(f"resumed after epoch {result.resumed_from}")
     last = result.history[-1] if result.history else None

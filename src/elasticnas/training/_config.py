@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+import numbers
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -49,17 +52,40 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ElasticNASError(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ElasticNASError(f"batch size must be >= 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise ElasticNASError(f"the learning rate must be > 0, got {self.lr}")
-        if self.num_random < 0:
-            raise ElasticNASError(f"num_random must be >= 0, got {self.num_random}")
-        if len(self.phases) != len(self.phase_fractions) or any(f < 0 for f in self.phase_fractions):
-            raise ElasticNASError("phase_fractions needs one non-negative share per phase")
+        for name, low in (("epochs", 1), ("batch_size", 1), ("warmup_epochs", 0), ("augment_shift", 0),
+                          ("num_random", 0)):
+            _check(name, getattr(self, name), int, lambda v, low=low: v >= low, f"an integer >= {low}")
+        _check("seed", self.seed, int, lambda v: 0 <= v < 2**32, "an integer 0 <= seed < 2**32")
+        for name, ok, what in (
+            ("lr", lambda v: v > 0, "a finite number > 0"),
+            ("momentum", lambda v: 0 <= v < 1, "a number 0 <= momentum < 1"),
+            ("weight_decay", lambda v: v >= 0, "a finite number >= 0"),
+            ("label_smoothing", lambda v: 0 <= v <= 1, "a number from 0 to 1"),
+            ("kd_ratio", lambda v: v >= 0, "a finite number >= 0"),
+            ("kd_temperature", lambda v: v > 0, "a finite number > 0"),
+            ("phase_lr_scale", lambda v: v > 0, "a finite number > 0"),
+        ):
+            _check(name, getattr(self, name), float, ok, what)
+        if len(self.phases) != len(self.phase_fractions) or not all(
+            _is_number(f, float) and f >= 0 for f in self.phase_fractions
+        ):
+            raise ElasticNASError("phase_fractions needs one finite, non-negative share per phase")
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-able form (tuples as lists)."""
         return json.loads(json.dumps(asdict(self)))  # type: ignore[no-any-return]
+
+
+def _is_number(value: object, kind: type) -> bool:
+    """``value`` is a finite number of ``kind`` (an integer is also a float; a bool is neither; ints below 2**63)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral if kind is int else numbers.Real):
+        return False
+    try:
+        return abs(float(value)) < (2**63 if kind is int else math.inf)  # NaN compares false
+    except OverflowError:
+        return False
+
+
+def _check(name: str, value: object, kind: type, ok: Callable[[float], bool], what: str) -> None:
+    if not (_is_number(value, kind) and ok(value)):  # type: ignore[arg-type]
+        raise ElasticNASError(f"{name} must be {what}, got {value!r}")

@@ -33,8 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from elasticnas._io import atomic_write
 from elasticnas.data import as_loader, resize_batch
 from elasticnas.errors import CheckpointError
+from elasticnas.measure.latency import check_device
 from elasticnas.space import Config
 from elasticnas.supernets import Supernet
 from elasticnas.training._config import TrainConfig
@@ -86,6 +88,20 @@ def _no_decay(name: str, p: Tensor) -> bool:
     return p.ndim <= 1 or name.endswith("_matrix")
 
 
+def _torch_writer(obj: Any) -> Callable[[str], None]:
+    """A writer for :func:`~elasticnas._io.atomic_write` saving ``obj`` with ``torch.save``.
+
+    It writes through a Python file, so a full disk raises ``OSError`` (``torch.save`` to a
+    path raises a ``RuntimeError`` instead).
+    """
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+
+    return write
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
@@ -98,7 +114,7 @@ class Trainer(ABC):
     def __init__(self, supernet: Supernet, config: TrainConfig | None = None, *, device: str = "cpu") -> None:
         self.supernet = supernet
         self.config = config or TrainConfig()
-        self.device = torch.device(device)
+        self.device = torch.device(check_device(device))
         self.supernet.to(self.device)
         decay = [p for n, p in supernet.named_parameters() if not _no_decay(n, p)]
         no_decay = [p for n, p in supernet.named_parameters() if _no_decay(n, p)]
@@ -215,22 +231,17 @@ class Trainer(ABC):
         self.history = [EpochResult(**h) for h in ckpt.get("history", [])]
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the checkpoint atomically (a crash mid-write keeps the previous one)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
-        return path
+        """Write the checkpoint atomically: ``path`` keeps the previous one if the write fails (a full disk too)."""
+        return atomic_write(path, _torch_writer(self.state_dict()), what="checkpoint")
 
     def export_weights(self, path: str | os.PathLike[str]) -> Path:
-        """Write the weights with their provenance, without optimizer state (``create_supernet(weights=...)`` loads it)."""
+        """Write the weights with their provenance, without optimizer state (``create_supernet(weights=...)`` loads it).
+
+        Written atomically, like :meth:`save`.
+        """
         state = self.state_dict()
-        keep = ("state_dict", "supernet", "method", "config", "epoch", "history")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({k: state[k] for k in keep}, path)
-        return path
+        keep = {k: state[k] for k in ("state_dict", "supernet", "method", "config", "epoch", "history")}
+        return atomic_write(path, _torch_writer(keep), what="weights file")
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Resume from the checkpoint at ``path``."""
