@@ -37,7 +37,7 @@ def tiny():
 def test_pt_export_reloads_exactly_and_restores_the_supernet(tiny, tmp_path: Path) -> None:
     before = tiny.min_config()
     tiny.activate(before)
-    record = export_subnet(tiny, TINY_CFG, format="pt", path=tmp_path / "net.pt")
+    record = export_subnet(tiny, TINY_CFG, format="pt", path=tmp_path / "net.pt", recalibrate=False)
     assert isinstance(record, ExportRecord) and record.format == "pt" and record.supernet == "tiny_mbv3"
     assert record.max_abs_diff == 0.0 and record.supernet_diff <= 1e-5
     assert record.input_shape == (1, 28, 28) and record.config == tiny.search_space.validate(TINY_CFG)
@@ -54,7 +54,7 @@ def test_pt_export_reloads_exactly_and_restores_the_supernet(tiny, tmp_path: Pat
 
 
 def test_onnx_export_matches_pytorch_in_onnxruntime(tiny, tmp_path: Path) -> None:
-    record = export_subnet(tiny, TINY_CFG, "onnx", tmp_path / "net.onnx")
+    record = export_subnet(tiny, TINY_CFG, "onnx", tmp_path / "net.onnx", recalibrate=False)
     model = onnx.load(record.path)
     onnx.checker.check_model(model)
     assert [i.name for i in model.graph.input] == ["input"]
@@ -76,7 +76,10 @@ def test_export_errors_are_clear(tiny, tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="output path"):
         export_subnet(tiny, TINY_CFG, "pt")
     with pytest.raises(InvalidConfigError):
-        export_subnet(tiny, {**TINY_CFG, "r": 64}, "pt", tmp_path / "x.pt")
+        export_subnet(tiny, {**TINY_CFG, "r": 64}, "pt", tmp_path / "x.pt", recalibrate=False)
+    with pytest.raises(ExportError, match="BatchNorm.*calibration_data=.*recalibrate=False"):
+        export_subnet(tiny, TINY_CFG, "pt", tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
     not_a_subnet = tmp_path / "weights.pt"
     torch.save({"state_dict": tiny.state_dict()}, not_a_subnet)
     with pytest.raises(CheckpointError, match="not an elasticnas sub-network file"):
@@ -94,7 +97,7 @@ def test_cli_export_both_formats(tmp_path: Path, capsys: pytest.CaptureFixture[s
     cfg_file.write_text(json.dumps(TINY_CFG) + "\n" + json.dumps(net.min_config()) + "\n")
     out_pt = tmp_path / "sub.pt"
     assert main(["export", "--supernet", "tiny_mbv3", "--weights", str(weights), "--config", f"@{cfg_file}",
-                 "--format", "pt", "--out", str(out_pt)]) == 0  # fmt: skip
+                 "--format", "pt", "--out", str(out_pt), "--no-recalibrate"]) == 0  # fmt: skip
     assert "max |pt - pytorch| = 0.00e+00" in capsys.readouterr().out
     loaded = load_subnet(out_pt)
     x = torch.randn(2, 1, 28, 28)
@@ -104,7 +107,11 @@ def test_cli_export_both_formats(tmp_path: Path, capsys: pytest.CaptureFixture[s
     out_onnx = tmp_path / "sub.onnx"
     assert main(["export", "--supernet", "tiny_mbv3", "--config", json.dumps(TINY_CFG), "--format", "onnx",
                  "--out", str(out_onnx)]) == 0  # fmt: skip
-    assert out_onnx.stat().st_size > 0 and "onnx - pytorch" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert out_onnx.stat().st_size > 0 and "onnx - pytorch" in printed
+    # tiny_mbv3 has built-in data: recalibrated on its calibration split and scored on its validation split
+    assert "re-estimated on 50 calibration batches" in printed or "re-estimated on" in printed
+    assert "accuracy of the exported file on the validation data" in printed
 
 
 @pytest.mark.parametrize(

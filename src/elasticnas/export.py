@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from elasticnas.errors import CheckpointError, ElasticNASError
@@ -23,6 +22,7 @@ if TYPE_CHECKING:  # PyTorch is imported where it is used, so that FORMATS loads
     import torch
     from torch import nn
 
+    from elasticnas.measure.accuracy import Calibration
     from elasticnas.supernets import Supernet
 
 FORMATS = ("pt", "onnx")
@@ -36,12 +36,15 @@ class ExportError(ElasticNASError):
 
 @dataclass(frozen=True)
 class ExportRecord:
-    """What :func:`export_subnet` wrote, and how closely it reproduces the sub-network.
+    """What :func:`export_subnet` wrote, and how closely it reproduces the measured sub-network.
 
     ``max_abs_diff``: largest absolute difference between the exported file's outputs
-    (reloaded, or run in ONNX Runtime) and the extracted PyTorch sub-network's;
-    ``supernet_diff``: the same between the extracted sub-network and the activated
-    super-network (both in eval mode).
+    (reloaded, or run in ONNX Runtime) and the extracted, recalibrated PyTorch sub-network's;
+    ``supernet_diff``: the same between the extracted sub-network before recalibration and the
+    activated super-network (both in eval mode); ``calibration_batches``: batches its BatchNorm
+    statistics were re-estimated on (0: the super-network's kept); ``accuracy_top1``: top-1
+    accuracy (%) of the exported file itself on the validation data, when given;
+    ``recorded_accuracy_top1``: what the study recorded for the trial (:meth:`Study.export`).
     """
 
     path: str
@@ -55,25 +58,18 @@ class ExportRecord:
     max_abs_diff: float
     supernet_diff: float
     atol: float
+    calibration_batches: int = 0
+    accuracy_top1: float | None = None
+    recorded_accuracy_top1: float | None = None
+    trial: int | None = None
 
     @property
     def config(self) -> dict[str, Any]:
         return json.loads(self.config_json)  # type: ignore[no-any-return]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "format": self.format,
-            "supernet": self.supernet,
-            "config": self.config,
-            "config_id": self.config_id,
-            "input_shape": list(self.input_shape),
-            "macs": self.macs,
-            "params": self.params,
-            "max_abs_diff": self.max_abs_diff,
-            "supernet_diff": self.supernet_diff,
-            "atol": self.atol,
-        }
+        out = {k: v for k, v in asdict(self).items() if k != "config_json"}
+        return {**out, "config": self.config, "input_shape": list(self.input_shape)}
 
 
 def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -96,6 +92,28 @@ def _supernet_parity(supernet: Supernet, config: Mapping[str, Any], sub: nn.Modu
             supernet.activate(previous)
 
 
+def _calibration(calibration_data: Any, recalibrate: bool, sub: nn.Module, supernet_name: str) -> Calibration | None:
+    """The calibration to apply before export: refuses to export BatchNorm statistics by accident."""
+    from elasticnas.data._spec import resolve_data
+    from elasticnas.measure.accuracy import Calibration, has_batchnorm
+
+    if not recalibrate:
+        if calibration_data is not None:
+            raise ExportError("give calibration data or recalibrate=False (--no-recalibrate), not both")
+        return None
+    if calibration_data is None:
+        if has_batchnorm(sub):
+            raise ExportError(
+                f"{supernet_name} sub-networks have BatchNorm, whose statistics must be re-estimated for the "
+                "sub-network as its accuracy was measured: pass calibration_data= (CLI: --calib-data DATA), or "
+                "recalibrate=False (--no-recalibrate) to keep the super-network's statistics"
+            )
+        return None
+    if isinstance(calibration_data, Calibration):
+        return calibration_data
+    return Calibration(resolve_data(calibration_data))
+
+
 def export_subnet(
     supernet: Supernet | str,
     config: Mapping[str, Any],
@@ -103,6 +121,10 @@ def export_subnet(
     path: str | os.PathLike[str] | None = None,
     *,
     weights: str | os.PathLike[str] | None = None,
+    calibration_data: Any = None,
+    recalibrate: bool = True,
+    val_data: Any = None,
+    val_batches: int | None = None,
     check: bool = True,
     atol: float = 1e-4,
     seed: int = 0,
@@ -111,38 +133,41 @@ def export_subnet(
 ) -> ExportRecord:
     """Extract sub-network ``config`` of ``supernet`` (an instance or a registered name) and write it to ``path``.
 
-    The file is reloaded (``pt``) or run in ONNX Runtime (``onnx``) on a seeded random
-    batch and compared with the PyTorch sub-network; with ``check`` a difference
-    above ``atol`` raises :class:`ExportError`. Returns an :class:`ExportRecord`.
+    The sub-network's BatchNorm statistics are re-estimated on ``calibration_data`` (data, a
+    data spec such as ``"digits:calib"``, or a :class:`~elasticnas.measure.Calibration`) exactly
+    as the accuracy metric does; a sub-network with BatchNorm is refused without calibration
+    data unless ``recalibrate=False``. The file is reloaded (``pt``) or run in ONNX Runtime
+    (``onnx``) on a seeded random batch and compared with the PyTorch sub-network; with
+    ``check`` a difference above ``atol`` raises :class:`ExportError`. With ``val_data`` the
+    exported file's own top-1 accuracy (over at most ``val_batches`` batches) is recorded.
     """
     import torch
+
+    from elasticnas._io import atomic_write, check_output_path
 
     if format not in FORMATS:
         raise ExportError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
     if path is None:
         raise ExportError("export_subnet needs an output path")
+    out = os.fspath(check_output_path(path, what="export file"))
     if isinstance(supernet, str):
         supernet = create_supernet(supernet, weights=weights)
     elif weights is not None:
         supernet.load_weights(weights)
     space = supernet.search_space
     cfg = space.validate(config)
-    sub = supernet.extract(cfg).eval()
     shape = supernet.input_shape(cfg)
+    sub = supernet.extract(cfg).eval()
+    calibration = _calibration(calibration_data, recalibrate, sub, supernet.name)
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch_size, *shape, generator=gen)
+    parity = _supernet_parity(supernet, cfg, sub, x)
+    used = 0 if calibration is None else calibration.apply(sub, resolution=shape[-1], channels=shape[0])
     with torch.no_grad():
         ref = sub(x)
-    parity = _supernet_parity(supernet, cfg, sub, x)
-    out = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(out))
-    try:  # write beside the target, then rename: never a half-written file at ``path``
-        os.makedirs(parent, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{os.path.basename(out)}.", suffix=f".{format}")
-        os.close(fd)
-    except OSError as exc:
-        raise ExportError(f"cannot write {out!r}: {exc.strerror or exc}") from None
-    try:
+    diffs: list[float] = []
+
+    def write(tmp: str) -> None:
         if format == "pt":
             torch.save(
                 {
@@ -157,20 +182,19 @@ def export_subnet(
                 tmp,
             )
             with torch.no_grad():
-                got = load_subnet(tmp)(x)
-            diff = _max_diff(got, ref)
+                diff = _max_diff(load_subnet(tmp)(x), ref)
         else:
             diff = _export_onnx(sub, x, tmp, opset, ref)
         if check and not diff <= atol:
             raise ExportError(
                 f"exported {format} model differs from the PyTorch sub-network by {diff:.3g} > atol {atol:g}"
             )
-        os.replace(tmp, out)
-    except OSError as exc:
-        raise ExportError(f"cannot write {out!r}: {exc.strerror or exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        diffs.append(diff)
+
+    atomic_write(out, write, what="export file")
+    accuracy = None
+    if val_data is not None:
+        accuracy = _file_accuracy(out, format, val_data, shape, val_batches)
     costs = supernet.costs(cfg)
     return ExportRecord(
         path=out,
@@ -181,10 +205,23 @@ def export_subnet(
         input_shape=shape,
         macs=int(costs["macs"]),
         params=int(costs["params"]),
-        max_abs_diff=diff,
+        max_abs_diff=diffs[0],
         supernet_diff=parity,
         atol=atol,
+        calibration_batches=used,
+        accuracy_top1=accuracy,
     )
+
+
+def _file_accuracy(path: str, format: str, val_data: Any, shape: tuple[int, int, int], max_batches: int | None) -> float:  # noqa: A002
+    """Top-1 accuracy (%) of the exported file itself, run as a user runs it (ONNX Runtime or load_subnet)."""
+    from elasticnas.data import as_loader
+    from elasticnas.data._spec import resolve_data
+    from elasticnas.measure.accuracy import evaluate_accuracy
+
+    model = load_subnet(path) if format == "pt" else _onnx_module(path)
+    loader = as_loader(resolve_data(val_data), batch_size=64, resolution=shape[-1], channels=shape[0])
+    return evaluate_accuracy(model, loader, resolution=shape[-1], max_batches=max_batches).top1
 
 
 def _export_onnx(sub: nn.Module, x: torch.Tensor, out: str, opset: int, ref: torch.Tensor) -> float:
@@ -214,6 +251,25 @@ def _export_onnx(sub: nn.Module, x: torch.Tensor, out: str, opset: int, ref: tor
     name = session.get_inputs()[0].name
     (got,) = session.run(None, {name: x.numpy()})
     return _max_diff(torch.from_numpy(got), ref)
+
+
+def _onnx_module(path: str) -> nn.Module:
+    """An ``nn.Module`` whose forward runs the ONNX file in ONNX Runtime (CPU), for evaluation code."""
+    import onnxruntime as ort
+    import torch
+    from torch import nn
+
+    class OnnxModule(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+            self.input_name = self.session.get_inputs()[0].name
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            (logits,) = self.session.run(None, {self.input_name: x.detach().cpu().numpy()})
+            return torch.from_numpy(logits)
+
+    return OnnxModule()
 
 
 def load_subnet(path: str | os.PathLike[str]) -> nn.Module:

@@ -10,12 +10,16 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
 from optuna.distributions import CategoricalDistribution
-from optuna.storages._heartbeat import is_heartbeat_enabled  # also true for the _CachedStorage optuna wraps RDBStorage in
+from optuna.storages._heartbeat import (
+    is_heartbeat_enabled,  # also true for the _CachedStorage optuna wraps RDBStorage in
+)
+from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
 from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
@@ -33,10 +37,20 @@ from elasticnas.searchers import CheapMetric, Searcher, create_searcher
 from elasticnas.space import Config, SearchSpace, Seed
 from elasticnas.storages import open_storage as _open_storage
 
+if TYPE_CHECKING:
+    from elasticnas.export import ExportRecord
+
 Evaluate = Callable[[Config], Mapping[str, float]]
 
 DEFAULT_SEARCHER = "predicted_hvi"
 _ATTR = "elasticnas"  # study user attribute holding space, objectives, constraints
+_VERSION = 1  # of that attribute: a study with another version is refused, never rewritten
+_REFERENCE_ATTR = "elasticnas_reference_point"  # fixed by the study once it has REFERENCE_TRIALS trials
+_MEASUREMENT_ATTR = "elasticnas_measurement"  # how trials were measured (Measurer.settings)
+_RUNS_ATTR = "elasticnas_runs"  # one entry per optimize call: searcher, seed, versions, machine
+REFERENCE_TRIALS = 10
+# user attributes of a trial that hold elasticnas bookkeeping: no metric is copied onto these names
+_RESERVED_TRIAL_ATTRS = frozenset({"config", "config_id", "metrics", "error", "retry", "duplicate_of", "interrupted_by"})
 _STATES = {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed"}
 
 
@@ -90,6 +104,11 @@ class _Heartbeat:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+
+
+def _plain_seed(seed: Seed) -> int | None:
+    """A seed as JSON: the integer, or None for a random or generator seed."""
+    return int(seed) if isinstance(seed, int | np.integer) else None
 
 
 def _params(space: SearchSpace, config: Config) -> tuple[dict[str, Any], dict[str, CategoricalDistribution]]:
@@ -205,11 +224,14 @@ class Study:
             raise ElasticNASError(f"study {self.name!r} has no completed trials")
         return default_reference_point(F)
 
-    def hypervolume(self) -> float:
-        """Hypervolume of the feasible completed trials, at :meth:`reference_point` (one read of the trials)."""
-        trials = self.trials
-        records = self.feasible(trials)
-        return hypervolume(minimization_matrix(records, self.objectives), self.reference_point(trials)) if records else 0.0
+    def hypervolume(self, records: Sequence[TrialRecord] | None = None) -> float:
+        """Hypervolume of the feasible completed trials (of ``records`` when given, read before), at
+        :meth:`reference_point`."""
+        trials = self.trials if records is None else records
+        feasible = self.feasible(trials)
+        if not feasible:
+            return 0.0
+        return hypervolume(minimization_matrix(feasible, self.objectives), self.reference_point(trials))
 
     def hypervolume_history(self, finished: Sequence[TrialRecord] | None = None) -> np.ndarray:
         """Hypervolume of the feasible trials after each finished evaluation: of ``finished`` when
@@ -225,7 +247,167 @@ class Study:
         ).reshape(len(finished), len(self.objectives))
         return hypervolume_history(F, self.reference_point([r for r in finished if r.ok])) if len(F) else np.zeros(0)
 
+    def trial(self, number: int) -> TrialRecord:
+        """The finished evaluation numbered ``number`` (Optuna's trial number)."""
+        for record in self._finished():
+            if record.number == number:
+                return record
+        numbers = [r.number for r in self.trials]
+        hint = f"completed trials: {numbers[0]}..{numbers[-1]}" if numbers else "the study has no completed trial"
+        raise ElasticNASError(f"study {self.name!r} has no finished trial number {number}; {hint}")
+
+    @property
+    def measurement(self) -> dict[str, Any] | None:
+        """How the trials were measured (super-network, weights, data, runtime, threads, ...), when recorded."""
+        value = self.optuna_study.user_attrs.get(_MEASUREMENT_ATTR)
+        return dict(value) if isinstance(value, Mapping) else None
+
+    def set_measurement(self, settings: Mapping[str, Any]) -> None:
+        """Record how trials are measured (see :meth:`elasticnas.measure.Measurer.settings`); a study keeps
+        one measurement: different settings for an existing one are refused, naming the first that differs."""
+        new = json.loads(json.dumps(dict(settings)))
+        old = self.measurement
+        if old is None:
+            self.optuna_study.set_user_attr(_MEASUREMENT_ATTR, new)
+            return
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key):
+                raise StorageError(
+                    f"study {self.name!r} was measured with {key}={old.get(key)!r}, not {new.get(key)!r}; "
+                    "resume with the same settings or choose another study name"
+                )
+
+    @property
+    def runs(self) -> list[dict[str, Any]]:
+        """One entry per search run on this study: searcher, seed, versions, machine, start time."""
+        return list(self.optuna_study.user_attrs.get(_RUNS_ATTR, []))
+
+    def _record_run(self, searcher: Searcher, seed: Seed) -> None:
+        from elasticnas._environment import run_facts
+
+        entry = {"searcher": getattr(searcher, "name", type(searcher).__name__), "seed": _plain_seed(seed),
+                 **run_facts()}
+        self.optuna_study.set_user_attr(_RUNS_ATTR, [*self.runs, entry])
+
+    # -- choosing what to deploy ------------------------------------------------------------------
+    def select(
+        self,
+        *,
+        max_drop: Mapping[str, float] | None = None,
+        bounds: Mapping[str, float] | None = None,
+        optimize: str | None = None,
+    ) -> TrialRecord:
+        """The best feasible trial on objective ``optimize`` among those that keep every objective in
+        ``max_drop`` within that much of its best value and satisfy ``bounds`` (an upper bound for a
+        minimised metric, a lower bound for a maximised one).
+
+        ``optimize`` defaults to the first objective that is neither in ``max_drop`` nor in ``bounds``.
+        For example ``select(max_drop={"accuracy_top1": 1.0}, optimize="latency_ms")``: the fastest
+        trial within one point of the best accuracy.
+        """
+        max_drop, bounds = dict(max_drop or {}), dict(bounds or {})
+        directions = {o.name: o.direction for o in self.objectives}
+        for name, value in [*max_drop.items(), *bounds.items()]:
+            if name not in directions:
+                raise ElasticNASError(f"{name!r} is not an objective of study {self.name!r}; objectives: "
+                                      f"{', '.join(directions)}")
+            if not math.isfinite(float(value)) or (name in max_drop and value < 0):
+                raise ElasticNASError(f"the bound on {name!r} must be a finite number (>= 0 for a drop), got {value!r}")
+        if optimize is None:
+            free = [n for n in directions if n not in max_drop and n not in bounds]
+            if not free:
+                raise ElasticNASError("every objective is bounded: name the one to optimise")
+            optimize = free[0]
+        elif optimize not in directions:
+            raise ElasticNASError(f"{optimize!r} is not an objective of study {self.name!r}; objectives: "
+                                  f"{', '.join(directions)}")
+        front = self.pareto_front()
+        if not front:
+            raise ElasticNASError(f"study {self.name!r} has no feasible completed trial yet")
+        sign = {n: (1.0 if d == "minimize" else -1.0) for n, d in directions.items()}  # smaller is better
+        best = {n: min(sign[n] * r.metrics[n] for r in front) for n in max_drop}
+        chosen = [
+            r for r in front
+            if all(sign[n] * r.metrics[n] <= best[n] + drop for n, drop in max_drop.items())
+            and all(sign[n] * r.metrics[n] <= sign[n] * bound for n, bound in bounds.items())
+        ]
+        if not chosen:
+            limits = ", ".join(
+                f"{n} {'<=' if sign[n] > 0 else '>='} {b:g} (best on the front: {sign[n] * min(sign[n] * r.metrics[n] for r in front):g})"
+                for n, b in bounds.items()
+            )
+            raise ElasticNASError(f"no feasible trial of study {self.name!r} meets {limits}")
+        return min(chosen, key=lambda r: (sign[optimize] * r.metrics[optimize], r.number))
+
+    def best_under(self, optimize: str | None = None, **bounds: float) -> TrialRecord:
+        """The best feasible trial within ``bounds``, e.g. ``best_under(latency_ms=0.1)``: see :meth:`select`."""
+        return self.select(bounds=bounds, optimize=optimize)
+
+    def export(
+        self,
+        number: int,
+        format: str = "onnx",  # noqa: A002 - the name export_subnet takes
+        path: str | os.PathLike[str] | None = None,
+        *,
+        calibration_data: Any = None,
+        val_data: Any = None,
+        recalibrate: bool = True,
+        atol: float = 1e-4,
+    ) -> ExportRecord:
+        """Export trial ``number`` as measured: the super-network, weights and calibration that the study
+        recorded (:attr:`measurement`), checked against PyTorch; the exported file's own accuracy on the
+        recorded validation data is in the returned record beside the accuracy the study recorded.
+
+        ``calibration_data`` / ``val_data`` replace the recorded data (needed where the study was
+        measured on in-memory data).
+        """
+        from elasticnas.data._spec import resolve_data
+        from elasticnas.export import export_subnet
+        from elasticnas.measure.accuracy import Calibration
+        from elasticnas.supernets import create_supernet
+        from elasticnas.supernets.base import IN_MEMORY_WEIGHTS
+
+        settings = self.measurement
+        if settings is None:
+            raise ElasticNASError(
+                f"study {self.name!r} does not record a super-network (it was not searched with "
+                "supernet_problem or 'elasticnas search --supernet'); use export_subnet(supernet, config, ...)"
+            )
+        record = self.trial(number)
+        if settings.get("weights") == IN_MEMORY_WEIGHTS:
+            raise ElasticNASError(
+                f"study {self.name!r} was measured with weights that were never saved to a file; "
+                "use export_subnet(supernet, config, ...) with that super-network"
+            )
+        supernet = create_supernet(settings["supernet"], weights=settings.get("weights"))
+        calib = calibration_data if calibration_data is not None else settings.get("calib_data")
+        calibration = None
+        if calib is not None and recalibrate:
+            calibration = Calibration(resolve_data(calib), settings.get("calib_batches", 50),
+                                      settings.get("eval_batch_size", 64), settings.get("seed", 0))
+        exported = export_subnet(
+            supernet, record.config, format, path,  # type: ignore[arg-type]  # checked by export_subnet
+            calibration_data=calibration,
+            recalibrate=recalibrate,
+            val_data=val_data if val_data is not None else settings.get("val_data"),
+            val_batches=settings.get("max_val_batches"),
+            atol=atol,
+        )
+        recorded = record.metrics.get("accuracy_top1")
+        return replace(exported, trial=number, recorded_accuracy_top1=recorded)
+
     # -- writing ----------------------------------------------------------------------------
+    def _fix_reference_point(self, records: Sequence[TrialRecord]) -> None:
+        """Store the hypervolume reference point of ``records`` (completed trials) once they number
+        :data:`REFERENCE_TRIALS`, unless one is fixed already: later hypervolumes are then comparable
+        and never fall."""
+        if self._reference_point is not None or len(records) < REFERENCE_TRIALS:
+            return
+        ref_min = default_reference_point(minimization_matrix(records, self.objectives))
+        point = [float(o.sign * x) for o, x in zip(self.objectives, ref_min, strict=True)]
+        self.optuna_study.set_user_attr(_REFERENCE_ATTR, point)
+        self._reference_point = np.asarray(point, dtype=float)
+
     def _known_ids(self) -> set[str]:
         """Ids of configurations finished or being evaluated: never to be evaluated again."""
         return self._known_and_finished()[0]
@@ -328,8 +510,14 @@ class Study:
     def _finish_trial(self, trial_id: int, metrics: Mapping[str, float], error: str | None) -> TrialRecord:
         if metrics:
             self._storage.set_trial_user_attr(trial_id, "metrics", dict(metrics))
+            for name, value in metrics.items():  # one column each in Optuna's trials_dataframe()
+                if name not in _RESERVED_TRIAL_ATTRS:
+                    self._storage.set_trial_user_attr(trial_id, name, value)
         if error is None:
             values = [float(metrics[o.name]) for o in self.objectives]
+            if self.constraints:  # where Optuna's samplers, best_trials and optuna-dashboard read feasibility
+                violations = [c.violation(float(metrics[c.metric])) for c in self.constraints]
+                self._storage.set_trial_system_attr(trial_id, _CONSTRAINTS_KEY, violations)
             self._storage.set_trial_state_values(trial_id, TrialState.COMPLETE, values)
         else:
             self._storage.set_trial_user_attr(trial_id, "error", error)
@@ -344,8 +532,10 @@ class Study:
         for key, value in raw.items():
             try:
                 metrics[str(key)] = float(value)
+            except OverflowError:  # an int beyond float range: as unusable as inf, so the trial fails
+                metrics[str(key)] = math.inf if value > 0 else -math.inf
             except (TypeError, ValueError):
-                raise EvaluationError(f"metric {key!r} is not a number: {value!r}") from None
+                raise EvaluationError(f"metric {key!r} is not a number: {value!r}"[:300]) from None
         for kind, names in (("objective", [o.name for o in self.objectives]),
                             ("constraint metric", [c.metric for c in self.constraints])):
             missing = [n for n in names if n not in metrics]
@@ -452,10 +642,11 @@ class Study:
             raise ElasticNASError(f"batch_size must be >= 1, got {batch_size}")
         cheap = dict(cheap_metrics or {})
         searcher, requeued, finished = self._warm_start(searcher, seed, cheap, searcher_kwargs)
+        self._record_run(searcher, seed)
         done = len(finished)
         new: list[TrialRecord] = []
-        ok_values: list[np.ndarray] = [np.array(r.values(self.objectives)) * [o.sign for o in self.objectives]
-                                       for r in finished if r.ok]
+        completed = [r for r in finished if r.ok]
+        self._fix_reference_point(completed)
         if show_progress is None:
             show_progress = sys.stderr.isatty()
         bar = tqdm(total=n_evals, initial=min(done, n_evals), disable=not show_progress, unit="eval", desc=self.name)
@@ -466,7 +657,8 @@ class Study:
         try:
             while done < n_evals:
                 if idle:
-                    time.sleep(min(0.05 * idle, 2.0))  # let other workers finish what they hold
+                    if shared:
+                        time.sleep(min(0.05 * idle, 2.0))  # let other workers finish what they hold
                     searcher.tell(self._finished())
                 if shared:  # other processes may write to the storage
                     known, finished_now, last_requeue = self._refresh_shared(searcher, requeued, last_requeue)
@@ -481,18 +673,21 @@ class Study:
                     done += 1
                     bar.update(1)
                     if record.ok:
-                        ok_values.append(np.array(record.values(self.objectives)) * [o.sign for o in self.objectives])
-                    if show_progress and ok_values:
-                        F = np.array(ok_values)
-                        front = F[non_dominated_mask(F)]
-                        bar.set_postfix(front=len(front), hv=f"{hypervolume(front, default_reference_point(F)):.4g}")
+                        completed.append(record)
+                        self._fix_reference_point(completed)
+                    if show_progress and self._reference_point is not None:
+                        feasible = self.feasible(completed)
+                        bar.set_postfix(front=len(self.pareto_front(records=feasible)),
+                                        hv=f"{self.hypervolume(records=feasible):.4g}")
                 new.extend(records)
                 searcher.tell(records)
                 idle = 0 if records else idle + 1
-                if idle > 200:
+                if idle > (200 if shared else 20):
                     raise ElasticNASError(
-                        f"no new configuration could be evaluated after {done} evaluations: "
-                        "the space may be exhausted, or other workers hold every proposal"
+                        f"the searcher proposed no new configuration in {idle} rounds after {done} evaluations: "
+                        f"the space (10^{self.space.log10_size:.1f} configurations) is exhausted, every remaining "
+                        "candidate violates a constraint on a cheap metric"
+                        + (", or other workers hold every proposal" if shared else "")
                     )
         finally:
             bar.close()
@@ -509,7 +704,7 @@ def _metadata(
     reference_point: Sequence[float] | None,
 ) -> dict[str, Any]:
     return {
-        "version": 1,
+        "version": _VERSION,
         "space": space.to_json(),
         "objectives": [[o.name, o.direction] for o in objectives],
         "constraints": [str(c) for c in constraints],
@@ -539,25 +734,56 @@ def create_study(
     if reference_point is not None and len(reference_point) != len(objs):
         raise ElasticNASError(f"reference_point needs {len(objs)} values, got {len(reference_point)}")
     store = _open_storage(storage)
-    try:
-        ostudy = optuna.create_study(
-            storage=store,
-            study_name=study_name,
-            directions=[o.direction for o in objs],
-            load_if_exists=load_if_exists,
-        )
-    except optuna.exceptions.DuplicatedStudyError:
-        raise StorageError(f"study {study_name!r} already exists in this storage; use load_study") from None
     meta = _metadata(space, objs, cons, reference_point)
-    existing = ostudy.user_attrs.get(_ATTR)
-    if existing is None:
+    if study_name is not None and _study_exists(store, study_name):
+        if not load_if_exists:
+            raise StorageError(f"study {study_name!r} already exists in this storage; use load_study")
+        ostudy = optuna.load_study(storage=store, study_name=study_name)
+        existing = _checked_metadata(ostudy, storage)
+        if existing != json.loads(json.dumps(meta)):
+            raise StorageError(
+                f"study {ostudy.study_name!r} already exists with a different space, objectives or constraints; "
+                "choose another --study name or use load_study"
+            )
+    else:
+        ostudy = optuna.create_study(storage=store, study_name=study_name, directions=[o.direction for o in objs])
         ostudy.set_user_attr(_ATTR, meta)
-    elif existing != json.loads(json.dumps(meta)):
+        with warnings.catch_warnings():  # experimental in some Optuna versions; it only names the axes
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            ostudy.set_metric_names([o.name for o in objs])
+    return Study(ostudy, space, objs, cons, _stored_reference_point(ostudy, meta))
+
+
+def _study_exists(store: optuna.storages.BaseStorage, name: str) -> bool:
+    try:
+        store.get_study_id_from_name(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _checked_metadata(ostudy: optuna.Study, storage: object) -> dict[str, Any]:
+    """The elasticnas definition of an existing study; a study elasticnas did not create, or wrote with
+    another format version, is refused (elasticnas writes only into studies it created)."""
+    meta = ostudy.user_attrs.get(_ATTR)
+    where = storage if isinstance(storage, str) else "this storage"
+    if not isinstance(meta, Mapping):
         raise StorageError(
-            f"study {ostudy.study_name!r} already exists with a different space, objectives or constraints; "
-            "choose another --study name or use load_study"
+            f"study {ostudy.study_name!r} in {where} was not created by elasticnas (no search space recorded); "
+            "elasticnas reads and writes only its own studies: choose another study name"
         )
-    return Study(ostudy, space, objs, cons, reference_point)
+    if meta.get("version") != _VERSION:
+        raise StorageError(
+            f"study {ostudy.study_name!r} in {where} was written by an elasticnas with study format version "
+            f"{meta.get('version')!r}; this one reads version {_VERSION}: use that elasticnas, or a new study name"
+        )
+    return dict(meta)
+
+
+def _stored_reference_point(ostudy: optuna.Study, meta: Mapping[str, Any]) -> list[float] | None:
+    """The reference point given at creation, else the one the study fixed from its first trials."""
+    given = meta.get("reference_point")
+    return given if given is not None else ostudy.user_attrs.get(_REFERENCE_ATTR)
 
 
 def load_study(storage: str | optuna.storages.BaseStorage, study_name: str) -> Study:
@@ -570,10 +796,39 @@ def load_study(storage: str | optuna.storages.BaseStorage, study_name: str) -> S
         raise StorageError(
             f"no study named {study_name!r} in {storage!r}; studies there: {', '.join(names) or 'none'}"
         ) from None
-    meta = ostudy.user_attrs.get(_ATTR)
-    if meta is None:
-        raise StorageError(f"study {study_name!r} was not created by elasticnas (no search space recorded)")
+    meta = _checked_metadata(ostudy, storage)
     space = SearchSpace.from_json(meta["space"])
     objectives = [Objective(n, d) for n, d in meta["objectives"]]
     constraints = as_constraints(meta["constraints"])
-    return Study(ostudy, space, objectives, constraints, meta.get("reference_point"))
+    return Study(ostudy, space, objectives, constraints, _stored_reference_point(ostudy, meta))
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """One study of a storage: its trial counts by Optuna state, and its objectives if elasticnas created it."""
+
+    name: str
+    n_complete: int
+    n_failed: int
+    n_running: int
+    objectives: tuple[str, ...]
+    elasticnas: bool
+
+
+def list_studies(storage: str | optuna.storages.BaseStorage) -> list[StudySummary]:
+    """The studies in ``storage`` (a SQLite file that does not exist is refused, not created)."""
+    store = _open_storage(storage, create=False)
+    out = []
+    for summary in optuna.get_all_study_summaries(store, include_best_trial=False):
+        study_id = store.get_study_id_from_name(summary.study_name)
+        meta = summary.user_attrs.get(_ATTR)
+        mine = isinstance(meta, Mapping) and meta.get("version") == _VERSION
+        out.append(StudySummary(
+            name=summary.study_name,
+            n_complete=store.get_n_trials(study_id, TrialState.COMPLETE),
+            n_failed=store.get_n_trials(study_id, TrialState.FAIL),
+            n_running=store.get_n_trials(study_id, TrialState.RUNNING),
+            objectives=tuple(name for name, _ in meta["objectives"]) if mine else (),  # type: ignore[index]
+            elasticnas=mine,
+        ))
+    return out

@@ -3,16 +3,17 @@ import onnxruntime as ort
 
 import elasticnas as en
 from elasticnas.cli import main
-from elasticnas.cli._study_commands import _pick_for_export
 
 
 def test_demo_writes_study_report_table_and_a_working_onnx_model(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--n-evals", "4"]) == 0
+    assert main(["demo", "--out", str(out), "--n-evals", "12"]) == 0
     printed = capsys.readouterr().out
     assert "exported trial" in printed
     study = en.load_study(f"sqlite:///{out / 'study.db'}", "demo")
-    assert study.n_evals == 4
+    assert study.n_evals == 12
+    chosen = study.select(max_drop={"accuracy_top1": 1.0}, optimize="latency_ms")
+    assert f"exported trial {chosen.number} " in printed
     assert all(0 <= r.metrics["accuracy_top1"] <= 100 and r.metrics["latency_ms"] > 0 for r in study.trials)
     assert "<svg" in (out / "report.html").read_text()
     assert (out / "pareto.csv").read_text().count("\n") == len(study.pareto_front()) + 1
@@ -22,9 +23,15 @@ def test_demo_writes_study_report_table_and_a_working_onnx_model(tmp_path, capsy
     assert logits.shape[-1] == 10
 
 
-def test_pick_for_export_is_the_fastest_within_one_point():
-    def rec(n, acc, lat):
-        return en.TrialRecord(number=n, config={}, config_id=str(n), metrics={"accuracy_top1": acc, "latency_ms": lat})
-
-    front = [rec(0, 97.0, 5.0), rec(1, 96.5, 3.0), rec(2, 95.9, 1.0), rec(3, 90.0, 0.5)]
-    assert _pick_for_export(front).number == 1
+def test_every_trial_on_the_demo_front_exports_with_its_recorded_accuracy(tmp_path, capsys):
+    """The user's whole path: demo study -> each Pareto trial exported to ONNX -> scored in ONNX Runtime."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--n-evals", "12", "--seed", "1"]) == 0
+    study = en.load_study(f"sqlite:///{out / 'study.db'}", "demo")
+    front = study.pareto_front()
+    assert len(front) >= 2
+    for record in front:
+        exported = study.export(record.number, "onnx", tmp_path / f"t{record.number}.onnx")
+        assert exported.recorded_accuracy_top1 == record.metrics["accuracy_top1"]
+        assert abs(exported.accuracy_top1 - record.metrics["accuracy_top1"]) <= 0.1, record.number
+    capsys.readouterr()

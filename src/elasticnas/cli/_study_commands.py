@@ -1,20 +1,22 @@
-"""Subcommands over studies: search, pareto, report, demo."""
+"""Subcommands over studies: search, pareto, report, studies, demo."""
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
+import re
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from elasticnas.cli._args import LazySubParsers, data_source, positive_int
-from elasticnas.errors import ElasticNASError
+from elasticnas._io import check_output_path
+from elasticnas.cli._args import LazySubParsers, batch_size, input_file, positive_int, seed, thread_count
+from elasticnas.errors import ElasticNASError, StorageError
 
 if TYPE_CHECKING:  # the modules below import Optuna, PyTorch and the search libraries: each function imports them
     from elasticnas.problems import Problem
-    from elasticnas.records import TrialRecord
     from elasticnas.space import Config
     from elasticnas.study import Study
 
@@ -25,12 +27,12 @@ def _add_storage_args(p: argparse.ArgumentParser, *, default_study: bool) -> Non
     p.add_argument(
         "--storage",
         default=DEFAULT_STORAGE,
-        help=f"Optuna storage URL: sqlite:///FILE.db or postgresql://USER@HOST/DB (default: {DEFAULT_STORAGE})",
+        help="Optuna storage URL: sqlite:///FILE.db or postgresql://USER@HOST/DB",
     )
     p.add_argument(
         "--study",
         required=not default_study,
-        help="study name" + (" (default: the problem's name)" if default_study else ""),
+        help="study name" + (" (default: the problem's or super-network's name)" if default_study else ""),
     )
 
 
@@ -55,6 +57,28 @@ def _reference_point(problem: Problem, objectives: Iterable[str]) -> list[float]
 # -- search ---------------------------------------------------------------------------------
 DEFAULT_SUPERNET_OBJECTIVES = "accuracy_top1,latency_ms"
 DATA_METRICS = {"accuracy_top1", "accuracy_top5", "loss"}  # measured on validation data
+_PROBLEM_ATTR = "elasticnas_problem"  # the built-in problem a CLI study searches
+# CLI flag -> Measurer.settings() key: what a resumed search takes from the study
+_MEASUREMENT_FLAGS = {
+    "supernet": "supernet", "weights": "weights", "val_data": "val_data", "calib_data": "calib_data",
+    "runtime": "runtime", "device": "device", "batch_size": "batch_size", "threads": "threads", "lut": "lut",
+}
+
+
+class _Explicit(argparse.Action):
+    """Stores a value and notes that the user gave the option (``namespace.explicit``), so a resumed
+    search can tell a flag typed on the command line from a default."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if self.dest == "constraint":
+            values = [*(getattr(namespace, self.dest) or []), values]
+        setattr(namespace, self.dest, values)
+        namespace.explicit = {*getattr(namespace, "explicit", set()), self.dest}
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
 
 
 def _split(text: str) -> list[str]:
@@ -97,19 +121,19 @@ def _supernet_problem(args: argparse.Namespace) -> tuple[Problem, dict[str, str]
         batch_size=args.batch_size,
         threads=args.threads,
         lut=args.lut,
-        **(_data_kwargs(args) if needs_data else {}),
+        **_data_kwargs(args, required=needs_data),
     )
     return problem, dict(problem.objectives)
 
 
-def _data_kwargs(args: argparse.Namespace) -> dict[str, object]:
-    """Validation and calibration data from the flags, else the super-network's built-in data set."""
-    from elasticnas.problems._supernet import builtin_data
+def _data_kwargs(args: argparse.Namespace, *, required: bool) -> dict[str, str]:
+    """Validation and calibration data specs from the flags, else the super-network's built-in data set
+    (when it has one, or when ``required``: then its absence is an error)."""
+    from elasticnas.problems._supernet import BUILTIN_DATA, builtin_data
 
     if args.val_data is None:
-        return builtin_data(args.supernet)
-    val = data_source(args.val_data)
-    return {"val_data": val, "calib_data": data_source(args.calib_data) if args.calib_data else val}
+        return builtin_data(args.supernet) if required or args.supernet in BUILTIN_DATA else {}
+    return {"val_data": args.val_data, "calib_data": args.calib_data or args.val_data}
 
 
 def _evaluate_extremes(study: Study, problem: Problem, n_evals: int) -> None:
@@ -135,11 +159,69 @@ def _evaluate_fn(args: argparse.Namespace) -> Callable[[Config], dict[str, float
     return (_supernet_problem(args) if args.supernet else _builtin_problem(args))[0].evaluate
 
 
+def _resume_settings(args: argparse.Namespace) -> None:
+    """Fill the flags a user left out from the study being resumed, and refuse the ones that differ.
+
+    Only ``--storage``, ``--study`` and ``--n-evals`` are needed to continue a search: the
+    super-network or problem, objectives, constraints and measurement settings are the study's.
+    """
+    from elasticnas.study import load_study
+
+    name = args.study or args.problem or args.supernet
+    if name is None:
+        raise ElasticNASError("give --supernet NAME or --problem NAME (or --study NAME to continue a search)")
+    try:
+        study = load_study(args.storage, name)
+    except StorageError:
+        if args.problem is None and args.supernet is None:
+            raise  # nothing to create a study from: say what is missing, in load_study's words
+        return  # a new study
+    explicit = getattr(args, "explicit", set())
+    stored: dict[str, Any] = {
+        "objectives": ",".join(o.name for o in study.objectives),
+        "constraint": [str(c) for c in study.constraints],
+        "problem": study.optuna_study.user_attrs.get(_PROBLEM_ATTR),
+    }
+    measurement = study.measurement or {}
+    stored.update({dest: measurement.get(key) for dest, key in _MEASUREMENT_FLAGS.items() if measurement})
+    kind = "problem" if stored["problem"] is not None else "supernet"
+    other = "supernet" if kind == "problem" else "problem"
+    if other in explicit:
+        raise ElasticNASError(f"study {study.name!r} searches {kind} {stored.get(kind)!r}, not a {other}: "
+                              f"leave {_flag(other)} out to continue it, or give another --study name")
+    for dest, value in stored.items():
+        given = getattr(args, dest)
+        if dest not in explicit:
+            setattr(args, dest, value)
+            continue
+        same = given == value
+        if dest in ("weights", "lut", "val_data", "calib_data") and given is not None and value is not None:
+            same = _same_path(given, value)
+        elif dest == "objectives":
+            same = _split(given) == _split(value)
+        elif dest == "constraint":
+            from elasticnas.records import as_constraints
+
+            same = as_constraints(given) == as_constraints(value)
+        if not same:
+            raise ElasticNASError(
+                f"{_flag(dest)} {given!r} differs from study {study.name!r}, which has {value!r}; "
+                f"leave {_flag(dest)} out to continue it, or give another --study name"
+            )
+
+
+def _same_path(a: str, b: str) -> bool:
+    import os
+
+    return os.path.abspath(a) == os.path.abspath(b) if os.path.exists(a) else a == b
+
+
 def _search(args: argparse.Namespace) -> int:
     from elasticnas.study import create_study
 
-    if (args.problem is None) == (args.supernet is None):
-        raise ElasticNASError("give exactly one of --problem NAME or --supernet NAME")
+    if args.problem is not None and args.supernet is not None:
+        raise ElasticNASError("give one of --problem NAME or --supernet NAME, not both")
+    _resume_settings(args)
     problem, objectives = _supernet_problem(args) if args.supernet else _builtin_problem(args)
     study = create_study(
         problem.space,
@@ -149,6 +231,11 @@ def _search(args: argparse.Namespace) -> int:
         constraints=args.constraint,
         reference_point=_reference_point(problem, objectives),
     )
+    if problem.measurement is not None:
+        study.set_measurement(problem.measurement)
+    if args.problem:
+        study.optuna_study.set_user_attr(_PROBLEM_ATTR, args.problem)
+    progress = _progress(args)
     if args.workers or args.ray_address:
         from elasticnas.distributed import optimize_parallel
 
@@ -161,7 +248,7 @@ def _search(args: argparse.Namespace) -> int:
             searcher=args.searcher,
             seed=args.seed,
             cheap_metrics=problem.cheap_metrics,
-            show_progress=not args.quiet,
+            show_progress=progress,
         )
     else:
         if args.supernet:
@@ -173,7 +260,7 @@ def _search(args: argparse.Namespace) -> int:
             seed=args.seed,
             cheap_metrics=problem.cheap_metrics,
             batch_size=args.round_size,
-            show_progress=not args.quiet,
+            show_progress=progress,
         )
     if not args.quiet:
         _print_front(study)
@@ -184,6 +271,18 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(args: argparse.Namespace) -> bool:
+    """--progress / --no-progress, else a bar only when stderr is a terminal and --quiet is not given."""
+    if args.progress is not None:
+        return bool(args.progress)
+    return sys.stderr.isatty() and not getattr(args, "quiet", False)
+
+
+def _add_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show a progress bar (default: when stderr is a terminal)")
+
+
 def _add_search(sub: LazySubParsers) -> None:
     sub.add_lazy_parser(
         "search",
@@ -191,62 +290,113 @@ def _add_search(sub: LazySubParsers) -> None:
         help="search a super-network or a built-in problem for its Pareto-optimal configurations",
         description=(
             "Run a multi-objective search and record every evaluation in an Optuna study. "
-            "Re-running the same command continues the study until --n-evals evaluations are recorded; "
-            "a configuration the study holds is never evaluated again."
+            "Re-running with --storage, --study and a larger --n-evals continues the study until --n-evals "
+            "evaluations are recorded, with the super-network or problem, objectives, constraints and measurement "
+            "settings the study recorded; a configuration the study holds is never evaluated again."
         ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
 
 
 def _fill_search(p: argparse.ArgumentParser) -> None:
-    from elasticnas.measure import list_metrics
+    from elasticnas.measure import DEFAULT_RUNTIME, list_metrics, list_runtimes
     from elasticnas.problems import list_problems
     from elasticnas.searchers import list_searchers
     from elasticnas.study import DEFAULT_SEARCHER
     from elasticnas.supernets import list_supernets
 
-    what = p.add_argument_group("what to search (one of)")
-    what.add_argument("--supernet", help=f"super-network: {', '.join(list_supernets())}")
-    what.add_argument("--problem", help=f"built-in problem: {', '.join(list_problems())}")
+    what = p.add_argument_group("what to search (one of; a resumed study knows)")
+    what.add_argument("--supernet", action=_Explicit, help=f"super-network: {', '.join(list_supernets())}")
+    what.add_argument("--problem", action=_Explicit, help=f"built-in problem: {', '.join(list_problems())}")
     p.add_argument(
-        "--objectives",
+        "--objectives", action=_Explicit,
         help=f"comma-separated metrics (super-network default: {DEFAULT_SUPERNET_OBJECTIVES}; "
         f"problem default: all its objectives); metrics: {', '.join(list_metrics())}",
     )
-    p.add_argument("--n-evals", type=positive_int, default=200, help="total expensive evaluations (default: 200)")
-    p.add_argument(
-        "--searcher", default=DEFAULT_SEARCHER, help=f"one of: {', '.join(list_searchers())} (default: {DEFAULT_SEARCHER})"
-    )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument(
-        "--constraint", action="append", default=[], metavar="EXPR", help="e.g. latency_ms<=20; may be repeated"
-    )
-    p.add_argument("--round-size", type=positive_int, default=1, help="configurations proposed per round (default: 1)")
+    p.add_argument("--n-evals", type=positive_int, default=200, help="total expensive evaluations")
+    p.add_argument("--searcher", default=DEFAULT_SEARCHER, help=f"one of: {', '.join(list_searchers())}")
+    p.add_argument("--seed", type=seed, default=0, help="random seed")
+    p.add_argument("--constraint", action=_Explicit, default=[], metavar="EXPR",
+                   help="e.g. latency_ms<=20; may be repeated")
+    p.add_argument("--round-size", type=positive_int, default=1, help="configurations proposed per round")
     p.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    _add_progress(p)
     _add_storage_args(p, default_study=True)
     r = p.add_argument_group("parallel evaluation on Ray (pip install 'elasticnas[ray]')")
     r.add_argument("--workers", type=positive_int, help="evaluate on N Ray workers at once (local Ray runtime)")
     r.add_argument("--ray-address", metavar="auto|HOST:PORT", help="evaluate on the workers of a running Ray cluster")
     m = p.add_argument_group("measurement (with --supernet)")
-    m.add_argument("--weights", help="checkpoint of the super-network (default: its built-in weights, if any)")
-    m.add_argument("--val-data", help="validation data: an ImageNet-layout image folder or a built-in NAME:SPLIT "
-                   "(default: the super-network's built-in data set, e.g. digits:val for tiny_mbv3)")
-    m.add_argument("--calib-data", help="data for BatchNorm recalibration (default: --val-data, or the built-in "
-                   "calibration split)")
-    m.add_argument("--runtime", default="onnxruntime", choices=["torch", "onnxruntime"],
-                   help="latency runtime (default: onnxruntime)")
-    m.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="latency device (default: cpu)")
-    m.add_argument("--batch-size", type=positive_int, default=1, help="latency batch size (default: 1)")
-    m.add_argument("--threads", type=positive_int, help="inference threads, pinned and recorded (default: all cores)")
-    m.add_argument("--lut", help="latency lookup table (JSON from 'elasticnas lut build') for latency_lut_ms")
+    m.add_argument("--weights", action=_Explicit, help="checkpoint of the super-network (default: its built-in "
+                   "weights, if any)")
+    m.add_argument("--val-data", action=_Explicit, help="validation data: an ImageNet-layout image folder or a "
+                   "built-in NAME:SPLIT (default: the super-network's built-in data set, e.g. digits:val for tiny_mbv3)")
+    m.add_argument("--calib-data", action=_Explicit, help="data for BatchNorm recalibration (default: --val-data, "
+                   "or the built-in calibration split)")
+    m.add_argument("--runtime", action=_Explicit, default=DEFAULT_RUNTIME, choices=list_runtimes(),
+                   help="latency runtime")
+    m.add_argument("--device", action=_Explicit, default="cpu", choices=["cpu", "cuda"], help="latency device")
+    m.add_argument("--batch-size", action=_Explicit, type=batch_size, default=1, help="latency batch size")
+    m.add_argument("--threads", action=_Explicit, type=thread_count, default=1,
+                   help="inference threads, pinned while timing and recorded")
+    m.add_argument("--lut", action=_Explicit, type=input_file,
+                   help="latency lookup table (JSON from 'elasticnas lut build') for latency_lut_ms")
     p.set_defaults(func=_search)
 
 
-# -- pareto / report ------------------------------------------------------------------------------
+# -- pareto / report / studies ----------------------------------------------------------------------
+_PICK = re.compile(r"^\s*([^<>=\s]+)\s*(<=|>=)\s*(best\s*[-+]\s*)?([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*$")
+
+
+def parse_picks(picks: Iterable[str], study: Study) -> tuple[dict[str, float], dict[str, float]]:
+    """``--pick`` terms as :meth:`Study.select` arguments ``(max_drop, bounds)``.
+
+    ``accuracy_top1>=best-1`` keeps trials within one point of the best accuracy,
+    ``latency_ms<=0.1`` those at most 0.1 ms; the bound must point the way its objective improves.
+    """
+    directions = {o.name: o.direction for o in study.objectives}
+    max_drop: dict[str, float] = {}
+    bounds: dict[str, float] = {}
+    for text in picks:
+        match = _PICK.match(text)
+        if match is None:
+            raise ElasticNASError(f"--pick {text!r}: expected METRIC<=VALUE, METRIC>=VALUE, METRIC>=best-DROP "
+                                  "or METRIC<=best+DROP, e.g. accuracy_top1>=best-1")
+        name, op, relative, number = match.groups()
+        if name not in directions:
+            raise ElasticNASError(f"--pick {text!r}: {name!r} is not an objective; objectives: {', '.join(directions)}")
+        want = ">=" if directions[name] == "maximize" else "<="
+        if op != want:
+            raise ElasticNASError(f"--pick {text!r}: {name} is {directions[name]}d, so bound it with {want}")
+        try:
+            value = float(number)
+        except ValueError:
+            raise ElasticNASError(f"--pick {text!r}: {number!r} is not a number") from None
+        if relative:
+            sign = relative.replace(" ", "")[-1]
+            if (sign == "-") != (want == ">="):
+                raise ElasticNASError(f"--pick {text!r}: write {name}{want}best{'-' if want == '>=' else '+'}DROP")
+            max_drop[name] = value
+        else:
+            bounds[name] = value
+    return max_drop, bounds
+
+
 def _pareto(args: argparse.Namespace) -> int:
     from elasticnas.report import pareto_rows, write_csv
     from elasticnas.study import load_study
 
     study = load_study(args.storage, args.study)
+    if args.csv:
+        check_output_path(args.csv, what="CSV file")
+    if args.pick or args.optimize:
+        max_drop, bounds = parse_picks(args.pick, study)
+        chosen = study.select(max_drop=max_drop, bounds=bounds, optimize=args.optimize)
+        metrics = ", ".join(f"{o.name}={chosen.metrics[o.name]:.6g}" for o in study.objectives)
+        print(f"picked trial {chosen.number}: {metrics}")
+        print(json.dumps(dict(chosen.config)))
+        print(f"export it: elasticnas export --storage {args.storage} --study {study.name} --trial {chosen.number} "
+              "--out subnet.onnx")
+        return 0
     if args.csv:
         header, rows = pareto_rows(study)
         write_csv(args.csv, header, rows)
@@ -260,43 +410,63 @@ def _report(args: argparse.Namespace) -> int:
     from elasticnas.report import write_report
     from elasticnas.study import load_study
 
+    check_output_path(args.out, what="report")
     study = load_study(args.storage, args.study)
     path = write_report(study, args.out)
     print(f"wrote {path}")
     return 0
 
 
+def _studies(args: argparse.Namespace) -> int:
+    from elasticnas.report import format_table
+    from elasticnas.study import list_studies
+
+    rows = [[s.name, s.n_complete, s.n_failed, s.n_running, ", ".join(s.objectives) or "-",
+             "yes" if s.elasticnas else "no"] for s in list_studies(args.storage)]
+    if not rows:
+        print(f"no studies in {args.storage}")
+        return 0
+    print(format_table(["study", "complete", "failed", "running", "objectives", "elasticnas"], rows))
+    return 0
+
+
 def _add_pareto_report(sub: LazySubParsers) -> None:
-    sub.add_lazy_parser("pareto", _fill_pareto, help="print (or save) the Pareto front of a study")
-    sub.add_lazy_parser("report", _fill_report, help="write a self-contained HTML report of a study")
+    fmt = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter}
+    sub.add_lazy_parser("pareto", _fill_pareto, help="print (or save) the Pareto front of a study, or pick a trial",
+                        **fmt)
+    sub.add_lazy_parser("report", _fill_report, help="write a self-contained HTML report of a study", **fmt)
+    sub.add_lazy_parser("studies", _fill_studies, help="list the studies in a storage with their trial counts", **fmt)
 
 
 def _fill_pareto(p: argparse.ArgumentParser) -> None:
     _add_storage_args(p, default_study=False)
     p.add_argument("--csv", metavar="FILE", help="write the front with full configurations as CSV")
+    p.add_argument("--pick", action="append", default=[], metavar="EXPR",
+                   help="choose the trial to deploy: bounds such as 'latency_ms<=0.1' or 'accuracy_top1>=best-1' "
+                   "(within 1 point of the best); may be repeated")
+    p.add_argument("--optimize", metavar="OBJECTIVE",
+                   help="with --pick: the objective to optimise among the trials kept (default: the first unbounded one)")
     p.set_defaults(func=_pareto)
 
 
 def _fill_report(p: argparse.ArgumentParser) -> None:
     _add_storage_args(p, default_study=False)
-    p.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")
+    p.add_argument("--out", default="report.html", help="HTML file to write")
     p.set_defaults(func=_report)
+
+
+def _fill_studies(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
+    p.set_defaults(func=_studies)
 
 
 # -- demo ------------------------------------------------------------------------------------------------
 DEMO_SUPERNET = "tiny_mbv3"
 DEMO_OBJECTIVES = ("accuracy_top1", "latency_ms")
-
-
-def _pick_for_export(front: list[TrialRecord], tolerance: float = 1.0) -> TrialRecord:
-    """The fastest configuration within ``tolerance`` accuracy points of the most accurate one."""
-    best = max(r.metrics["accuracy_top1"] for r in front)
-    close = [r for r in front if r.metrics["accuracy_top1"] >= best - tolerance]
-    return min(close, key=lambda r: r.metrics["latency_ms"])
+DEMO_MAX_DROP = {"accuracy_top1": 1.0}  # export the fastest sub-network within one point of the best accuracy
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from elasticnas.export import export_subnet
     from elasticnas.problems._supernet import builtin_data, supernet_problem
     from elasticnas.report import pareto_rows, write_csv, write_report
     from elasticnas.study import create_study
@@ -307,6 +477,8 @@ def _demo(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ElasticNASError(f"cannot create output folder {str(out)!r}: {exc.strerror or exc}") from None
+    for name in ("report.html", "pareto.csv", "subnet.onnx"):
+        check_output_path(out / name)
     supernet = create_supernet(DEMO_SUPERNET)  # its shipped trained weights
     problem = supernet_problem(supernet, DEMO_OBJECTIVES, runtime="onnxruntime", **builtin_data(DEMO_SUPERNET))
     print(
@@ -316,20 +488,24 @@ def _demo(args: argparse.Namespace) -> int:
     )
     study = create_study(problem.space, dict(problem.objectives), storage=f"sqlite:///{out / 'study.db'}",
                          study_name="demo")
+    assert problem.measurement is not None  # a super-network problem records its measurement
+    study.set_measurement(problem.measurement)
     _evaluate_extremes(study, problem, args.n_evals)
     study.optimize(
-        problem.evaluate, n_evals=args.n_evals, seed=args.seed, cheap_metrics=problem.cheap_metrics, show_progress=True
+        problem.evaluate, n_evals=args.n_evals, seed=args.seed, cheap_metrics=problem.cheap_metrics,
+        show_progress=_progress(args),
     )
     _print_front(study)
-    report = write_report(study, out / "report.html")
+    chosen = study.select(max_drop=DEMO_MAX_DROP, optimize="latency_ms")
+    exported = study.export(chosen.number, "onnx", out / "subnet.onnx")
+    report = write_report(study, out / "report.html", highlight={chosen.number: "exported"})
     header, rows = pareto_rows(study)
     write_csv(out / "pareto.csv", header, rows)
-    chosen = _pick_for_export(study.pareto_front())
-    exported = export_subnet(supernet, chosen.config, format="onnx", path=out / "subnet.onnx")
     print(
-        f"exported trial {chosen.number} (accuracy {chosen.metrics['accuracy_top1']:.2f} %, "
-        f"latency {chosen.metrics['latency_ms']:.3f} ms; the fastest within 1 point of the best accuracy) "
-        f"to {exported.path}; ONNX Runtime matches PyTorch to {exported.max_abs_diff:.1e}"
+        f"exported trial {chosen.number} (the fastest within 1 point of the best accuracy: recorded accuracy "
+        f"{chosen.metrics['accuracy_top1']:.2f} %, latency {chosen.metrics['latency_ms']:.3f} ms) to {exported.path}; "
+        f"the exported file scores {exported.accuracy_top1:.2f} % on the validation data, "
+        f"ONNX Runtime matches PyTorch to {exported.max_abs_diff:.1e}"
     )
     print(f"wrote {out / 'study.db'}, {report} and {out / 'pareto.csv'}")
     return 0
@@ -346,13 +522,15 @@ def _add_demo(sub: LazySubParsers) -> None:
             "(SQLite), an HTML report, the Pareto table (CSV) and the ONNX export of the fastest sub-network within "
             "one accuracy point of the best into --out. Re-running continues the same study."
         ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
 
 
 def _fill_demo(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="elasticnas-demo", help="output folder (default: ./elasticnas-demo)")
-    p.add_argument("--n-evals", type=positive_int, default=80, help="measured sub-networks (default: 80)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--out", default="elasticnas-demo", help="output folder")
+    p.add_argument("--n-evals", type=positive_int, default=80, help="measured sub-networks")
+    p.add_argument("--seed", type=seed, default=0, help="random seed")
+    _add_progress(p)
     p.set_defaults(func=_demo)
 
 

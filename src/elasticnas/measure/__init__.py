@@ -13,11 +13,13 @@ from elasticnas.registry import lazy_exports
 if TYPE_CHECKING:
     from elasticnas.measure.accuracy import (
         AccuracyResult,
+        Calibration,
         evaluate_accuracy,
         measure_accuracy,
         recalibrate_batchnorm,
     )
     from elasticnas.measure.latency import (
+        DEFAULT_RUNTIME,
         FAST_POLICY,
         LatencyResult,
         LatencyStats,
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "AccuracyResult": "elasticnas.measure.accuracy",
+    "Calibration": "elasticnas.measure.accuracy",
     "evaluate_accuracy": "elasticnas.measure.accuracy",
     "measure_accuracy": "elasticnas.measure.accuracy",
     "recalibrate_batchnorm": "elasticnas.measure.accuracy",
@@ -66,6 +69,7 @@ _LAZY = {
     "create_runtime": "elasticnas.measure.latency",
     "export_onnx": "elasticnas.measure.latency",
     "list_runtimes": "elasticnas.measure.latency",
+    "DEFAULT_RUNTIME": "elasticnas.measure.latency",
     "measure_latencies": "elasticnas.measure.latency",
     "measure_latency": "elasticnas.measure.latency",
     "register_runtime": "elasticnas.measure.latency",
@@ -95,6 +99,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 __all__ = [
     "FAST_POLICY",
     "AccuracyResult",
+    "Calibration",
     "LUTEntry",
     "LUTError",
     "LUTErrorReport",
@@ -115,6 +120,7 @@ __all__ = [
     "get_metric",
     "list_metrics",
     "list_runtimes",
+    "DEFAULT_RUNTIME",
     "lut_error",
     "measure_accuracy",
     "measure_latencies",

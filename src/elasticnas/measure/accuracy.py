@@ -37,6 +37,35 @@ class AccuracyResult:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """How a sub-network's BatchNorm statistics are re-estimated, the same for measuring and exporting.
+
+    ``batches`` batches of ``batch_size`` samples of ``data``, drawn shuffled with ``seed``.
+    """
+
+    data: Any
+    batches: int = 50
+    batch_size: int = 64
+    seed: int = 0
+
+    def apply(self, model: nn.Module, *, resolution: int | None, channels: int = 3, device: str = "cpu") -> int:
+        """Recalibrate ``model`` in place (then in eval mode); returns the number of batches used."""
+        if self.batches <= 0 or not has_batchnorm(model):
+            model.eval()
+            return 0
+        loader = as_loader(
+            self.data, batch_size=self.batch_size, resolution=resolution, shuffle=True, seed=self.seed,
+            channels=channels,
+        )
+        return recalibrate_batchnorm(model, loader, self.batches, device=device, resolution=resolution)
+
+
+def has_batchnorm(model: nn.Module) -> bool:
+    """Whether ``model`` has a BatchNorm layer (whose statistics depend on the sub-network)."""
+    return any(isinstance(m, _BatchNorm) for m in model.modules())
+
+
 def _split(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     if isinstance(batch, torch.Tensor):
         return batch, None
@@ -136,22 +165,24 @@ def measure_accuracy(
     max_batches: int | None = None,
     seed: int = 0,
     channels: int = 3,
+    calibration: Calibration | None = None,
 ) -> AccuracyResult:
     """Recalibrate BatchNorm on ``calib_data`` (when given) and evaluate on ``val_data``.
 
     ``model`` is modified in place (moved to ``device``, statistics replaced):
     pass an extracted sub-network. Image batches whose size differs from
     ``resolution`` are resized; image folders are decoded at ``resolution``
-    with ``channels`` (3 or 1). Calibration batches are drawn shuffled with ``seed``.
+    with ``channels`` (3 or 1). Calibration batches are drawn shuffled with ``seed``;
+    a :class:`Calibration` given as ``calibration`` replaces ``calib_data``, ``calib_batches``
+    and ``seed``.
     """
     device = check_device(device)
     model = model.to(device)
+    if calibration is None and calib_data is not None:
+        calibration = Calibration(calib_data, batches=calib_batches, batch_size=batch_size, seed=seed)
     used = 0
-    if calib_data is not None and calib_batches > 0:
-        calib = as_loader(
-            calib_data, batch_size=batch_size, resolution=resolution, shuffle=True, seed=seed, channels=channels
-        )
-        used = recalibrate_batchnorm(model, calib, calib_batches, device=device, resolution=resolution)
+    if calibration is not None:
+        used = calibration.apply(model, resolution=resolution, channels=channels, device=device)
     val = as_loader(val_data, batch_size=batch_size, resolution=resolution, shuffle=False, channels=channels)
     result = evaluate_accuracy(model, val, device=device, resolution=resolution, max_batches=max_batches)
     return AccuracyResult(result.top1, result.top5, result.loss, result.n_samples, used)

@@ -333,6 +333,9 @@ def check_device(device: str) -> str:
     raise MeasurementError(f"unknown device {device!r}; use 'cpu' or 'cuda'")
 
 
+DEFAULT_RUNTIME = "onnxruntime"  # what an exported ONNX file runs on; every command and function defaults to it
+
+
 def default_threads() -> int:
     """The thread count used when none is given: 1 (the most reproducible)."""
     return 1
@@ -437,6 +440,11 @@ class OnnxRuntime(Runtime):
             path = os.path.join(tmp, "model.onnx")
             export_onnx(model, example, path)
             session = ort.InferenceSession(path, sess_options=opts, providers=providers)
+        if device != "cpu" and session.get_providers()[0] != "CUDAExecutionProvider":
+            raise MeasurementError(  # ORT falls back to the CPU quietly when the CUDA libraries do not load
+                f"ONNX Runtime could not start its CUDA provider (session runs on {session.get_providers()[0]}); "
+                "check that the CUDA and cuDNN libraries match your onnxruntime-gpu"
+            )
         input_name = session.get_inputs()[0].name
         x = example.detach().cpu().numpy()
         if device == "cpu":
@@ -506,7 +514,7 @@ def measure_latency(
     model: nn.Module,
     input_shape: Sequence[int],
     *,
-    runtime: str = "torch",
+    runtime: str = DEFAULT_RUNTIME,
     device: str = "cpu",
     batch_size: int = 1,
     threads: int | None = None,
@@ -529,7 +537,7 @@ def measure_latencies(
     models: Sequence[nn.Module],
     input_shapes: Sequence[Sequence[int]],
     *,
-    runtime: str = "torch",
+    runtime: str = DEFAULT_RUNTIME,
     device: str = "cpu",
     batch_size: int = 1,
     threads: int | None = None,

@@ -37,6 +37,7 @@ import numpy as np
 from elasticnas._io import atomic_write_text
 from elasticnas.errors import ElasticNASError
 from elasticnas.measure.latency import (
+    DEFAULT_RUNTIME,
     LatencyResult,
     TimingPolicy,
     create_runtime,
@@ -284,7 +285,7 @@ def machine_info(runtime: str, threads: int) -> dict[str, str]:
 def build_lut(
     supernet: Any,
     *,
-    runtime: str = "onnxruntime",
+    runtime: str = DEFAULT_RUNTIME,
     device: str = "cpu",
     batch_size: int = 1,
     threads: int | None = None,

@@ -20,15 +20,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from elasticnas.data._spec import data_spec, resolve_data
 from elasticnas.errors import ElasticNASError
-from elasticnas.measure.latency import LatencyResult, TimingPolicy, measure_latencies
+from elasticnas.measure.latency import DEFAULT_RUNTIME, LatencyResult, TimingPolicy, measure_latencies
 from elasticnas.records import Direction, Objective
 from elasticnas.registry import Registry
 
 if TYPE_CHECKING:  # these import PyTorch: the methods needing them import them, so the registry loads without it
     from torch import nn
 
-    from elasticnas.measure.accuracy import AccuracyResult
+    from elasticnas.measure.accuracy import AccuracyResult, Calibration
     from elasticnas.measure.lut import LookupTable
     from elasticnas.measure.memory import MemoryResult
 
@@ -120,7 +121,7 @@ class Measurer:
         self,
         supernet: Any,
         *,
-        runtime: str = "torch",
+        runtime: str = DEFAULT_RUNTIME,
         device: str = "cpu",
         batch_size: int = 1,
         threads: int | None = None,
@@ -139,11 +140,13 @@ class Measurer:
         self.batch_size = batch_size
         self.threads = threads
         self.policy = policy
-        self.val_data = val_data
-        self.calib_data = calib_data
+        self.val_data = resolve_data(val_data)
+        self.calib_data = resolve_data(calib_data)
+        self._data_specs = {"val_data": data_spec(val_data), "calib_data": data_spec(calib_data)}
         self.calib_batches = calib_batches
         self.eval_batch_size = eval_batch_size
         self.max_val_batches = max_val_batches
+        self._lut_path = lut if isinstance(lut, str) else None
         if isinstance(lut, str):
             from elasticnas.measure.lut import LookupTable
 
@@ -153,6 +156,33 @@ class Measurer:
         self._cache: dict[tuple[str, str], Any] = {}
         self._cache_id: str | None = None
         self._interleaved: dict[str, LatencyResult] = {}
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """How :meth:`accuracy` recalibrates BatchNorm (None without calibration data)."""
+        from elasticnas.measure.accuracy import Calibration
+
+        if self.calib_data is None:
+            return None
+        return Calibration(self.calib_data, self.calib_batches, self.eval_batch_size, self.seed)
+
+    def settings(self) -> dict[str, Any]:
+        """How this measurer measures, as JSON: what a study records so that a trial can be exported
+        and re-measured later (data named by spec; None where it was an in-memory object)."""
+        return {
+            "supernet": self.supernet.name,
+            "weights": self.supernet.weights_source,
+            **self._data_specs,
+            "calib_batches": self.calib_batches,
+            "eval_batch_size": self.eval_batch_size,
+            "max_val_batches": self.max_val_batches,
+            "seed": self.seed,
+            "runtime": self.runtime,
+            "device": self.device,
+            "batch_size": self.batch_size,
+            "threads": self.threads,
+            "lut": self._lut_path,
+        }
 
     # -- helpers shared by metric implementations ------------------------------------------
     def validate(self, config: Mapping[str, Any]) -> Config:
@@ -228,17 +258,16 @@ class Measurer:
             from elasticnas.measure.accuracy import measure_accuracy
 
             model = copy.deepcopy(self.subnet(config))  # recalibration changes the statistics
+            shape = self.supernet.input_shape(config)
             return measure_accuracy(
                 model,
                 self.val_data,
-                calib_data=self.calib_data,
-                calib_batches=self.calib_batches,
-                resolution=self.supernet.input_shape(config)[-1],
-                channels=self.supernet.input_shape(config)[0],
+                calibration=self.calibration,
+                resolution=shape[-1],
+                channels=shape[0],
                 batch_size=self.eval_batch_size,
                 device=self.device,
                 max_batches=self.max_val_batches,
-                seed=self.seed,
             )
 
         return self._cached(config, "accuracy", make)

@@ -22,7 +22,8 @@ def supernet_problem(
     are names from :func:`elasticnas.measure.list_metrics`; the expensive ones
     are measured by ``evaluate``, the cheap ones (MACs, params, lookup-table
     latency, ...) exactly for every candidate. ``measurer_kwargs`` go to
-    :class:`elasticnas.measure.Measurer` (runtime, device, batch size, data, ...).
+    :class:`elasticnas.measure.Measurer` (runtime, device, batch size, data, ...); the problem's
+    ``measurement`` records them (:meth:`Measurer.settings`) for a study to keep.
     """
     from elasticnas.measure import Measurer, get_metric
 
@@ -43,20 +44,20 @@ def supernet_problem(
         cheap_metrics=measurer.cheap_metrics(cheap) if cheap else {},
         description=f"super-network {supernet.name}: "
         + ", ".join(f"{m.name} ({'cheap' if m.cheap else 'measured'})" for m in metrics),
+        measurement=measurer.settings(),
     )
 
 
 BUILTIN_DATA = {"tiny_mbv3": "digits"}  # super-network -> the built-in data set it was trained on
 
 
-def builtin_data(supernet_name: str) -> dict[str, Any]:
-    """Validation and calibration splits of the data set shipped for a super-network."""
-    from elasticnas.data import builtin_dataset
-
+def builtin_data(supernet_name: str) -> dict[str, str]:
+    """Validation and calibration splits of the data set shipped for a super-network, as data specs
+    (``{"val_data": "digits:val", "calib_data": "digits:calib"}``), which a study records."""
     if supernet_name not in BUILTIN_DATA:
         raise ElasticNASError(
             f"super-network {supernet_name!r} has no built-in data set; pass --val-data DIR "
             "(ImageNet layout: DIR/<class>/<image>) and --calib-data DIR (training images for BatchNorm calibration)"
         )
-    data = builtin_dataset(BUILTIN_DATA[supernet_name])
-    return {"val_data": data.val, "calib_data": data.calib}
+    name = BUILTIN_DATA[supernet_name]
+    return {"val_data": f"{name}:val", "calib_data": f"{name}:calib"}

@@ -20,7 +20,8 @@ class Problem:
 
     ``evaluate(config)`` returns the expensive metrics (the ones a study counts
     as evaluations); ``cheap_metrics`` maps names to functions computed exactly
-    for any candidate. Together they supply every objective. ``reference_point``
+    for any candidate. Together they supply every objective. ``measurement`` says how a
+    super-network problem measures (see :meth:`Study.set_measurement`). ``reference_point``
     (objective units) fixes the hypervolume reference; ``reference_front()``
     returns the best known front in objective units, when the problem has one.
     """
@@ -33,6 +34,7 @@ class Problem:
     reference_point: tuple[float, ...] | None = None
     description: str = ""
     reference_front_fn: Callable[[], np.ndarray] | None = field(default=None, repr=False, compare=False)
+    measurement: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "objectives", MappingProxyType(dict(self.objectives)))

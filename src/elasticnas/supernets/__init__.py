@@ -81,8 +81,11 @@ def create_supernet(
     net = SUPERNETS.get(canonical)(**kwargs)
     net.name = canonical
     if weights is None and not kwargs and has_builtin_weights(canonical):
-        weights = builtin_weights(canonical)
-    if weights is not None and not (isinstance(weights, str) and weights == RANDOM_WEIGHTS):
+        net.load_weights(builtin_weights(canonical))
+        net.weights_source = None  # the default: create_supernet(name) gives these weights again
+    elif isinstance(weights, str) and weights == RANDOM_WEIGHTS:
+        net.weights_source = RANDOM_WEIGHTS
+    elif weights is not None:
         net.load_weights(weights)
     net.eval()
     return net

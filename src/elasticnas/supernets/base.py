@@ -5,13 +5,16 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from elasticnas.errors import CheckpointError
 from elasticnas.space import Config, SearchSpace
+
+if TYPE_CHECKING:
+    from elasticnas.measure.accuracy import Calibration
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,9 @@ class LayerSpec:
     key: str
     input_shape: tuple[int, ...]
     build: Callable[[], nn.Module]
+
+
+IN_MEMORY_WEIGHTS = "<state dict>"  # Supernet.weights_source of weights given as a mapping: not reloadable
 
 
 class Supernet(nn.Module, ABC):
@@ -49,6 +55,8 @@ class Supernet(nn.Module, ABC):
     """
 
     name: str = ""
+    # where the weights came from: None for create_supernet's default, "random", a checkpoint path, IN_MEMORY_WEIGHTS
+    weights_source: str | None = None
     search_space: SearchSpace
 
     def __init__(self) -> None:
@@ -106,9 +114,12 @@ class Supernet(nn.Module, ABC):
         self._activate(cfg)
         self._active = cfg
 
-    def extract(self, config: Mapping[str, Any]) -> nn.Module:
+    def extract(self, config: Mapping[str, Any], calibration: Calibration | None = None) -> nn.Module:
         """A standalone copy of sub-network ``config`` holding only its weights, in this module's train/eval mode.
 
+        With ``calibration`` its BatchNorm statistics are re-estimated exactly as the accuracy
+        metric does before it evaluates (the copy is then in eval mode): the network that was
+        measured. Without, it keeps the super-network's running statistics.
         The copies run on one torch thread (restored afterwards): they are many small
         operations, which extra threads only slow down, badly so on a busy machine.
         """
@@ -121,7 +132,11 @@ class Supernet(nn.Module, ABC):
         finally:
             if threads > 1:
                 torch.set_num_threads(threads)
-        return net.train(self.training)
+        net.train(self.training)
+        if calibration is not None:
+            shape = self.input_shape(cfg)
+            calibration.apply(net, resolution=shape[-1], channels=shape[0])
+        return net
 
     def arch(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The architecture of sub-network ``config`` as JSON (OFA ``net.config`` format)."""
@@ -208,6 +223,7 @@ class Supernet(nn.Module, ABC):
             )
         self.load_state_dict(state, strict=False)
         self._active = None
+        self.weights_source = os.path.abspath(source) if isinstance(weights, str | os.PathLike) else IN_MEMORY_WEIGHTS
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

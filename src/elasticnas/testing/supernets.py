@@ -248,7 +248,7 @@ class SupernetContract:
 
         net = self.make_supernet(supernet_name)
         cfg = net.search_space.sample(seed=4)
-        record = export_subnet(net, cfg, "pt", tmp_path / "sub.pt")
+        record = export_subnet(net, cfg, "pt", tmp_path / "sub.pt", recalibrate=False)
         assert record.max_abs_diff == 0.0 and record.supernet_diff <= PARITY_ATOL
         assert record.params == net.costs(cfg)["params"]
         loaded = load_subnet(record.path)
@@ -256,9 +256,29 @@ class SupernetContract:
         with torch.no_grad():
             assert max_abs_diff(loaded(x), net.extract(cfg)(x)) == 0.0
         assert loaded.elasticnas_info["config"] == net.search_space.validate(cfg)
-        onnx_record = export_subnet(net, net.min_config(), "onnx", tmp_path / "sub.onnx")
+        onnx_record = export_subnet(net, net.min_config(), "onnx", tmp_path / "sub.onnx", recalibrate=False)
         assert Path(onnx_record.path).stat().st_size > 0
         assert onnx_record.max_abs_diff <= ONNX_ATOL
+
+    def test_export_recalibrates_exactly_as_extract_does(self, supernet_name: str, tmp_path: Path) -> None:
+        from elasticnas.export import ExportError, export_subnet, load_subnet
+        from elasticnas.measure.accuracy import Calibration, has_batchnorm
+
+        net = self.make_supernet(supernet_name)
+        cfg = net.search_space.sample(seed=7)
+        data = (torch.cat([self.inputs(net, cfg, batch=4, seed=s) for s in range(4)]), torch.zeros(16).long())
+        calibration = Calibration(data, batches=3, batch_size=4, seed=1)
+        record = export_subnet(net, cfg, "pt", tmp_path / "sub.pt", calibration_data=calibration)
+        assert record.calibration_batches == (3 if has_batchnorm(net) else 0)
+        x = self.inputs(net, cfg, seed=8)
+        with torch.no_grad():
+            assert max_abs_diff(load_subnet(record.path)(x), net.extract(cfg, calibration)(x)) == 0.0
+        if has_batchnorm(net):  # the statistics are the sub-network's own, not the super-network's
+            with torch.no_grad():
+                assert max_abs_diff(net.extract(cfg, calibration)(x), net.extract(cfg).eval()(x)) > 0.0
+            with pytest.raises(ExportError, match="BatchNorm"):
+                export_subnet(net, cfg, "pt", tmp_path / "refused.pt")
+            assert not (tmp_path / "refused.pt").exists()
 
     # -- checkpoints ------------------------------------------------------------------------------
     def test_checkpoints_load_strictly(self, supernet_name: str, tmp_path: Path) -> None:
