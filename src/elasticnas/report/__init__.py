@@ -1,16 +1,18 @@
-"""Outputs of a study: plots, Pareto tables and the HTML report."""
+"""Outputs of a study: Pareto tables, SVG plots and the self-contained HTML report."""
 
-from elasticnas.report.html import render_report, write_report
-from elasticnas.report.plots import figure_to_svg, hypervolume_curve, pareto_scatter
+from elasticnas.report.html import poor_predictions, render_report, write_report
+from elasticnas.report.plots import hypervolume_plot, pareto_plot, point_tip, staircase
 from elasticnas.report.table import format_table, pareto_rows, write_csv
 
 __all__ = [
-    "figure_to_svg",
     "format_table",
-    "hypervolume_curve",
+    "hypervolume_plot",
+    "pareto_plot",
     "pareto_rows",
-    "pareto_scatter",
+    "point_tip",
+    "poor_predictions",
     "render_report",
+    "staircase",
     "write_csv",
     "write_report",
 ]
