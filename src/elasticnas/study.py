@@ -224,6 +224,11 @@ class Study:
             raise ElasticNASError(f"study {self.name!r} has no completed trials")
         return default_reference_point(F)
 
+    @property
+    def reference_point_fixed(self) -> bool:
+        """Whether the reference point is given or stored with the study (else it follows the worst trials)."""
+        return self._reference_point is not None
+
     def hypervolume(self, records: Sequence[TrialRecord] | None = None) -> float:
         """Hypervolume of the feasible completed trials (of ``records`` when given, read before), at
         :meth:`reference_point`."""
@@ -282,11 +287,11 @@ class Study:
         """One entry per search run on this study: searcher, seed, versions, machine, start time."""
         return list(self.optuna_study.user_attrs.get(_RUNS_ATTR, []))
 
-    def _record_run(self, searcher: Searcher, seed: Seed) -> None:
+    def _record_run(self, searcher: str | Searcher | None, seed: Seed) -> None:
         from elasticnas._environment import run_facts
 
-        entry = {"searcher": getattr(searcher, "name", type(searcher).__name__), "seed": _plain_seed(seed),
-                 **run_facts()}
+        name = type(searcher).__name__ if isinstance(searcher, Searcher) else searcher or DEFAULT_SEARCHER
+        entry = {"searcher": name, "seed": _plain_seed(seed), **run_facts()}
         self.optuna_study.set_user_attr(_RUNS_ATTR, [*self.runs, entry])
 
     # -- choosing what to deploy ------------------------------------------------------------------
@@ -641,8 +646,8 @@ class Study:
         if batch_size < 1:
             raise ElasticNASError(f"batch_size must be >= 1, got {batch_size}")
         cheap = dict(cheap_metrics or {})
-        searcher, requeued, finished = self._warm_start(searcher, seed, cheap, searcher_kwargs)
         self._record_run(searcher, seed)
+        searcher, requeued, finished = self._warm_start(searcher, seed, cheap, searcher_kwargs)
         done = len(finished)
         new: list[TrialRecord] = []
         completed = [r for r in finished if r.ok]

@@ -133,7 +133,7 @@ def _hypervolume(study: Study, finished: list[TrialRecord], trials: list[TrialRe
     history = study.hypervolume_history(finished)
     ref = ", ".join(f"{o.name} = {o.sign * x:.6g}" for o, x in zip(study.objectives, study.reference_point(trials),
                                                                      strict=True))
-    origin = ("fixed, stored with the study" if study._reference_point is not None else
+    origin = ("fixed, stored with the study" if study.reference_point_fixed else
               "the worst completed values pushed out by 10 % of their range; it moves as trials are added, so "
               "compare these hypervolumes only within this report")
     return (f"<h2>Hypervolume</h2><div class='figs'>{hypervolume_plot(list(history))}</div>"
