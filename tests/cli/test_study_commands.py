@@ -58,14 +58,29 @@ def test_search_pareto_report_round_trip(storage, tmp_path, capsys):
         (["search", "--problem", PROBLEM, "--searcher", "nsga4", "--n-evals", "2"], "unknown searcher 'nsga4'"),
         (["search", "--problem", PROBLEM, "--constraint", "latency<<3", "--n-evals", "2"], "cannot parse constraint"),
         (["search", "--problem", PROBLEM, "--objectives", "speed", "--n-evals", "2"], "has no objective"),
-        (["pareto", "--study", "missing"], "no study named 'missing'"),
-        (["report", "--study", "missing"], "no study named 'missing'"),
+        (["pareto", "--study", "missing"], "no database file"),
+        (["report", "--study", "missing"], "no database file"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, storage, capsys):
     assert run(*argv, "--storage", storage) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+    assert not storage.endswith("cli.db") or argv[0] == "search" or not _db_path(storage).exists()
+
+
+def _db_path(storage):
+    from pathlib import Path
+
+    return Path(storage.removeprefix("sqlite:///"))
+
+
+@pytest.mark.parametrize("command", ["pareto", "report"])
+def test_a_missing_study_in_an_existing_database_is_named(command, storage, capsys):
+    en.create_study(en.SearchSpace({"a": en.Choice([1, 2])}), {"a": "maximize"}, storage=storage, study_name="x")
+    assert run(command, "--study", "missing", "--storage", storage) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no study named 'missing'" in err and "studies there: x" in err and "\n" not in err
 
 
 @pytest.mark.parametrize(
@@ -73,7 +88,7 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, storage, capsys):
     [
         (["search", "--problem", "nosuch"], "unknown problem 'nosuch'"),
         (["search", "--supernet", "nosuch"], "unknown supernet 'nosuch'"),
-        (["search"], "exactly one of --problem NAME or --supernet NAME"),
+        (["search"], "give exactly one of --problem NAME or --supernet NAME, or --study NAME to continue"),
         (["search", "--problem", PROBLEM, "--n-evals", "0"], "expected a positive integer"),
         (["search", "--problem", PROBLEM, "--storage", "sqlite:////nonexistent-dir/x.db", "--n-evals", "1"],
          "cannot open storage"),
@@ -97,3 +112,30 @@ def test_unwritable_report_path_leaves_nothing_behind(storage, tmp_path, capsys)
     assert "cannot write" in capsys.readouterr().err
     assert not target.parent.exists()
     assert en.load_study(storage, "s").n_evals == 3
+
+
+def test_a_supernet_search_resumes_from_storage_and_study_alone_and_exports_a_trial(storage, tmp_path, capsys):
+    assert run("search", "--supernet", "tiny_mbv3", "--objectives", "accuracy_top1,params", "--runtime", "torch",
+               "--n-evals", "5", "--searcher", "random", "--storage", storage, "--study", "t", "--quiet") == 0
+    assert run("search", "--storage", storage, "--study", "t", "--n-evals", "7", "--quiet") == 0
+    study = en.load_study(storage, "t")
+    assert study.n_evals == 7 and [o.name for o in study.objectives] == ["accuracy_top1", "params"]
+    assert study.measurement["runtime"] == "torch" and study.measurement["val_data"] == "digits:val"
+    capsys.readouterr()
+    assert run("search", "--storage", storage, "--study", "t", "--n-evals", "8", "--runtime", "onnxruntime") == 2
+    err = capsys.readouterr().err.strip()
+    assert "--runtime 'onnxruntime' differs from study 't'" in err and "\n" not in err
+    assert run("search", "--storage", storage, "--study", "t", "--n-evals", "8", "--objectives", "params") == 2
+    assert "--objectives 'params' differs" in capsys.readouterr().err
+    assert en.load_study(storage, "t").n_evals == 7
+
+    best = study.select(max_drop={"accuracy_top1": 100.0}, optimize="accuracy_top1")
+    out = tmp_path / "best.onnx"
+    assert run("export", "--storage", storage, "--study", "t", "--trial", str(best.number), "--out", str(out)) == 0
+    printed = capsys.readouterr().out
+    assert f"(trial {best.number})" in printed
+    assert f"(the study recorded {best.metrics['accuracy_top1']:.2f} %)" in printed
+    assert out.stat().st_size > 0
+    assert run("export", "--storage", storage, "--study", "t", "--trial", "999", "--out", str(tmp_path / "n.onnx")) == 2
+    assert "no finished trial number 999" in capsys.readouterr().err
+    assert not (tmp_path / "n.onnx").exists()

@@ -57,6 +57,7 @@ def _reference_point(problem: Problem, objectives: Iterable[str]) -> list[float]
 # -- search ---------------------------------------------------------------------------------
 DEFAULT_SUPERNET_OBJECTIVES = "accuracy_top1,latency_ms"
 DATA_METRICS = {"accuracy_top1", "accuracy_top5", "loss"}  # measured on validation data
+_WHAT_TO_SEARCH = "give exactly one of --problem NAME or --supernet NAME"
 _PROBLEM_ATTR = "elasticnas_problem"  # the built-in problem a CLI study searches
 # CLI flag -> Measurer.settings() key: what a resumed search takes from the study
 _MEASUREMENT_FLAGS = {
@@ -169,12 +170,12 @@ def _resume_settings(args: argparse.Namespace) -> None:
 
     name = args.study or args.problem or args.supernet
     if name is None:
-        raise ElasticNASError("give --supernet NAME or --problem NAME (or --study NAME to continue a search)")
+        raise ElasticNASError(f"{_WHAT_TO_SEARCH}, or --study NAME to continue a search")
     try:
         study = load_study(args.storage, name)
-    except StorageError:
+    except StorageError as exc:
         if args.problem is None and args.supernet is None:
-            raise  # nothing to create a study from: say what is missing, in load_study's words
+            raise ElasticNASError(f"{_WHAT_TO_SEARCH} to start study {name!r} ({exc})") from None
         return  # a new study
     explicit = getattr(args, "explicit", set())
     stored: dict[str, Any] = {
@@ -220,7 +221,7 @@ def _search(args: argparse.Namespace) -> int:
     from elasticnas.study import create_study
 
     if args.problem is not None and args.supernet is not None:
-        raise ElasticNASError("give one of --problem NAME or --supernet NAME, not both")
+        raise ElasticNASError(_WHAT_TO_SEARCH)
     _resume_settings(args)
     problem, objectives = _supernet_problem(args) if args.supernet else _builtin_problem(args)
     study = create_study(
