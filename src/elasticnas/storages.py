@@ -85,7 +85,7 @@ def open_storage(
                     heartbeat_interval=_study.HEARTBEAT_INTERVAL_S,
                     grace_period=_study.GRACE_PERIOD_S,
                 )
-        except Exception as exc:  # SQLAlchemy / driver errors have many types
+        except Exception as exc:  # noqa: BLE001 - SQLAlchemy / driver errors have many types
             if _is_schema_race(exc) and attempt + 1 < SCHEMA_RACE_TRIES:
                 time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))  # the other process is creating the schema
                 continue
