@@ -2,7 +2,8 @@
 
 A sub-network's latency is the sum over its layers of the measured mean latency
 of that layer, keyed by the layer's type and shapes exactly as the OFA
-authors' ``<r>_lookup_table.yaml`` files spell them::
+authors' ``<r>_lookup_table.yaml`` files spell them. The bundled Note10 tables
+are those files converted to JSON (``<r>_lookup_table.json``, same entries)::
 
     lut = OFALookupTable.load("path/to/note10_lut")   # or OFALookupTable.load() for the bundled Note10 tables
     lut.latency_ms({"ks": [...20], "e": [...20], "d": [...5], "r": 224})
@@ -14,13 +15,14 @@ five stages, ``Conv_1``, ``AvgPool2D``, ``Conv_2``, ``Logits``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
+from elasticnas.errors import ElasticNASError
 
 __all__ = ["OFALookupTable", "OFA_MBV3_STAGES", "bundled_note10_dir"]
 
@@ -53,6 +55,14 @@ def bundled_note10_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "data" / "ofa_mbv3" / "note10_lut"
 
 
+def _parse_yaml(text: str) -> Any:
+    try:
+        import yaml
+    except ImportError:
+        raise ElasticNASError("reading OFA's YAML lookup tables needs pyyaml: pip install pyyaml") from None
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def _down(size: int, stride: int) -> int:
     return (size + 1) // 2 if stride == 2 else size
 
@@ -77,17 +87,19 @@ class OFALookupTable:
 
     @classmethod
     def load(cls, directory: str | Path | None = None) -> OFALookupTable:
-        """Read every ``<r>_lookup_table.yaml`` in ``directory`` (default: the bundled Note10 tables)."""
+        """Read every ``<r>_lookup_table.json`` in ``directory`` (default: the bundled Note10 tables).
+
+        A directory without JSON tables is read as the OFA authors' ``<r>_lookup_table.yaml`` files (with pyyaml).
+        """
         path = Path(directory) if directory is not None else bundled_note10_dir()
-        files = sorted(path.glob("*_lookup_table.yaml"))
+        files = sorted(path.glob("*_lookup_table.json")) or sorted(path.glob("*_lookup_table.yaml"))
         if not files:
-            raise FileNotFoundError(f"no <r>_lookup_table.yaml files in {path}")
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+            raise FileNotFoundError(f"no <r>_lookup_table.json or <r>_lookup_table.yaml files in {path}")
+        parse = json.loads if files[0].suffix == ".json" else _parse_yaml
         tables: dict[int, dict[str, float]] = {}
         for f in files:
             r = int(f.name.split("_", 1)[0])
-            with f.open() as fh:
-                raw = yaml.load(fh, Loader=loader)
+            raw = parse(f.read_text(encoding="utf-8"))
             tables[r] = {str(k): float(v["mean"]) for k, v in raw.items()}
         return cls(tables, name=path.name)
 
