@@ -241,7 +241,10 @@ def _export_onnx(sub: nn.Module, x: torch.Tensor, out: str, opset: int, ref: tor
         warnings.simplefilter("ignore")
         try:  # the TorchScript exporter: fast and quiet for these plain convolutional networks
             torch.onnx.export(sub, (x,), out, dynamo=False, **kwargs)
-        except Exception:  # noqa: BLE001 - fall back to the torch.export-based exporter
+        except Exception as legacy_error:  # noqa: BLE001 - fall back to the torch.export-based exporter
+            from elasticnas.measure.latency import require_onnxscript
+
+            require_onnxscript(legacy_error, ExportError)
             kwargs.pop("dynamic_axes")
             try:
                 torch.onnx.export(sub, (x,), out, dynamo=True, external_data=False, **kwargs)

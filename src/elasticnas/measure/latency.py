@@ -387,11 +387,23 @@ class TorchRuntime(Runtime):
         return run
 
 
+def require_onnxscript(legacy_error: Exception, error: type[ElasticNASError]) -> None:
+    """Raise ``error`` in one line when the TorchScript ONNX exporter failed and its fallback lacks onnxscript."""
+    try:
+        import onnxscript  # noqa: F401  (the torch.export-based exporter translates with it)
+    except ImportError:
+        reason = ": ".join([type(legacy_error).__name__, *str(legacy_error).strip().splitlines()[:1]])
+        raise error(
+            f"the TorchScript ONNX exporter failed ({reason}) and the fallback "
+            "torch.export-based exporter needs onnxscript: pip install 'elasticnas[onnxscript]'"
+        ) from None
+
+
 def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike[str]) -> None:
     """Export ``model`` (eval mode, on CPU) to an ONNX file.
 
     Uses the TorchScript-based exporter, which takes a fraction of a second
-    per network, and falls back to the ``torch.export``-based one.
+    per network, and falls back to the ``torch.export``-based one (onnxscript).
     """
     import torch
 
@@ -404,6 +416,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike
         return
     except Exception as legacy_error:  # the legacy exporter may be gone or refuse an op
         first_error = legacy_error
+    require_onnxscript(first_error, MeasurementError)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(open(os.devnull, "w")):
             warnings.simplefilter("ignore")

@@ -16,6 +16,7 @@ from pymoo.problems.static import StaticProblem
 from pymoo.core.termination import NoTermination
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
+from elasticnas.errors import ElasticNASError
 from elasticnas.records import TrialRecord
 from elasticnas.searchers.base import Searcher
 from elasticnas.space import Config
@@ -138,7 +139,14 @@ class NSGA2Searcher(PymooSearcher):
 
 
 class AGEMOEASearcher(PymooSearcher):
-    """pymoo's AGE-MOEA (Panichella 2019), adaptive geometry estimation."""
+    """pymoo's AGE-MOEA (Panichella 2019), adaptive geometry estimation; needs numba (``elasticnas[agemoea]``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            import numba  # noqa: F401  (pymoo's AGE-MOEA compiles its survival with it)
+        except ImportError:
+            raise ElasticNASError("searcher 'agemoea' needs numba: pip install 'elasticnas[agemoea]'") from None
+        super().__init__(*args, **kwargs)
 
     def _make_algorithm(self, sampling: Any) -> Algorithm:
         from pymoo.algorithms.moo.age import AGEMOEA
