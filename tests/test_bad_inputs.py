@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import sqlite3
@@ -22,6 +23,7 @@ import elasticnas as en
 from elasticnas.cli import main
 from elasticnas.problems import create_problem
 from elasticnas.testing.searchers import toy_space
+from elasticnas.training import TrainConfig
 
 PROBLEM = "ofa_mbv3_note10"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "bad_inputs.md"
@@ -63,6 +65,8 @@ def make_files(tmp: Path) -> None:
     (tmp / "a_file").write_text("x")
     (tmp / "cfg_bad.json").write_text("{'ks': [3]")
     (tmp / "not_sqlite.db").write_text("this is not a database\n" * 100)
+    os.mkfifo(tmp / "fifo")
+    (tmp / "link").symlink_to(tmp / "a_file")
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,8 @@ class Case:
 
 
 SEARCH = ("search", "--problem", PROBLEM, "--storage", "{db}", "--study", "s", "--quiet", "--n-evals", "8")
-SUPERNET = ("search", "--supernet", "tiny_mbv3", "--storage", "{db}", "--study", "s", "--quiet", "--n-evals", "8")
+SUPERNET = ("search", "--supernet", "tiny_mbv3", "--storage", "{db}", "--study", "sn", "--quiet", "--n-evals", "8")
+NEW = SEARCH[:-5] + ("--study", "new", "--quiet", "--n-evals", "8")  # a new study: its flags are checked afresh
 ACC = ("--objectives", "accuracy_top1,macs")
 
 CASES: list[Case] = []
@@ -98,24 +103,28 @@ cli("n-evals-text", "`--n-evals ten`", SEARCH[:-1] + ("ten",),
     PREFIX + "argument --n-evals: expected a positive integer, got 'ten'")
 cli("workers-zero", "`--workers 0`", SEARCH + ("--workers", "0"),
     PREFIX + "argument --workers: expected a positive integer, got '0'")
-cli("seed-text", "`--seed x1`", SEARCH + ("--seed", "x1"), PREFIX + "argument --seed: invalid int value: 'x1'")
+cli("seed-text", "`--seed x1`", SEARCH + ("--seed", "x1"),
+    PREFIX + "argument --seed: expected a seed 0 <= SEED < 2**32, got 'x1'")
+cli("seed-negative", "`--seed -1`", SEARCH + ("--seed", "-1"),
+    PREFIX + "argument --seed: expected a seed 0 <= SEED < 2**32, got '-1'")
 cli("unknown-flag", "`--nevals 3` (misspelt flag)", SEARCH + ("--nevals", "3"),
     "elasticnas: error: unrecognized arguments: --nevals 3")
 cli("unknown-command", "`elasticnas serch`", ("serch",),
     "elasticnas: error: argument COMMAND: invalid choice: 'serch' (choose from 'demo', 'search', 'pareto', 'report', "
-    "'export', 'measure', 'lut', 'train')")
+    "'studies', 'export', 'measure', 'lut', 'train')")
 cli("unknown-searcher", "`--searcher nsga4`", SEARCH + ("--searcher", "nsga4"),
     PREFIX + "unknown searcher 'nsga4'; choose one of: agemoea, linas, nsga2, optuna_nsga2, optuna_tpe, predicted_hvi, "
     "random, smsemoa")
-cli("nothing-to-search", "neither `--problem` nor `--supernet`", ("search", "--storage", "{db}", "--study", "s"),
-    PREFIX + "give exactly one of --problem NAME or --supernet NAME")
+cli("nothing-to-search", "neither `--problem` nor `--supernet` (for a new study)", ("search", "--storage", "{db}", "--study", "new"),
+    PREFIX + "give exactly one of --problem NAME or --supernet NAME to start study 'new' (no study named 'new' in '{db}'; "
+    "studies there: s)")
 cli("two-things-to-search", "both `--problem` and `--supernet`", SEARCH + ("--supernet", "tiny_mbv3"),
     PREFIX + "give exactly one of --problem NAME or --supernet NAME")
 cli("unknown-problem", "`--problem nosuch`", ("search", "--problem", "nosuch", "--storage", "{db}"),
     PREFIX + "unknown problem 'nosuch'; choose one of: hwgpt_s_cpu, hwgpt_s_gpu, ofa_mbv3_note10")
-cli("unknown-objective", "`--objectives speed` (problem)", SEARCH + ("--objectives", "speed"),
+cli("unknown-objective", "`--objectives speed` (problem)", NEW + ("--objectives", "speed"),
     PREFIX + "problem 'ofa_mbv3_note10' has no objective 'speed'; choose from: accuracy_top1, latency_note10_ms")
-cli("empty-objectives", "`--objectives ,`", SEARCH + ("--objectives", ","),
+cli("empty-objectives", "`--objectives ,`", NEW + ("--objectives", ","),
     PREFIX + "problem 'ofa_mbv3_note10' has no objective ','; choose from: accuracy_top1, latency_note10_ms")
 cli("ray-address-no-port", "`--ray-address localhost`", SEARCH + ("--ray-address", "localhost"),
     PREFIX + "cannot connect to the Ray cluster at 'localhost': write auto or HOST:PORT")
@@ -126,6 +135,16 @@ cli("constraint-syntax", "`--constraint 'latency<<3'`", SEARCH + ("--constraint"
     PREFIX + "cannot parse constraint 'latency<<3'; write METRIC<=NUMBER or METRIC>=NUMBER, e.g. latency_ms<=20")
 cli("constraint-infinite", "`--constraint 'latency_note10_ms<=1e999'`", SEARCH + ("--constraint", "latency_note10_ms<=1e999"),
     PREFIX + "constraint 'latency_note10_ms<=1e999': the bound must be a finite number")
+cli("constraint-two-points", "`--constraint 'latency_note10_ms<=1.2.3'`",
+    SEARCH + ("--constraint", "latency_note10_ms<=1.2.3"),
+    PREFIX + "cannot parse constraint 'latency_note10_ms<=1.2.3'; write METRIC<=NUMBER or METRIC>=NUMBER, "
+    "e.g. latency_ms<=20")
+cli("constraint-nan", "`--constraint 'latency_note10_ms<=nan'`", SEARCH + ("--constraint", "latency_note10_ms<=nan"),
+    PREFIX + "constraint 'latency_note10_ms<=nan': the bound must be a finite number")
+cli("constraint-inf", "`--constraint 'latency_note10_ms<=-inf'`", SEARCH + ("--constraint", "latency_note10_ms<=-inf"),
+    PREFIX + "constraint 'latency_note10_ms<=-inf': the bound must be a finite number")
+cli("constraint-no-metric", "`--constraint '<=3'`", SEARCH + ("--constraint", "<=3"),
+    PREFIX + "cannot parse constraint '<=3'; write METRIC<=NUMBER or METRIC>=NUMBER, e.g. latency_ms<=20")
 # -- super-network and metric names
 cli("unknown-supernet", "`--supernet resnet9000`", ("search", "--supernet", "resnet9000", "--storage", "{db}"),
     PREFIX + "unknown supernet 'resnet9000'; choose one of: ofa_mbv3_w10, ofa_mbv3_w12, ofa_resnet50, tiny_mbv3")
@@ -154,10 +173,10 @@ cli("weights-not-state-dict", "`--weights` holding a list, not a state dict", SU
 # -- image folders
 FRESH = SUPERNET[:-5] + ("--study", "fresh", "--quiet", "--n-evals", "2") + ACC  # data is read when evaluating
 cli("data-missing", "`--val-data` folder that does not exist", SUPERNET + ACC + ("--val-data", "{tmp}/nowhere"),
-    PREFIX + "data '{tmp}/nowhere' is neither an existing image folder nor a built-in dataset NAME:SPLIT (digits)")
+    PREFIX + "data '{tmp}/nowhere' is neither an existing image folder nor a built-in data set NAME:SPLIT (digits:val)")
 cli("data-unknown-name", "`--val-data imagenet:val` (not a built-in data set)",
     SUPERNET + ACC + ("--val-data", "imagenet:val"),
-    PREFIX + "data 'imagenet:val' is neither an existing image folder nor a built-in dataset NAME:SPLIT (digits)")
+    PREFIX + "data 'imagenet:val' is neither an existing image folder nor a built-in data set NAME:SPLIT (digits:val)")
 cli("data-is-a-file", "`--val-data` a file, not a folder", FRESH + ("--val-data", "{tmp}/a_file"),
     PREFIX + "image folder '{tmp}/a_file' does not exist or is not a directory")
 cli("data-empty", "`--val-data` an empty folder", FRESH + ("--val-data", "{tmp}/data_empty/val"),
@@ -189,15 +208,15 @@ cli("study-missing", "`pareto --study missing`", ("pareto", "--storage", "{db}",
     "elasticnas pareto: error: no study named 'missing' in '{db}'; studies there: s")
 cli("study-other-definition", "`search` on an existing study with other objectives",
     SEARCH + ("--objectives", "accuracy_top1"),
-    PREFIX + "study 's' already exists with a different space, objectives or constraints; choose another --study name "
-    "or use load_study")
+    PREFIX + "--objectives 'accuracy_top1' differs from study 's', which has 'accuracy_top1,latency_note10_ms'; leave "
+    "--objectives out to continue it, or give another --study name")
 # -- output paths
 cli("report-unwritable", "`report --out` below a file", ("report", "--storage", "{db}", "--study", "s", "--out",
                                                           "{tmp}/a_file/r.html"),
-    "elasticnas report: error: cannot write '{tmp}/a_file/r.html': Not a directory")
+    "elasticnas report: error: cannot write report '{tmp}/a_file/r.html': Not a directory")
 cli("csv-unwritable", "`pareto --csv` below a file", ("pareto", "--storage", "{db}", "--study", "s", "--csv",
                                                        "{tmp}/a_file/f.csv"),
-    "elasticnas pareto: error: cannot write '{tmp}/a_file/f.csv': Not a directory")
+    "elasticnas pareto: error: cannot write CSV file '{tmp}/a_file/f.csv': Not a directory")
 cli("demo-out-is-a-file", "`demo --out` an existing file", ("demo", "--out", "{tmp}/a_file", "--n-evals", "2"),
     "elasticnas demo: error: cannot create output folder '{tmp}/a_file': File exists")
 # -- configuration JSON
@@ -221,6 +240,50 @@ cli("configs-jsonl-bad-line", "`measure --configs` with a line that is not JSON"
     "elasticnas measure: error: {tmp}/cfg_bad.json line 1: not valid JSON (Expecting property name enclosed in double "
     "quotes at column 2)")
 
+# -- numbers of train, measure and lut
+TRAIN = ("train", "--supernet", "tiny_mbv3", "--epochs", "1", "--train-samples", "16", "--no-val", "--no-progress",
+         "--out", "{tmp}/ck.pt")
+MEASURE = ("measure", "--supernet", "tiny_mbv3", "--configs", "{tmp}/configs.jsonl", "--metrics", "macs",
+           "--out", "{tmp}/m.csv", "--quiet")
+LUT = ("lut", "build", "--supernet", "tiny_mbv3", "--out", "{tmp}/lut.json", "--quiet")
+cli("train-lr-inf", "`train --lr inf`", TRAIN + ("--lr", "inf"),
+    "elasticnas train: error: argument --lr: expected a finite number > 0, got 'inf'")
+cli("train-lr-nan", "`train --lr nan`", TRAIN + ("--lr", "nan"),
+    "elasticnas train: error: argument --lr: expected a finite number > 0, got 'nan'")
+cli("train-kd-ratio-huge", "`train --kd-ratio 1e400`", TRAIN + ("--kd-ratio", "1e400"),
+    "elasticnas train: error: argument --kd-ratio: expected a finite number >= 0, got '1e400'")
+cli("train-seed-negative", "`train --seed -1`", TRAIN + ("--seed", "-1"),
+    "elasticnas train: error: argument --seed: expected a seed 0 <= SEED < 2**32, got '-1'")
+cli("train-epochs-huge", "`train --epochs 10**30`", TRAIN + ("--epochs", str(10**30)),
+    f"elasticnas train: error: argument --epochs: expected a positive integer, got '{10**30}'")
+cli("train-device-unknown", "`train --device bogus`", TRAIN + ("--device", "bogus"),
+    "elasticnas train: error: unknown device 'bogus'; use 'cpu' or 'cuda'")
+cli("measure-calib-batches-negative", "`measure --calib-batches -5`", MEASURE + ("--calib-batches", "-5"),
+    "elasticnas measure: error: argument --calib-batches: expected an integer >= 0, got '-5'")
+cli("measure-threads-huge", "`measure --threads 100000`", MEASURE + ("--threads", "100000"),
+    "elasticnas measure: error: argument --threads: expected an integer from 1 to 1024, got '100000'")
+cli("measure-seed-too-large", "`measure --seed 2**32`", MEASURE + ("--seed", str(2**32)),
+    "elasticnas measure: error: argument --seed: expected a seed 0 <= SEED < 2**32, got '4294967296'")
+cli("lut-budget-nan", "`lut build --budget-s nan`", LUT + ("--budget-s", "nan"),
+    "elasticnas lut build: error: argument --budget-s: expected a finite number > 0, got 'nan'")
+# -- output paths, checked before the work
+cli("measure-out-directory", "`measure --out` a folder", MEASURE + ("--out", "{tmp}"),
+    "elasticnas measure: error: CSV file '{tmp}' is a directory; give a file name inside it")
+cli("train-out-fifo", "`train --out` a FIFO (or a device such as /dev/null)", TRAIN + ("--out", "{tmp}/fifo"),
+    "elasticnas train: error: checkpoint '{tmp}/fifo' is a special file (device, FIFO or socket); elasticnas replaces "
+    "regular files only")
+cli("train-weights-out-symlink", "`train --weights-out` a symbolic link", TRAIN + ("--weights-out", "{tmp}/link"),
+    "elasticnas train: error: weights file '{tmp}/link' is a symbolic link; elasticnas replaces regular files only")
+cli("lut-out-no-folder", "`lut build --out` in a folder that does not exist", LUT + ("--out", "{tmp}/nowhere/l.json"),
+    "elasticnas lut: error: cannot write lookup table '{tmp}/nowhere/l.json': folder '{tmp}/nowhere' does not exist")
+cli("measure-configs-fifo", "`measure --configs` a FIFO", MEASURE + ("--configs", "{tmp}/fifo"),
+    "elasticnas measure: error: argument --configs: '{tmp}/fifo' is not a regular file (a directory, FIFO, device or "
+    "socket)")
+cli("storage-missing-file", "`pareto --storage` a SQLite file that does not exist (nothing is created)",
+    ("pareto", "--storage", "sqlite:///{tmp}/typo.db", "--study", "s"),
+    "elasticnas pareto: error: cannot open storage 'sqlite:///{tmp}/typo.db': no database file '{tmp}/typo.db'; "
+    "check the path")
+
 
 # -- API: metrics an evaluator returns, configurations, constraints
 def _optimize_with(metrics: dict) -> Callable[[Path], None]:
@@ -243,6 +306,11 @@ api("config-wrong-length", "`space.validate({... 'ks': [3]})` (a list of the wro
     "key 'ks' takes a list of 8 values, got 1", en.InvalidConfigError)
 api("config-loads-bad-json", "`space.loads('{\"ks\": ')`", lambda tmp: toy_space().loads('{"ks": '),
     "configuration is not valid JSON: Expecting value at line 1 column 8", en.InvalidConfigError)
+api("train-config-lr", "`TrainConfig(lr=math.inf)`", lambda tmp: TrainConfig(lr=math.inf),
+    "lr must be a finite number > 0, got inf", en.ElasticNASError)
+api("constraint-bound-nan", "`Constraint('latency_ms', '<=', math.nan)`",
+    lambda tmp: en.Constraint("latency_ms", "<=", math.nan),
+    "constraint on 'latency_ms': the bound must be a finite number, got nan", en.ElasticNASError)
 api("objective-direction", "`create_study(space, {'accuracy': 'max'})`",
     lambda tmp: en.create_study(toy_space(), {"accuracy": "max"}),
     "objective 'accuracy': direction must be 'minimize' or 'maximize', got 'max'", en.ElasticNASError)
@@ -253,11 +321,8 @@ api("objective-direction", "`create_study(space, {'accuracy': 'max'})`",
 def study_db(tmp_path_factory) -> Path:
     """A SQLite study 's' of the built-in problem holding 6 evaluations; each test gets a copy."""
     path = tmp_path_factory.mktemp("study") / "s.db"
-    problem = create_problem(PROBLEM)
-    study = en.create_study(problem.space, dict(problem.objectives), storage=f"sqlite:///{path}", study_name="s",
-                            reference_point=problem.reference_point)
-    study.optimize(problem.evaluate, n_evals=6, searcher="random", seed=0, cheap_metrics=problem.cheap_metrics,
-                   show_progress=False)
+    assert main(["search", "--problem", PROBLEM, "--quiet", "--n-evals", "6", "--searcher", "random",
+                 "--storage", f"sqlite:///{path}", "--study", "s"]) == 0
     return path
 
 
@@ -376,6 +441,21 @@ def test_non_finite_metric_fails_that_trial_and_the_search_goes_on(value, tmp):
     assert snapshot(tmp)[: len(before)] == before
     assert [r.error for r in study.failed_trials] == ["non-finite metric 'accuracy_top1'"]
     assert study.n_evals == 9 and len(study.trials) == 8
+
+
+@pytest.mark.parametrize("text", ["m<=1234567", "m>=0.1", "m<1e-07", "m<=123456789.123", "m>-2.5e+300"])
+def test_constraint_bounds_are_kept_exactly(text):
+    constraint = en.Constraint.parse(text)
+    assert constraint.bound == float(re.split("[<>]=?", text)[1])
+    assert en.Constraint.parse(str(constraint)) == constraint
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_train_on_cuda_without_a_gpu_is_one_line(tmp, capsys):
+    status, err = _run(["train", "--supernet", "tiny_mbv3", "--out", f"{tmp}/ck.pt", "--device", "cuda"], capsys)
+    assert status == 2
+    assert err == ["elasticnas train: error: device 'cuda' asked for, but PyTorch sees no CUDA device here"]
+    assert not (tmp / "ck.pt").exists()
 
 
 # -- found bugs, reported; these flip to passing once fixed

@@ -123,7 +123,7 @@ class Constraint:
 
     def __str__(self) -> str:
         bound = repr(self.bound)
-        return f"{self.metric}{self.op}{bound[:-2] if bound.endswith('.0') else bound}"
+        return f"{self.metric}{self.op}{bound.removesuffix('.0')}"
 
 
 def as_constraints(constraints: Sequence[str | Constraint] | None) -> tuple[Constraint, ...]:

@@ -69,7 +69,14 @@ CATALOGUE: dict[str, str] = {
 }
 
 # Cases the suite found in files owned elsewhere; each flips to passing once fixed (strict xfail).
-KNOWN: dict[tuple[str, str, str], str] = {}
+KNOWN: dict[tuple[str, str, str], str] = {
+    ("export", "--val-data", value): "lead: export writes --out before it checks --val-data; a bad --val-data "
+    "replaces the earlier file and then exits 2"
+    for value in ("negative", "wrong-type", "directory", "missing-file", "special-file", "fifo", "symlink")
+}
+# Accepted values that start a whole demo (a search, a report and an ONNX export: tests/cli/test_demo.py runs it).
+WHOLE_DEMO = {("demo", "--out", v) for v in ("negative", "wrong-type", "empty", "directory", "missing-file")} | {
+    ("demo", "--seed", "zero")}
 
 
 def subcommand_parsers() -> dict[str, argparse.ArgumentParser]:
@@ -120,6 +127,7 @@ CASES = [
     for command, parser in PARSERS.items()
     for action in options(parser)
     for value in values_for(action)
+    if (command, _name(action), value) not in WHOLE_DEMO
 ]
 
 
