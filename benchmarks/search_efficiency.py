@@ -34,8 +34,8 @@ import numpy as np  # noqa: E402
 
 from elasticnas.pareto import hypervolume, hypervolume_history  # noqa: E402
 from elasticnas.problems import Problem, create_problem  # noqa: E402
-from elasticnas.records import TrialRecord  # noqa: E402
 from elasticnas.searchers import Searcher, create_searcher  # noqa: E402
+from elasticnas.study import create_study  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CHECKPOINTS = (100, 250, 500, 1000)
@@ -45,22 +45,20 @@ PROBLEMS = ("ofa_mbv3_note10", "hwgpt_s_gpu", "hwgpt_s_cpu")
 
 
 def drive(problem: Problem, searcher: Searcher, budget: int) -> list[list[float]]:
-    """Ask ``searcher`` for one proposal at a time and evaluate it until ``budget`` evaluations (or 20 empty
-    asks); returns every evaluated minimisation objective vector, in order."""
+    """Ask an in-memory study driven by ``searcher`` for one trial at a time and tell it the problem's
+    metrics until ``budget`` evaluations (or 20 empty asks); returns every evaluated minimisation
+    objective vector, in order."""
+    study = create_study(problem.space, dict(problem.objectives))
+    study.set_searcher(searcher, cheap_metrics=problem.cheap_metrics)
     F: list[list[float]] = []
-    number = 0
     stalls = 0
     while len(F) < budget and stalls < 20:
-        proposals = searcher.ask(1)
-        if not proposals:
-            stalls += 1
-            continue
-        records = []
-        for cfg in proposals:
-            records.append(TrialRecord(number, cfg, problem.space.config_id(cfg), problem(cfg)))
-            number += 1
-        F.extend(searcher.objective_values(r).tolist() for r in records)
-        searcher.tell(records)
+        trials = study.ask(1)
+        stalls = 0 if trials else stalls + 1
+        for trial in trials:
+            record = study.tell(trial, problem(trial.config))
+            assert record is not None  # a problem's metrics always finish the trial
+            F.append(searcher.objective_values(record).tolist())
     return F
 
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from elasticnas.records import Constraint, Objective, TrialRecord
     from elasticnas.searchers import Searcher, create_searcher, list_searchers, register_searcher
     from elasticnas.space import Choice, SearchSpace
-    from elasticnas.study import Study, create_study, load_study
+    from elasticnas.study import Study, Trial, create_study, list_studies, load_study
     from elasticnas.supernets import Supernet, create_supernet, list_supernets, register_supernet
 
 __version__ = "0.1.0"
@@ -42,6 +42,8 @@ _LAZY = {
     "Choice": "elasticnas.space",
     "SearchSpace": "elasticnas.space",
     "Study": "elasticnas.study",
+    "Trial": "elasticnas.study",
+    "list_studies": "elasticnas.study",
     "create_study": "elasticnas.study",
     "load_study": "elasticnas.study",
     "Supernet": "elasticnas.supernets",
@@ -67,6 +69,7 @@ __all__ = [
     "StorageError",
     "Study",
     "Supernet",
+    "Trial",
     "TrialRecord",
     "UnknownNameError",
     "__version__",
@@ -75,6 +78,7 @@ __all__ = [
     "create_supernet",
     "export_subnet",
     "list_searchers",
+    "list_studies",
     "list_supernets",
     "load_study",
     "load_subnet",

@@ -149,7 +149,10 @@ def export_subnet(
         raise ExportError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
     if path is None:
         raise ExportError("export_subnet needs an output path")
+    from elasticnas.data._spec import resolve_data
+
     out = os.fspath(check_output_path(path, what="export file"))
+    val = None if val_data is None else resolve_data(val_data)  # a bad data spec is refused before any work
     if isinstance(supernet, str):
         supernet = create_supernet(supernet, weights=weights)
     elif weights is not None:
@@ -190,11 +193,11 @@ def export_subnet(
                 f"exported {format} model differs from the PyTorch sub-network by {diff:.3g} > atol {atol:g}"
             )
         diffs.append(diff)
+        if val is not None:  # scored before it replaces anything: unreadable data leaves the old file
+            accuracies.append(_file_accuracy(tmp, format, val, shape, val_batches))
 
+    accuracies: list[float] = []
     atomic_write(out, write, what="export file")
-    accuracy = None
-    if val_data is not None:
-        accuracy = _file_accuracy(out, format, val_data, shape, val_batches)
     costs = supernet.costs(cfg)
     return ExportRecord(
         path=out,
@@ -209,18 +212,17 @@ def export_subnet(
         supernet_diff=parity,
         atol=atol,
         calibration_batches=used,
-        accuracy_top1=accuracy,
+        accuracy_top1=accuracies[0] if accuracies else None,
     )
 
 
 def _file_accuracy(path: str, format: str, val_data: Any, shape: tuple[int, int, int], max_batches: int | None) -> float:  # noqa: A002
     """Top-1 accuracy (%) of the exported file itself, run as a user runs it (ONNX Runtime or load_subnet)."""
     from elasticnas.data import as_loader
-    from elasticnas.data._spec import resolve_data
     from elasticnas.measure.accuracy import evaluate_accuracy
 
     model = load_subnet(path) if format == "pt" else _onnx_module(path)
-    loader = as_loader(resolve_data(val_data), batch_size=64, resolution=shape[-1], channels=shape[0])
+    loader = as_loader(val_data, batch_size=64, resolution=shape[-1], channels=shape[0])
     return evaluate_accuracy(model, loader, resolution=shape[-1], max_batches=max_batches).top1
 
 

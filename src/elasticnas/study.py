@@ -9,8 +9,8 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -81,29 +81,54 @@ def _is_attempt_only(t: FrozenTrial) -> bool:
     )  # a failed evaluation always has "error"; "metrics" alone means its worker died while finishing it
 
 
-class _Heartbeat:
-    """Records a trial's heartbeat from a thread while it is evaluated (SQL storages only)."""
+class _Heartbeats:
+    """One thread recording the heartbeat of every claimed, unfinished trial (SQL storages only), so a
+    worker that dies is noticed and its trials re-queued (see :meth:`Study._requeue_abandoned`)."""
 
-    def __init__(self, storage: optuna.storages.BaseStorage, trial_id: int) -> None:
-        self._storage, self._trial_id = storage, trial_id
-        self._stop = threading.Event()
+    def __init__(self, storage: optuna.storages.BaseStorage) -> None:
+        self._storage = storage
+        self._ids: set[int] = set()
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> _Heartbeat:
-        if is_heartbeat_enabled(self._storage):
-            self._storage.record_heartbeat(self._trial_id)  # type: ignore[attr-defined]
-            self._thread = threading.Thread(target=self._beat, daemon=True)
-            self._thread.start()
-        return self
+    def add(self, trial_id: int) -> None:
+        if not is_heartbeat_enabled(self._storage):
+            return
+        with self._lock:
+            self._ids.add(trial_id)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._beat, daemon=True, name="elasticnas-heartbeat")
+                self._thread.start()
+
+    def discard(self, trial_id: int) -> None:
+        with self._lock:
+            self._ids.discard(trial_id)
 
     def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_INTERVAL_S):
-            self._storage.record_heartbeat(self._trial_id)  # type: ignore[attr-defined]
+        while True:
+            time.sleep(HEARTBEAT_INTERVAL_S)
+            with self._lock:
+                ids = list(self._ids)
+            for trial_id in ids:
+                try:
+                    self._storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+                except Exception:  # noqa: BLE001 - a missed beat is retried next interval
+                    pass
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+
+@dataclass(frozen=True)
+class Trial:
+    """A configuration claimed for evaluation by :meth:`Study.ask`: evaluate ``config``, then
+    :meth:`Study.tell` the study its metrics (or the error). ``number`` is Optuna's trial number."""
+
+    number: int
+    config: Config
+    config_id: str
+    trial_id: int = field(repr=False)  # the storage's id of the Optuna trial
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _plain_seed(seed: Seed) -> int | None:
@@ -148,6 +173,16 @@ class Study:
         self._reference_point = None if reference_point is None else np.asarray(reference_point, dtype=float)
         self._storage = optuna_study._storage
         self._study_id = optuna_study._study_id
+        self._shared = not isinstance(self._storage, optuna.storages.InMemoryStorage)  # other processes may write
+        # ask/tell state (set_searcher): the searcher, its cheap metrics, configurations to evaluate again,
+        # the ids never to evaluate again, finished evaluations seen in the storage, heartbeats of claimed trials
+        self._searcher: Searcher | None = None
+        self._cheap: dict[str, CheapMetric] = {}
+        self._requeued: list[Config] = []
+        self._known: set[str] = set()
+        self._finished_seen = 0
+        self._last_requeue = 0.0
+        self._beats = _Heartbeats(self._storage)
 
     @property
     def name(self) -> str:
@@ -413,20 +448,25 @@ class Study:
         self.optuna_study.set_user_attr(_REFERENCE_ATTR, point)
         self._reference_point = np.asarray(point, dtype=float)
 
-    def _known_ids(self) -> set[str]:
-        """Ids of configurations finished or being evaluated: never to be evaluated again."""
-        return self._known_and_finished()[0]
-
-    def _known_and_finished(self) -> tuple[set[str], int]:
-        """In one read of the storage: the known ids (see :meth:`_known_ids`) and the number of
-        finished evaluations (:attr:`n_evals`)."""
+    def _sync_known(self) -> set[str]:
+        """Read the storage once: the ids of configurations finished or being evaluated (never to be
+        evaluated again), the number of finished evaluations (kept as ``_finished_seen``), and, when a
+        searcher is set, the finished evaluations it has not seen (other workers'), told to it."""
         known: set[str] = set()
         finished = 0
+        unseen = []
+        history = self._searcher.history if self._searcher is not None else {}
         for t in self._frozen((TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING)):
             if "config_id" in t.user_attrs and not _is_attempt_only(t):
                 known.add(t.user_attrs["config_id"])
-                finished += t.state != TrialState.RUNNING
-        return known, finished
+                if t.state != TrialState.RUNNING:
+                    finished += 1
+                    if self._searcher is not None and t.user_attrs["config_id"] not in history:
+                        unseen.append(self._record(t))
+        self._finished_seen = finished
+        if self._searcher is not None:
+            self._searcher.tell(sorted(unseen, key=lambda r: r.number))
+        return known
 
     def _requeue_abandoned(self) -> list[Config]:
         """Fail trials whose worker stopped beating, and return the configurations left unevaluated."""
@@ -434,7 +474,7 @@ class Study:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(self.optuna_study)
-        known = self._known_ids()
+        known = self._sync_known()
         out: dict[str, Config] = {}
         for t in self._frozen((TrialState.FAIL,)):
             cid = t.user_attrs.get("config_id")
@@ -472,45 +512,6 @@ class Study:
             self._storage.set_trial_state_values(trial_id, TrialState.FAIL)
             return None
         return trial_id
-
-    def _refresh_shared(
-        self, searcher: Searcher, requeued: list[Config], last_requeue: float
-    ) -> tuple[set[str], int, float]:
-        """Catch up with the other processes on a shared storage, between rounds of proposals.
-
-        More than :data:`HEARTBEAT_INTERVAL_S` after ``last_requeue`` (a worker may have died), the
-        configurations of abandoned trials are appended to ``requeued``; the configurations other
-        workers hold or finished are marked pending in ``searcher``. Returns the known ids and the
-        number of finished evaluations (one read, see :meth:`_known_and_finished`) and the time of
-        the last re-queue.
-        """
-        if time.monotonic() - last_requeue > HEARTBEAT_INTERVAL_S:
-            requeued += self._requeue_abandoned()
-            last_requeue = time.monotonic()
-        known, finished = self._known_and_finished()
-        searcher.pending.update(known - set(searcher.history))
-        return known, finished, last_requeue
-
-    def _proposals(self, searcher: Searcher, requeued: list[Config], n_requeued: int, n_new: int) -> list[Config]:
-        """The first ``n_requeued`` configurations of ``requeued`` (taken out of it), or ``n_new`` new
-        proposals of ``searcher`` when none is re-queued."""
-        if requeued:
-            proposals = requeued[:n_requeued]
-            del requeued[:n_requeued]
-            return proposals
-        return searcher.ask(n_new)
-
-    def _claim_each(self, proposals: Sequence[Config], known: set[str]) -> Iterator[tuple[int, Config]]:
-        """``(trial_id, config)`` for each proposal claimed as a trial, claimed only when the caller
-        asks for the next one. Proposals whose id is in ``known``, or that another worker claimed
-        first, are skipped; each claimed id is added to ``known``."""
-        for config in proposals:
-            config_id = self.space.config_id(config)
-            trial_id = None if config_id in known else self._claim(config, config_id)
-            if trial_id is None:
-                continue  # another worker holds or finished it; its result arrives through the storage
-            known.add(config_id)
-            yield trial_id, config
 
     def _finish_trial(self, trial_id: int, metrics: Mapping[str, float], error: str | None) -> TrialRecord:
         if metrics:
@@ -564,61 +565,178 @@ class Study:
                 raw.setdefault(name, fn(config))
         return self._check_metrics(raw)
 
-    def _evaluate_trial(
-        self, trial_id: int, evaluate: Evaluate, config: Config, cheap_metrics: Mapping[str, CheapMetric]
-    ) -> TrialRecord:
-        try:
-            with _Heartbeat(self._storage, trial_id):
-                raw = evaluate(config)
-            metrics, error = self._complete_metrics(raw, config, cheap_metrics)
-        except (KeyboardInterrupt, SystemExit, ElasticNASError) as exc:
-            # Not an outcome of this configuration (an interruption, or a usage error such as
-            # unreadable data or a missing objective): it is evaluated again when the search resumes.
-            self._storage.set_trial_user_attr(trial_id, "retry", True)
-            self._storage.set_trial_user_attr(trial_id, "interrupted_by", f"{type(exc).__name__}: {exc}")
-            self._storage.set_trial_state_values(trial_id, TrialState.FAIL)
-            raise
-        except BaseException as exc:
-            self._finish_trial(trial_id, {}, f"{type(exc).__name__}: {exc}")
-            raise
-        return self._finish_trial(trial_id, metrics, error)
 
-    def _warm_start(
+    # -- ask / tell ---------------------------------------------------------------------------------
+    @property
+    def searcher(self) -> Searcher | None:
+        """The searcher :meth:`ask` draws from (see :meth:`set_searcher`), or None before the first."""
+        return self._searcher
+
+    def set_searcher(
         self,
-        searcher: str | Searcher | None,
-        seed: Seed,
-        cheap_metrics: Mapping[str, CheapMetric],
-        searcher_kwargs: Mapping[str, Any],
-    ) -> tuple[Searcher, list[Config], list[TrialRecord]]:
-        """The searcher (created by name if needed) told every finished evaluation, the configurations
-        abandoned by dead or interrupted workers (to evaluate first), and the finished evaluations."""
+        searcher: str | Searcher | None = None,
+        *,
+        seed: Seed = None,
+        cheap_metrics: Mapping[str, CheapMetric] | None = None,
+        **searcher_kwargs: Any,
+    ) -> Searcher:
+        """Set the searcher that :meth:`ask` draws proposals from: a :class:`Searcher`, or one created by
+        name (default :data:`DEFAULT_SEARCHER`) with ``seed`` and ``searcher_kwargs``. It is told every
+        finished evaluation of the study; ``cheap_metrics`` are computed exactly for every candidate, and
+        :meth:`tell` adds those a result lacks. The run is recorded in :attr:`runs`."""
+        self._record_run(searcher, seed)
+        self._cheap = dict(cheap_metrics or {})
         if not isinstance(searcher, Searcher):
             searcher = create_searcher(
                 searcher or DEFAULT_SEARCHER,
                 self.space,
                 self.objectives,
                 constraints=self.constraints,
-                cheap_metrics=cheap_metrics,
+                cheap_metrics=self._cheap,
                 seed=seed,
                 **searcher_kwargs,
             )
-        requeued = self._requeue_abandoned()
+        self._requeued = self._requeue_abandoned()
         finished = self._finished()
         searcher.tell(finished)
-        return searcher, requeued, finished
+        self._searcher = searcher
+        self._known = self._sync_known()
+        self._last_requeue = time.monotonic()
+        self._fix_reference_point([r for r in finished if r.ok])
+        return searcher
+
+    def ask(self, n: int = 1) -> list[Trial]:
+        """Claim up to ``n`` configurations to evaluate: first those a dead or interrupted worker left
+        unfinished, then new proposals of the searcher (the default one unless :meth:`set_searcher` chose).
+
+        Each is recorded as a RUNNING trial whose heartbeat is kept until :meth:`tell`, so no other
+        process on the storage evaluates it and a dead worker's trial is re-queued. Returns fewer
+        trials (possibly none) when the searcher has nothing new or other workers hold its proposals.
+        """
+        if n < 1:
+            raise ElasticNASError(f"ask needs n >= 1, got {n}")
+        return self._ask(n, n)
+
+    def _ask(self, n_requeued: int, n_new: int) -> list[Trial]:
+        """Up to ``n_requeued`` re-queued configurations if any, else up to ``n_new`` new proposals, claimed."""
+        searcher = self._searcher or self.set_searcher()
+        if self._shared:
+            self._refresh_shared()
+        if self._requeued:
+            proposals = self._requeued[:n_requeued]
+            del self._requeued[:n_requeued]
+        else:
+            proposals = searcher.ask(n_new)
+        trials = []
+        for config in proposals:
+            config_id = self.space.config_id(config)
+            trial_id = None if config_id in self._known else self._claim(config, config_id)
+            if trial_id is None:
+                continue  # another worker holds or finished it; its result arrives through the storage
+            self._known.add(config_id)
+            self._beats.add(trial_id)
+            trials.append(Trial(self._storage.get_trial_number_from_id(trial_id), config, config_id, trial_id))
+        return trials
+
+    def _refresh_shared(self) -> None:
+        """Catch up with the other processes on a shared storage: more than :data:`HEARTBEAT_INTERVAL_S`
+        after the last look (a worker may have died), re-queue the configurations of abandoned trials;
+        mark what other workers hold pending in the searcher and tell it what they finished."""
+        if time.monotonic() - self._last_requeue > HEARTBEAT_INTERVAL_S:
+            self._requeued += self._requeue_abandoned()
+            self._last_requeue = time.monotonic()
+        self._known = self._sync_known()
+        if self._searcher is not None:
+            self._searcher.pending.update(self._known - set(self._searcher.history))
+
+    def tell(
+        self,
+        trial: Trial,
+        metrics: Mapping[str, float] | None = None,
+        *,
+        error: BaseException | str | None = None,
+    ) -> TrialRecord | None:
+        """Finish ``trial`` (from :meth:`ask`) with the ``metrics`` its evaluation returned, or the
+        ``error`` it raised, and tell the searcher.
+
+        A non-finite metric or an error fails the trial: that configuration was evaluated. An
+        interruption (``KeyboardInterrupt``, ``SystemExit``) or a usage error
+        (:class:`ElasticNASError`) releases it instead, to be evaluated again when the search
+        resumes, and returns None. Metrics the study cannot use (an objective missing, not a number)
+        release the trial and raise :class:`EvaluationError`.
+        """
+        record = self._settle(trial, metrics, error, self._cheap)
+        if record is not None and self._searcher is not None:
+            self._searcher.tell([record])
+        return record
+
+    def _settle(
+        self,
+        trial: Trial,
+        raw: Any,
+        error: BaseException | str | None,
+        cheap_metrics: Mapping[str, CheapMetric],
+    ) -> TrialRecord | None:
+        """Record the outcome of ``trial`` (see :meth:`tell`) without telling the searcher."""
+        self._beats.discard(trial.trial_id)
+        if error is None and raw is None:
+            self._release(trial, ElasticNASError("tell got neither metrics nor an error"))
+            raise ElasticNASError("tell needs the evaluation's metrics or error=")
+        if isinstance(error, KeyboardInterrupt | SystemExit | ElasticNASError):
+            self._release(trial, error)
+            return None
+        if error is not None:
+            return self._finish_trial(trial.trial_id, {}, error if isinstance(error, str) else _describe(error))
+        try:
+            metrics, failure = self._complete_metrics(raw, trial.config, cheap_metrics)
+        except ElasticNASError as exc:
+            self._release(trial, exc)
+            raise
+        except BaseException as exc:  # a cheap metric raised: this configuration cannot be measured
+            self._finish_trial(trial.trial_id, {}, _describe(exc))
+            raise
+        return self._finish_trial(trial.trial_id, metrics, failure)
+
+    def _release(self, trial: Trial, cause: BaseException) -> None:
+        """Not an outcome of this configuration (an interruption, or a usage error such as unreadable
+        data or a missing objective): it is evaluated again, first, by the next :meth:`ask` here or by
+        the search that resumes the study."""
+        self._storage.set_trial_user_attr(trial.trial_id, "retry", True)
+        self._storage.set_trial_user_attr(trial.trial_id, "interrupted_by", _describe(cause))
+        self._storage.set_trial_state_values(trial.trial_id, TrialState.FAIL)
+        self._known.discard(trial.config_id)
+        self._requeued.append(trial.config)
+
+    def _evaluate(self, trial: Trial, evaluate: Evaluate, cheap_metrics: Mapping[str, CheapMetric]) -> TrialRecord:
+        """Run ``evaluate`` on a claimed trial and record the outcome; what it raised is re-raised."""
+        try:
+            raw = evaluate(trial.config)
+        except BaseException as exc:
+            self._settle(trial, None, exc, cheap_metrics)
+            raise
+        record = self._settle(trial, raw, None, cheap_metrics)
+        assert record is not None  # metrics either finish the trial or raise
+        return record
 
     def evaluate_config(
         self, evaluate: Evaluate, config: Config, cheap_metrics: Mapping[str, CheapMetric] | None = None
     ) -> TrialRecord | None:
-        """Evaluate one configuration and record it as a trial.
+        """Evaluate one configuration and record it as a trial (the searcher, if set, is told).
 
         Returns None (and evaluates nothing) when the study already holds the configuration.
         """
         config = self.space.validate(config)
-        trial_id = self._claim(config, self.space.config_id(config))
+        config_id = self.space.config_id(config)
+        trial_id = self._claim(config, config_id)
         if trial_id is None:
             return None
-        return self._evaluate_trial(trial_id, evaluate, config, dict(cheap_metrics or {}))
+        self._known.add(config_id)
+        self._beats.add(trial_id)
+        trial = Trial(self._storage.get_trial_number_from_id(trial_id), config, config_id, trial_id)
+        record = self._evaluate(trial, evaluate, self._cheap if cheap_metrics is None else cheap_metrics)
+        if self._searcher is not None:
+            self._searcher.tell([record])
+        return record
 
     def optimize(
         self,
@@ -631,7 +749,8 @@ class Study:
         show_progress: bool | None = None,
         **searcher_kwargs: Any,
     ) -> list[TrialRecord]:
-        """Evaluate configurations until the study holds ``n_evals`` finished evaluations.
+        """Evaluate configurations until the study holds ``n_evals`` finished evaluations: a loop of
+        :meth:`ask` (``batch_size`` at a time), ``evaluate`` and :meth:`tell`.
 
         ``evaluate(config)`` returns a dict of metrics including every
         objective; ``cheap_metrics`` are computed exactly for any candidate (and
@@ -645,35 +764,26 @@ class Study:
             raise ElasticNASError(f"n_evals must be >= 0, got {n_evals}")
         if batch_size < 1:
             raise ElasticNASError(f"batch_size must be >= 1, got {batch_size}")
-        cheap = dict(cheap_metrics or {})
-        self._record_run(searcher, seed)
-        searcher, requeued, finished = self._warm_start(searcher, seed, cheap, searcher_kwargs)
-        done = len(finished)
+        searcher = self.set_searcher(searcher, seed=seed, cheap_metrics=cheap_metrics, **searcher_kwargs)
+        done = self._finished_seen
         new: list[TrialRecord] = []
-        completed = [r for r in finished if r.ok]
-        self._fix_reference_point(completed)
+        completed = [r for r in searcher.history.values() if r.ok]
         if show_progress is None:
             show_progress = sys.stderr.isatty()
         bar = tqdm(total=n_evals, initial=min(done, n_evals), disable=not show_progress, unit="eval", desc=self.name)
-        shared = not isinstance(self._storage, optuna.storages.InMemoryStorage)
-        known = self._known_ids()
         idle = 0
-        last_requeue = time.monotonic()
         try:
             while done < n_evals:
-                if idle:
-                    if shared:
-                        time.sleep(min(0.05 * idle, 2.0))  # let other workers finish what they hold
-                    searcher.tell(self._finished())
-                if shared:  # other processes may write to the storage
-                    known, finished_now, last_requeue = self._refresh_shared(searcher, requeued, last_requeue)
-                    done = max(done, finished_now)  # their evaluations count toward n_evals too
+                if idle and self._shared:
+                    time.sleep(min(0.05 * idle, 2.0))  # let other workers finish what they hold
+                if self._shared:  # their evaluations count toward n_evals too
+                    self._refresh_shared()
+                    done = max(done, self._finished_seen)
                     if done >= n_evals:
                         break
-                proposals = self._proposals(searcher, requeued, batch_size, min(batch_size, n_evals - done))
                 records = []
-                for trial_id, cfg in self._claim_each(proposals, known):
-                    record = self._evaluate_trial(trial_id, evaluate, cfg, cheap)
+                for trial in self._ask(batch_size, min(batch_size, n_evals - done)):
+                    record = self._evaluate(trial, evaluate, self._cheap)
                     records.append(record)
                     done += 1
                     bar.update(1)
@@ -687,19 +797,23 @@ class Study:
                 new.extend(records)
                 searcher.tell(records)
                 idle = 0 if records else idle + 1
-                if idle > (200 if shared else 20):
+                if idle > (200 if self._shared else 20):
                     raise ElasticNASError(
                         f"the searcher proposed no new configuration in {idle} rounds after {done} evaluations: "
                         f"the space (10^{self.space.log10_size:.1f} configurations) is exhausted, every remaining "
                         "candidate violates a constraint on a cheap metric"
-                        + (", or other workers hold every proposal" if shared else "")
+                        + (", or other workers hold every proposal" if self._shared else "")
                     )
         finally:
             bar.close()
-            diagnostics = searcher.diagnostics()
-            if diagnostics:
-                self.optuna_study.set_user_attr("searcher_diagnostics", diagnostics)
+            self.save_diagnostics()
         return new
+
+    def save_diagnostics(self) -> None:
+        """Store the searcher's diagnostics (e.g. predictor quality) with the study, for the report."""
+        diagnostics = self._searcher.diagnostics() if self._searcher is not None else {}
+        if diagnostics:
+            self.optuna_study.set_user_attr("searcher_diagnostics", diagnostics)
 
 
 def _metadata(

@@ -68,12 +68,6 @@ CATALOGUE: dict[str, str] = {
     "symlink": "{tmp}/link",
 }
 
-# Cases the suite found in files owned elsewhere; each flips to passing once fixed (strict xfail).
-KNOWN: dict[tuple[str, str, str], str] = {
-    ("export", "--val-data", value): "lead: export writes --out before it checks --val-data; a bad --val-data "
-    "replaces the earlier file and then exits 2"
-    for value in ("negative", "wrong-type", "directory", "missing-file", "special-file", "fifo", "symlink")
-}
 # Accepted values that start a whole demo (a search, a report and an ONNX export: tests/cli/test_demo.py runs it).
 WHOLE_DEMO = {("demo", "--out", v) for v in ("negative", "wrong-type", "empty", "directory", "missing-file")} | {
     ("demo", "--seed", "zero")}
@@ -121,8 +115,6 @@ CASES = [
     pytest.param(
         command, _name(action), value,
         id=f"{command.replace(' ', '-')}{_name(action)}={value}",
-        marks=[pytest.mark.xfail(strict=True, reason=KNOWN[command, _name(action), value])]
-        if (command, _name(action), value) in KNOWN else [],
     )
     for command, parser in PARSERS.items()
     for action in options(parser)

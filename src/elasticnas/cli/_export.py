@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from elasticnas.cli._args import LazySubParsers, non_negative_int, positive_float
+from elasticnas.cli._args import LazySubParsers, input_file, non_negative_int, positive_float
 from elasticnas.errors import ElasticNASError, InvalidConfigError
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def _fill(p: argparse.ArgumentParser) -> None:
     trial.add_argument("--trial", type=non_negative_int, help="trial number (see 'elasticnas pareto')")
     direct = p.add_argument_group("or a super-network and a configuration")
     direct.add_argument("--supernet", help="registered super-network name, e.g. ofa_mbv3_w10, tiny_mbv3")
-    direct.add_argument("--weights", help="checkpoint of the super-network (default: its built-in weights if it has "
+    direct.add_argument("--weights", type=input_file, help="checkpoint of the super-network (default: its built-in weights if it has "
                         "some, else seeded random ones)")
     direct.add_argument("--config", help="configuration as JSON text, or @FILE holding it")
     p.add_argument("--format", choices=FORMATS, default="onnx", help="output format")

@@ -185,6 +185,13 @@ def _resume_settings(args: argparse.Namespace) -> None:
     }
     measurement = study.measurement or {}
     stored.update({dest: measurement.get(key) for dest, key in _MEASUREMENT_FLAGS.items() if measurement})
+    if stored["problem"] is None and not measurement:
+        if args.problem is None and args.supernet is None:
+            raise ElasticNASError(
+                f"study {study.name!r} records no super-network or problem (it was not created by "
+                "'elasticnas search'): give --supernet NAME or --problem NAME, or continue it with study.optimize"
+            )
+        return  # create_study checks that its space, objectives and constraints match
     kind = "problem" if stored["problem"] is not None else "supernet"
     other = "supernet" if kind == "problem" else "problem"
     if other in explicit:
@@ -327,7 +334,7 @@ def _fill_search(p: argparse.ArgumentParser) -> None:
     r.add_argument("--workers", type=positive_int, help="evaluate on N Ray workers at once (local Ray runtime)")
     r.add_argument("--ray-address", metavar="auto|HOST:PORT", help="evaluate on the workers of a running Ray cluster")
     m = p.add_argument_group("measurement (with --supernet)")
-    m.add_argument("--weights", action=_Explicit, help="checkpoint of the super-network (default: its built-in "
+    m.add_argument("--weights", action=_Explicit, type=input_file, help="checkpoint of the super-network (default: its built-in "
                    "weights, if any)")
     m.add_argument("--val-data", action=_Explicit, help="validation data: an ImageNet-layout image folder or a "
                    "built-in NAME:SPLIT (default: the super-network's built-in data set, e.g. digits:val for tiny_mbv3)")
