@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from elasticnas.errors import UnknownNameError
 from elasticnas.space import SearchSpace
-from elasticnas.supernets import arch_costs, build_subnet, create_supernet, list_supernets
+from elasticnas.supernets import build_subnet, create_supernet, list_supernets
+from elasticnas.supernets.ofa_mobilenetv3 import mobilenetv3_costs
 from elasticnas.testing.supernets import max_abs_diff, perturb_supernet
 
 DATA = Path(__file__).parent.parent / "data" / "ofa_mbv3"
@@ -63,7 +64,7 @@ def test_costs_reproduce_the_specialized_networks(mbv3, name: str) -> None:
     cfg["r"] = 224  # the network's own size (e.g. 260) lies outside the search space
     expected = {"macs": spec["macs"], "params": spec["params"]}
     assert net.costs(cfg, resolution=spec["image_size"]) == expected
-    assert arch_costs(spec["net_config"], spec["image_size"]) == expected
+    assert mobilenetv3_costs(spec["net_config"], spec["image_size"]) == expected
 
 
 def _layer_facts(cfg: dict) -> tuple:

@@ -1,10 +1,14 @@
 """Elastic super-networks: registry and base contract.
 
 ``create_supernet("ofa_mbv3_w10")`` builds a registered super-network (random,
-seeded weights unless ``weights=`` names a checkpoint); adding a family is one
-factory registered with :func:`register_supernet`. The built-in families and the
-public names below are imported on first use (PEP 562), so ``list_supernets()``
-does not load PyTorch.
+seeded weights unless ``weights=`` names a checkpoint). Adding a family is one
+module with a :class:`Supernet` subclass (an :class:`ImageSupernet` for images) and
+its registration: :func:`register_supernet` for the factory and, for ``pt`` export,
+:func:`register_subnet_builder` for the function that rebuilds an exported
+architecture under the class's :attr:`Supernet.family`. Installed packages register
+super-networks through the ``elasticnas.supernets`` entry-point group. The built-in
+families and the public names below are imported on first use (PEP 562), so
+``list_supernets()`` does not load PyTorch.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 from elasticnas.registry import Registry, lazy_exports
 
 if TYPE_CHECKING:
-    from elasticnas.supernets._nets import arch_costs, arch_layer_specs, build_subnet
-    from elasticnas.supernets.base import LayerSpec, Supernet
+    from torch import nn
+
+    from elasticnas.supernets.base import ImageSupernet, LayerSpec, Supernet
     from elasticnas.supernets.ofa_mobilenetv3 import (
         ElasticMobileNetV3,
         MobileNetV3Space,
@@ -28,9 +33,7 @@ if TYPE_CHECKING:
     from elasticnas.supernets.tiny import tiny_mbv3
 
 _LAZY = {
-    "arch_costs": "elasticnas.supernets._nets",
-    "arch_layer_specs": "elasticnas.supernets._nets",
-    "build_subnet": "elasticnas.supernets._nets",
+    "ImageSupernet": "elasticnas.supernets.base",
     "LayerSpec": "elasticnas.supernets.base",
     "Supernet": "elasticnas.supernets.base",
     "ElasticMobileNetV3": "elasticnas.supernets.ofa_mobilenetv3",
@@ -48,6 +51,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 SUPERNETS: Registry[Callable[..., Supernet]] = Registry("supernet")
+SUBNET_BUILDERS: Registry[Callable[[Mapping[str, Any]], nn.Module]] = Registry("sub-network family")
 
 
 def register_supernet(name: str, factory: Callable[..., Supernet], *, aliases: tuple[str, ...] = ()) -> None:
@@ -58,6 +62,21 @@ def register_supernet(name: str, factory: Callable[..., Supernet], *, aliases: t
 def list_supernets(pattern: str | None = None) -> list[str]:
     """Names of the registered super-networks (aliases left out)."""
     return SUPERNETS.names(pattern)
+
+
+def register_subnet_builder(family: str, builder: Callable[[Mapping[str, Any]], nn.Module]) -> None:
+    """Register how sub-networks of ``family`` (:attr:`Supernet.family`) are rebuilt from :meth:`Supernet.arch`.
+
+    ``builder(arch)`` returns the standalone module (weights arbitrary) whose state dict the
+    extracted sub-network's loads into; ``pt`` export and :func:`~elasticnas.export.load_subnet` use it.
+    """
+    SUBNET_BUILDERS.register(family, builder)
+
+
+def build_subnet(arch: Mapping[str, Any], family: str | None = None) -> nn.Module:
+    """Build the static network an architecture dict describes (weights random) with the builder of
+    ``family``; by default the family its ``"name"`` gives (as in OFA's ``net.config``)."""
+    return SUBNET_BUILDERS.get(family if family is not None else str(arch.get("name")))(arch)
 
 
 RANDOM_WEIGHTS = "random"
@@ -99,23 +118,26 @@ SUPERNETS.register_lazy(
     "ofa_mbv3_w12", "elasticnas.supernets.ofa_mobilenetv3:ofa_mbv3_w12", aliases=("ofa_mbv3_d234_e346_k357_w1.2",)
 )
 SUPERNETS.register_lazy("ofa_resnet50", "elasticnas.supernets.ofa_resnet:ofa_resnet50", aliases=("ofa_resnet50d",))
+SUBNET_BUILDERS.register_lazy("MobileNetV3", "elasticnas.supernets.ofa_mobilenetv3:build_mobilenetv3")
+SUBNET_BUILDERS.register_lazy("ResNets", "elasticnas.supernets.ofa_resnet:build_resnet")
 
 __all__ = [
+    "SUBNET_BUILDERS",
     "SUPERNETS",
     "ElasticMobileNetV3",
     "ElasticResNet",
+    "ImageSupernet",
     "LayerSpec",
     "MobileNetV3Space",
     "ResNetSpace",
     "Supernet",
-    "arch_costs",
-    "arch_layer_specs",
     "build_subnet",
     "create_supernet",
     "list_supernets",
     "ofa_mbv3_w10",
     "ofa_mbv3_w12",
     "ofa_resnet50",
+    "register_subnet_builder",
     "register_supernet",
     "tiny_mbv3",
 ]

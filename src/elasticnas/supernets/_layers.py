@@ -37,6 +37,14 @@ def make_divisible(v: float, divisor: int = CHANNEL_DIVISIBLE, min_val: int | No
     return new_v
 
 
+def middle_channels(channels: int, expand_ratio: float, *, divisible: bool = True) -> int:
+    """Middle width of an inverted-residual or bottleneck block: ``round(channels * expand_ratio)``,
+    made divisible by 8 (OFA's elastic blocks and its bottleneck) unless ``divisible`` is False
+    (OFA's static ``MBConvLayer`` without ``mid_channels``)."""
+    mid = round(channels * expand_ratio)
+    return make_divisible(mid, CHANNEL_DIVISIBLE) if divisible else mid
+
+
 def se_channels(channels: int) -> int:
     """Hidden width of a squeeze-excite module on ``channels`` channels (OFA: reduction 4, divisible by 8)."""
     return make_divisible(channels // SE_REDUCTION, CHANNEL_DIVISIBLE)
@@ -179,7 +187,7 @@ class MBConvLayer(nn.Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.expand_ratio = kernel_size, stride, expand_ratio
         self.act_func, self.use_se = act_func, use_se
-        mid = round(in_channels * expand_ratio) if mid_channels is None else mid_channels
+        mid = middle_channels(in_channels, expand_ratio, divisible=False) if mid_channels is None else mid_channels
         self.mid_channels = mid
         if expand_ratio == 1:
             self.inverted_bottleneck: nn.Sequential | None = None
@@ -302,8 +310,7 @@ class BottleneckBlock(nn.Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.expand_ratio = kernel_size, stride, expand_ratio
         self.act_func, self.downsample_mode = act_func, downsample_mode
-        mid = round(out_channels * expand_ratio) if mid_channels is None else mid_channels
-        mid = make_divisible(mid, CHANNEL_DIVISIBLE)
+        mid = middle_channels(out_channels, expand_ratio) if mid_channels is None else make_divisible(mid_channels)
         self.mid_channels = mid
         self.conv1 = _conv_bn_act(in_channels, mid, 1, 1, act_func)
         self.conv2 = _conv_bn_act(mid, mid, kernel_size, stride, act_func)
@@ -509,7 +516,7 @@ class ElasticSE(nn.Module):
 class ElasticMBConv(nn.Module):
     """Inverted residual with elastic kernel size and expand ratio (OFA ``DynamicMBConvLayer``).
 
-    The middle width is ``make_divisible(round(in_channels * expand_ratio), 8)``.
+    The middle width is :func:`middle_channels` of the input width.
     """
 
     def __init__(
@@ -526,7 +533,7 @@ class ElasticMBConv(nn.Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_sizes, self.expand_ratios = sorted(kernel_sizes), sorted(expand_ratios)
         self.stride, self.act_func, self.use_se = stride, act_func, use_se
-        max_mid = self.middle_channels(in_channels, max(self.expand_ratios))
+        max_mid = middle_channels(in_channels, max(self.expand_ratios))
         self.inverted_bottleneck = nn.Sequential(
             OrderedDict(
                 [
@@ -553,12 +560,8 @@ class ElasticMBConv(nn.Module):
         self.active_kernel_size = max(self.kernel_sizes)
         self.active_expand_ratio = max(self.expand_ratios)
 
-    @staticmethod
-    def middle_channels(in_channels: int, expand_ratio: float) -> int:
-        return make_divisible(round(in_channels * expand_ratio), CHANNEL_DIVISIBLE)
-
     def forward(self, x: Tensor) -> Tensor:
-        mid = self.middle_channels(x.size(1), self.active_expand_ratio)
+        mid = middle_channels(x.size(1), self.active_expand_ratio)
         ib = self.inverted_bottleneck
         x = ib.act(ib.bn(ib.conv(x, mid)))
         x = self.depth_conv.conv(x, self.active_kernel_size)
@@ -575,7 +578,7 @@ class ElasticMBConv(nn.Module):
             "kernel_size": kernel_size,
             "stride": self.stride,
             "expand_ratio": expand_ratio,
-            "mid_channels": self.middle_channels(in_channels, expand_ratio),
+            "mid_channels": middle_channels(in_channels, expand_ratio),
             "act_func": self.act_func,
             "use_se": self.use_se,
         }
@@ -641,7 +644,7 @@ class ElasticConvLayer(nn.Module):
 class ElasticBottleneck(nn.Module):
     """ResNet-D bottleneck with elastic expand ratio and width (OFA ``DynamicResNetBottleneckBlock``).
 
-    The middle width is ``make_divisible(round(out_channels * expand_ratio), 8)``.
+    The middle width is :func:`middle_channels` of the output width.
     """
 
     def __init__(
@@ -658,7 +661,7 @@ class ElasticBottleneck(nn.Module):
         self.expand_ratios = sorted(expand_ratios)
         self.kernel_size, self.stride, self.act_func = kernel_size, stride, act_func
         max_in, max_out = max(self.in_channels_list), max(self.out_channels_list)
-        max_mid = self.middle_channels(max_out, max(self.expand_ratios))
+        max_mid = middle_channels(max_out, max(self.expand_ratios))
         self.conv1 = nn.Sequential(
             OrderedDict(
                 [("conv", ElasticConv2d(max_in, max_mid)), ("bn", ElasticBatchNorm2d(max_mid)), ("act", build_activation(act_func))]
@@ -693,13 +696,9 @@ class ElasticBottleneck(nn.Module):
         self.active_expand_ratio = max(self.expand_ratios)
         self.active_out_channel = max_out
 
-    @staticmethod
-    def middle_channels(out_channels: int, expand_ratio: float) -> int:
-        return make_divisible(round(out_channels * expand_ratio), CHANNEL_DIVISIBLE)
-
     def forward(self, x: Tensor) -> Tensor:
         out = self.active_out_channel
-        mid = self.middle_channels(out, self.active_expand_ratio)
+        mid = middle_channels(out, self.active_expand_ratio)
         if self.has_identity:
             residual = x
         else:
@@ -718,7 +717,7 @@ class ElasticBottleneck(nn.Module):
             "kernel_size": self.kernel_size,
             "stride": self.stride,
             "expand_ratio": expand_ratio,
-            "mid_channels": self.middle_channels(out_channels, expand_ratio),
+            "mid_channels": middle_channels(out_channels, expand_ratio),
             "act_func": self.act_func,
             "groups": 1,
             "downsample_mode": "avgpool_conv",

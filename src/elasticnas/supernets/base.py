@@ -24,8 +24,9 @@ class LayerSpec:
     ``key`` names the layer's type, input shape and hyper-parameters (OFA's lookup
     table spelling, e.g. ``expanded_conv-input:112x112x24-output:56x56x32-expand:72-
     kernel:3-stride:2-idskip:0-se:0-hs:0``); equal keys denote interchangeable layers.
-    ``input_shape`` is (C, H, W) of one input; ``build()`` returns a standalone module
-    of that layer (weights arbitrary). A sub-network is the chain of its layers.
+    ``input_shape`` is the shape of one input, without the batch axis ((C, H, W) for
+    images); ``build()`` returns a standalone module of that layer (weights arbitrary).
+    A sub-network is the chain of its layers.
     """
 
     key: str
@@ -37,24 +38,30 @@ IN_MEMORY_WEIGHTS = "<state dict>"  # Supernet.weights_source of weights given a
 
 
 class Supernet(nn.Module, ABC):
-    """An elastic super-network: any configuration of :attr:`search_space` is a sub-network.
+    """An elastic super-network of any model family: any configuration of :attr:`search_space` is a sub-network.
 
     Contract (checked by :mod:`elasticnas.testing.supernets`):
 
     * :meth:`activate` switches the module in place to run a sub-network with shared
-      weights (``forward`` then runs it);
+      weights (``forward(*example_inputs(config, n))`` then runs it);
     * :meth:`extract` returns a standalone ``nn.Module`` holding only the active
       weights, equal in eval mode to the activated super-network;
-    * :meth:`arch` describes that sub-network as JSON (rebuilt by
-      :func:`elasticnas.supernets.build_subnet`);
-    * :meth:`costs` counts MACs and parameters analytically;
-    * :meth:`input_shape` gives the (C, H, W) input of a sub-network.
+    * :meth:`example_inputs` describes the inputs: images, token ids and an attention
+      mask, or anything else, as a tuple of batched tensors;
+    * :meth:`arch` describes the sub-network as JSON, which the builder registered for
+      :attr:`family` (:func:`~elasticnas.supernets.register_subnet_builder`) turns back
+      into a standalone module (``pt`` export);
+    * :meth:`costs` counts MACs and parameters analytically (for one input of
+      :meth:`example_inputs`); :meth:`layer_specs` is optional (latency lookup tables).
 
     The public methods validate the configuration; subclasses implement the
     underscore hooks and receive validated (canonical) configurations.
+    :class:`ImageSupernet` is the base of image families.
     """
 
     name: str = ""
+    # the registered sub-network builder that rebuilds an exported architecture ("" : none, no pt export)
+    family: str = ""
     # where the weights came from: None for create_supernet's default, "random", a checkpoint path, IN_MEMORY_WEIGHTS
     weights_source: str | None = None
     search_space: SearchSpace
@@ -77,23 +84,20 @@ class Supernet(nn.Module, ABC):
         """The JSON architecture of sub-network ``config``."""
 
     @abstractmethod
-    def resolution(self, config: Mapping[str, Any]) -> int:
-        """Input height (= width) of sub-network ``config``."""
+    def _costs(self, config: Config) -> dict[str, int]:
+        """``{"macs", "params"}`` of sub-network ``config`` on one input of :meth:`example_inputs`."""
 
-    @property
+    def _layer_specs(self, config: Config) -> list[LayerSpec]:
+        """The layers of sub-network ``config``; families without lookup-table support keep this default."""
+        raise NotImplementedError(f"super-network {self.name or type(self).__name__!r} does not list its layers")
+
     @abstractmethod
-    def in_channels(self) -> int:
-        """Channels of the input images."""
+    def example_inputs(self, config: Mapping[str, Any], batch_size: int = 1, *, seed: int = 0) -> tuple[torch.Tensor, ...]:
+        """Seeded inputs of a batch of ``batch_size`` for sub-network ``config``: ``module(*inputs)`` runs it."""
 
-    def _costs(self, config: Config, resolution: int) -> dict[str, int]:
-        from elasticnas.supernets._nets import arch_costs
-
-        return arch_costs(self._arch(config), resolution)
-
-    def _layer_specs(self, config: Config, resolution: int) -> list[LayerSpec]:
-        from elasticnas.supernets._nets import arch_layer_specs
-
-        return arch_layer_specs(self._arch(config), resolution)
+    def _calibrate(self, module: nn.Module, config: Config, calibration: Calibration) -> int:
+        """Re-estimate the BatchNorm statistics of ``module`` (sub-network ``config``); returns the batches used."""
+        return calibration.apply(module, resolution=None)
 
     def _convert_state_dict(self, state_dict: Mapping[str, Any]) -> dict[str, Any]:
         """Hook: rename keys of foreign checkpoints (e.g. older OFA releases) to this module's names."""
@@ -134,32 +138,23 @@ class Supernet(nn.Module, ABC):
                 torch.set_num_threads(threads)
         net.train(self.training)
         if calibration is not None:
-            shape = self.input_shape(cfg)
-            calibration.apply(net, resolution=shape[-1], channels=shape[0])
+            self._calibrate(net, cfg, calibration)
         return net
 
     def arch(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        """The architecture of sub-network ``config`` as JSON (OFA ``net.config`` format)."""
+        """The architecture of sub-network ``config`` as JSON (OFA ``net.config`` format for the OFA families)."""
         return self._arch(self.search_space.validate(config))
 
-    def costs(self, config: Mapping[str, Any], *, resolution: int | None = None) -> dict[str, int]:
-        """Exact ``{"macs": ..., "params": ...}`` of sub-network ``config``, counted analytically.
+    def costs(self, config: Mapping[str, Any]) -> dict[str, int]:
+        """Exact ``{"macs": ..., "params": ...}`` of sub-network ``config``, counted analytically."""
+        return self._costs(self.search_space.validate(config))
 
-        ``resolution`` overrides the configuration's own (for example to cost a network
-        at a size outside the search space).
+    def layer_specs(self, config: Mapping[str, Any]) -> list[LayerSpec]:
+        """The layers of sub-network ``config`` in order, keyed for latency lookup tables.
+
+        Raises ``NotImplementedError`` for a family that does not list its layers.
         """
-        cfg = self.search_space.validate(config)
-        return self._costs(cfg, self.resolution(cfg) if resolution is None else int(resolution))
-
-    def layer_specs(self, config: Mapping[str, Any], *, resolution: int | None = None) -> list[LayerSpec]:
-        """The layers of sub-network ``config`` in order, keyed for latency lookup tables."""
-        cfg = self.search_space.validate(config)
-        return self._layer_specs(cfg, self.resolution(cfg) if resolution is None else int(resolution))
-
-    def input_shape(self, config: Mapping[str, Any]) -> tuple[int, int, int]:
-        """(channels, height, width) of one input image of sub-network ``config``."""
-        r = self.resolution(self.search_space.validate(config))
-        return (self.in_channels, r, r)
+        return self._layer_specs(self.search_space.validate(config))
 
     def max_config(self) -> Config:
         """The largest sub-network: the last (largest) value of every choice."""
@@ -224,6 +219,74 @@ class Supernet(nn.Module, ABC):
         self.load_state_dict(state, strict=False)
         self._active = None
         self.weights_source = os.path.abspath(source) if isinstance(weights, str | os.PathLike) else IN_MEMORY_WEIGHTS
+
+
+class ImageSupernet(Supernet):
+    """A super-network of images: one input of shape (N, C, H, W) with H = W = :meth:`resolution`.
+
+    Families implement :meth:`resolution`, :attr:`in_channels` and :meth:`_costs_at` (and
+    optionally :meth:`_layer_specs_at`); costs, layer specs and example inputs can then be
+    asked for at another ``resolution`` than the configuration's own. The image-specific
+    paths (accuracy on image data, BatchNorm calibration resizing, per-layer lookup tables)
+    use :meth:`input_shape`.
+    """
+
+    @abstractmethod
+    def resolution(self, config: Mapping[str, Any]) -> int:
+        """Input height (= width) of sub-network ``config``."""
+
+    @property
+    @abstractmethod
+    def in_channels(self) -> int:
+        """Channels of the input images."""
+
+    @abstractmethod
+    def _costs_at(self, config: Config, resolution: int) -> dict[str, int]:
+        """``{"macs", "params"}`` of sub-network ``config`` on one ``resolution`` x ``resolution`` image."""
+
+    def _layer_specs_at(self, config: Config, resolution: int) -> list[LayerSpec]:
+        """The layers of sub-network ``config`` at ``resolution``; this default lists none."""
+        return super()._layer_specs(config)
+
+    def _costs(self, config: Config) -> dict[str, int]:
+        return self._costs_at(config, self.resolution(config))
+
+    def _layer_specs(self, config: Config) -> list[LayerSpec]:
+        return self._layer_specs_at(config, self.resolution(config))
+
+    def _calibrate(self, module: nn.Module, config: Config, calibration: Calibration) -> int:
+        return calibration.apply(module, resolution=self.resolution(config), channels=self.in_channels)
+
+    def _size(self, config: Config, resolution: int | None) -> int:
+        return self.resolution(config) if resolution is None else int(resolution)
+
+    def costs(self, config: Mapping[str, Any], *, resolution: int | None = None) -> dict[str, int]:
+        """Exact ``{"macs": ..., "params": ...}`` of sub-network ``config``, counted analytically.
+
+        ``resolution`` overrides the configuration's own (for example to cost a network
+        at a size outside the search space).
+        """
+        cfg = self.search_space.validate(config)
+        return self._costs_at(cfg, self._size(cfg, resolution))
+
+    def layer_specs(self, config: Mapping[str, Any], *, resolution: int | None = None) -> list[LayerSpec]:
+        """The layers of sub-network ``config`` in order, keyed for latency lookup tables (at ``resolution``)."""
+        cfg = self.search_space.validate(config)
+        return self._layer_specs_at(cfg, self._size(cfg, resolution))
+
+    def input_shape(self, config: Mapping[str, Any]) -> tuple[int, int, int]:
+        """(channels, height, width) of one input image of sub-network ``config``."""
+        r = self.resolution(self.search_space.validate(config))
+        return (self.in_channels, r, r)
+
+    def example_inputs(
+        self, config: Mapping[str, Any], batch_size: int = 1, *, seed: int = 0, resolution: int | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        """One seeded standard-normal image batch ``(batch_size, C, r, r)``; ``resolution`` overrides ``r``."""
+        cfg = self.search_space.validate(config)
+        r = self._size(cfg, resolution)
+        gen = torch.Generator().manual_seed(seed)
+        return (torch.randn((batch_size, self.in_channels, r, r), generator=gen),)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -34,16 +34,143 @@ from elasticnas.supernets._layers import (
     ResidualBlock,
     global_avg_pool,
     init_weights,
+    layer_from_config,
     make_divisible,
+    out_size,
 )
-from elasticnas.supernets._nets import MobileNetV3Net, set_bn_param
-from elasticnas.supernets.base import Supernet
+from elasticnas.supernets._ofa import (
+    GlobalAvgPool,
+    bn_param,
+    chain_costs,
+    layer_costs,
+    mb_mid_channels,
+    set_arch_bn_param,
+    set_bn_param,
+    shape_key,
+    spec_builder,
+)
+from elasticnas.supernets.base import ImageSupernet, LayerSpec
 
 OFA_BASE_STAGE_WIDTH = (16, 16, 24, 40, 80, 112, 160, 960, 1280)
 OFA_STRIDE_STAGES = (1, 2, 2, 2, 1, 2)
 OFA_ACT_STAGES = ("relu", "relu", "relu", "h_swish", "h_swish", "h_swish")
 OFA_SE_STAGES = (False, False, True, False, True, True)
 OFA_RESOLUTIONS = tuple(range(128, 225, 4))
+FAMILY = "MobileNetV3"  # the name of OFA's net.config, which the pt export records
+
+
+class MobileNetV3Net(nn.Module):
+    """A static MobileNetV3 (OFA ``MobileNetV3``): stem, inverted residual blocks, head."""
+
+    def __init__(
+        self,
+        first_conv: nn.Module,
+        blocks: list[nn.Module],
+        final_expand_layer: nn.Module,
+        feature_mix_layer: nn.Module,
+        classifier: nn.Module,
+    ) -> None:
+        super().__init__()
+        self.first_conv = first_conv
+        self.blocks = nn.ModuleList(blocks)
+        self.final_expand_layer = final_expand_layer
+        self.feature_mix_layer = feature_mix_layer
+        self.classifier = classifier
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.first_conv(x)
+        for block in self.blocks:
+            x = block(x)
+        x = self.final_expand_layer(x)
+        x = global_avg_pool(x)
+        x = self.feature_mix_layer(x)
+        return self.classifier(torch.flatten(x, 1))
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {
+            "name": FAMILY,
+            "bn": bn_param(self),
+            "first_conv": self.first_conv.config,  # type: ignore[operator]
+            "blocks": [b.config for b in self.blocks],  # type: ignore[operator]
+            "final_expand_layer": self.final_expand_layer.config,  # type: ignore[operator]
+            "feature_mix_layer": self.feature_mix_layer.config,  # type: ignore[operator]
+            "classifier": self.classifier.config,  # type: ignore[operator]
+        }
+
+
+def build_mobilenetv3(arch: Mapping[str, Any]) -> MobileNetV3Net:
+    """The static MobileNetV3 an architecture (OFA ``net.config``) describes, weights random."""
+    net = MobileNetV3Net(
+        layer_from_config(arch["first_conv"]),
+        [layer_from_config(b) for b in arch["blocks"]],
+        layer_from_config(arch["final_expand_layer"]),
+        layer_from_config(arch["feature_mix_layer"]),
+        layer_from_config(arch["classifier"]),
+    )
+    set_arch_bn_param(net, arch)
+    return net
+
+
+def mobilenetv3_costs(arch: Mapping[str, Any], resolution: int) -> dict[str, int]:
+    """Exact MACs and parameters of a MobileNetV3 architecture on ``resolution x resolution`` inputs."""
+    macs, params, _ = chain_costs([arch["first_conv"], *arch["blocks"], arch["final_expand_layer"]], resolution)
+    for layer in (arch["feature_mix_layer"], arch["classifier"]):  # after global pooling: 1 x 1
+        m, p, _ = layer_costs(layer, 1)
+        macs, params = macs + m, params + p
+    return {"macs": int(macs), "params": int(params)}
+
+
+def mobilenetv3_layer_specs(arch: Mapping[str, Any], resolution: int) -> list[LayerSpec]:
+    """One :class:`LayerSpec` per layer, keyed as OFA's latency lookup tables spell them.
+
+    Keys: ``Conv-input:HxWxC-output:HxWxC``, ``expanded_conv-input:..-output:..-expand:MID-
+    kernel:K-stride:S-idskip:0|1-se:0|1-hs:0|1``, ``Conv_1-...``, ``AvgPool2D-...``, ``Conv_2-...``,
+    ``Logits-input:1x1xC-output:N``.
+    """
+    size = resolution
+    fc = arch["first_conv"]
+    o = out_size(size, fc["stride"])
+    specs = [
+        LayerSpec(
+            f"Conv-input:{shape_key(fc['in_channels'], size)}-output:{shape_key(fc['out_channels'], o)}",
+            (fc["in_channels"], size, size),
+            spec_builder(fc),
+        )
+    ]
+    size = o
+    for block in arch["blocks"]:
+        conv = block["conv"] if "conv" in block else block["mobile_inverted_conv"]
+        o = out_size(size, conv["stride"])
+        key = (
+            f"expanded_conv-input:{shape_key(conv['in_channels'], size)}-output:{shape_key(conv['out_channels'], o)}"
+            f"-expand:{mb_mid_channels(conv)}-kernel:{conv['kernel_size']}-stride:{conv['stride']}"
+            f"-idskip:{int(block.get('shortcut') is not None)}-se:{int(bool(conv.get('use_se')))}"
+            f"-hs:{int(conv.get('act_func') == 'h_swish')}"
+        )
+        specs.append(LayerSpec(key, (conv["in_channels"], size, size), spec_builder(block)))
+        size = o
+    fe, fm, cl = arch["final_expand_layer"], arch["feature_mix_layer"], arch["classifier"]
+    c = fe["out_channels"]
+    specs += [
+        LayerSpec(
+            f"Conv_1-input:{shape_key(fe['in_channels'], size)}-output:{shape_key(c, size)}",
+            (fe["in_channels"], size, size),
+            spec_builder(fe),
+        ),
+        LayerSpec(f"AvgPool2D-input:{shape_key(c, size)}-output:{shape_key(c, 1)}", (c, size, size), GlobalAvgPool),
+        LayerSpec(
+            f"Conv_2-input:{shape_key(fm['in_channels'], 1)}-output:{shape_key(fm['out_channels'], 1)}",
+            (fm["in_channels"], 1, 1),
+            spec_builder(fm),
+        ),
+        LayerSpec(
+            f"Logits-input:{shape_key(cl['in_features'], 1)}-output:{cl['out_features']}",
+            (cl["in_features"], 1, 1),
+            spec_builder(cl, wrap_flatten=True),
+        ),
+    ]
+    return specs
 
 
 class MobileNetV3Space(SearchSpace):
@@ -91,12 +218,14 @@ class MobileNetV3Space(SearchSpace):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-class ElasticMobileNetV3(Supernet):
+class ElasticMobileNetV3(ImageSupernet):
     """An OFA-style elastic MobileNetV3; the OFA super-networks and ``tiny_mbv3`` are instances.
 
     Parameter names equal those of OFA's ``OFAMobileNetV3``, so its checkpoints load
     strictly (older checkpoints naming blocks ``mobile_inverted_conv`` too).
     """
+
+    family = FAMILY
 
     def __init__(
         self,
@@ -214,7 +343,7 @@ class ElasticMobileNetV3(Supernet):
             blocks.append({"name": "ResidualBlock", "conv": conv, "shortcut": shortcut})
             cin = conv["out_channels"]
         return {
-            "name": "MobileNetV3",
+            "name": FAMILY,
             "bn": {"momentum": self.first_conv.bn.momentum, "eps": self.first_conv.bn.eps},
             "first_conv": self.first_conv.config,
             "blocks": blocks,
@@ -237,6 +366,12 @@ class ElasticMobileNetV3(Supernet):
             copy.deepcopy(self.feature_mix_layer),
             copy.deepcopy(self.classifier),
         )
+
+    def _costs_at(self, config: Config, resolution: int) -> dict[str, int]:
+        return mobilenetv3_costs(self._arch(config), resolution)
+
+    def _layer_specs_at(self, config: Config, resolution: int) -> list[LayerSpec]:
+        return mobilenetv3_layer_specs(self._arch(config), resolution)
 
     def _convert_state_dict(self, state_dict: Mapping[str, Any]) -> dict[str, Any]:
         """Accept OFA's older block name ``mobile_inverted_conv`` and its flat/nested spellings."""

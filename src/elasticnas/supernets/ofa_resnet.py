@@ -33,14 +33,123 @@ from elasticnas.supernets._layers import (
     ResidualBlock,
     global_avg_pool,
     init_weights,
+    layer_from_config,
     make_divisible,
+    out_size,
 )
-from elasticnas.supernets._nets import ResNetNet, set_bn_param
-from elasticnas.supernets.base import Supernet
+from elasticnas.supernets._ofa import (
+    GlobalAvgPool,
+    bn_param,
+    chain_costs,
+    layer_costs,
+    set_arch_bn_param,
+    set_bn_param,
+    shape_key,
+    spec_builder,
+)
+from elasticnas.supernets.base import ImageSupernet, LayerSpec
 
 BASE_DEPTH_LIST = (2, 2, 4, 2)
 STAGE_WIDTH_LIST = (256, 512, 1024, 2048)
 OFA_RESNET_RESOLUTIONS = (128, 144, 160, 176, 192, 224, 240, 256)
+FAMILY = "ResNets"  # the name of OFA's net.config, which the pt export records
+
+
+class ResNetNet(nn.Module):
+    """A static ResNet-D (OFA ``ResNets``): deep stem, max pooling, bottleneck blocks, classifier."""
+
+    def __init__(self, input_stem: list[nn.Module], blocks: list[nn.Module], classifier: nn.Module) -> None:
+        super().__init__()
+        self.input_stem = nn.ModuleList(input_stem)
+        self.max_pooling = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.blocks = nn.ModuleList(blocks)
+        self.classifier = classifier
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.input_stem:
+            x = layer(x)
+        x = self.max_pooling(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.classifier(global_avg_pool(x, keep_dim=False))
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {
+            "name": FAMILY,
+            "bn": bn_param(self),
+            "input_stem": [layer.config for layer in self.input_stem],  # type: ignore[operator]
+            "blocks": [b.config for b in self.blocks],  # type: ignore[operator]
+            "classifier": self.classifier.config,  # type: ignore[operator]
+        }
+
+
+def build_resnet(arch: Mapping[str, Any]) -> ResNetNet:
+    """The static ResNet an architecture (OFA ``net.config``) describes, weights random."""
+    net = ResNetNet(
+        [layer_from_config(c) for c in arch["input_stem"]],
+        [layer_from_config(b) for b in arch["blocks"]],
+        layer_from_config(arch["classifier"]),
+    )
+    set_arch_bn_param(net, arch)
+    return net
+
+
+def resnet_costs(arch: Mapping[str, Any], resolution: int) -> dict[str, int]:
+    """Exact MACs and parameters of a ResNet architecture on ``resolution x resolution`` inputs."""
+    m0, p0, size = chain_costs(list(arch["input_stem"]), resolution)
+    m1, p1, _ = chain_costs(list(arch["blocks"]), out_size(size, 2))  # after max pooling
+    m2, p2, _ = layer_costs(arch["classifier"], 1)  # after global pooling
+    return {"macs": int(m0 + m1 + m2), "params": int(p0 + p1 + p2)}
+
+
+def resnet_layer_specs(arch: Mapping[str, Any], resolution: int) -> list[LayerSpec]:
+    """One :class:`LayerSpec` per layer: ``Conv-``/``ResidualConv-``, ``MaxPool-``,
+    ``bottleneck-...-mid:M-kernel:K-stride:S-idskip:0|1``, ``AvgPool2D-``, ``Logits-``."""
+    specs: list[LayerSpec] = []
+    size = resolution
+    for layer in arch["input_stem"]:
+        conv = layer["conv"] if layer["name"] == "ResidualBlock" else layer
+        kind = "ResidualConv" if layer["name"] == "ResidualBlock" else "Conv"
+        o = out_size(size, conv["stride"])
+        specs.append(
+            LayerSpec(
+                f"{kind}-input:{shape_key(conv['in_channels'], size)}-output:{shape_key(conv['out_channels'], o)}"
+                f"-kernel:{conv['kernel_size']}-stride:{conv['stride']}",
+                (conv["in_channels"], size, size),
+                spec_builder(layer),
+            )
+        )
+        size = o
+    c = arch["input_stem"][-1]["out_channels"]
+    o = out_size(size, 2)
+    specs.append(
+        LayerSpec(
+            f"MaxPool-input:{shape_key(c, size)}-output:{shape_key(c, o)}-kernel:3-stride:2",
+            (c, size, size),
+            lambda: nn.MaxPool2d(3, 2, 1),
+        )
+    )
+    size = o
+    for block in arch["blocks"]:
+        o = out_size(size, block["stride"])
+        ident = int(block["stride"] == 1 and block["in_channels"] == block["out_channels"])
+        specs.append(
+            LayerSpec(
+                f"bottleneck-input:{shape_key(block['in_channels'], size)}-output:{shape_key(block['out_channels'], o)}"
+                f"-mid:{block['mid_channels']}-kernel:{block['kernel_size']}-stride:{block['stride']}-idskip:{ident}",
+                (block["in_channels"], size, size),
+                spec_builder(block),
+            )
+        )
+        size = o
+    cl = arch["classifier"]
+    c = cl["in_features"]
+    specs.append(LayerSpec(f"AvgPool2D-input:{shape_key(c, size)}-output:{shape_key(c, 1)}", (c, size, size), GlobalAvgPool))
+    specs.append(
+        LayerSpec(f"Logits-input:{shape_key(c, 1)}-output:{cl['out_features']}", (c, 1, 1), spec_builder(cl, wrap_flatten=True))
+    )
+    return specs
 
 
 class ResNetSpace(SearchSpace):
@@ -86,8 +195,10 @@ class ResNetSpace(SearchSpace):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-class ElasticResNet(Supernet):
+class ElasticResNet(ImageSupernet):
     """OFA's elastic ResNet50D; parameter names equal those of OFA's ``OFAResNets``."""
+
+    family = FAMILY
 
     def __init__(
         self,
@@ -219,7 +330,7 @@ class ElasticResNet(Supernet):
                 stem_cfg.append(layer.active_config(i, o))
         bn = self.input_stem[0].bn.bn
         return {
-            "name": "ResNets",
+            "name": FAMILY,
             "bn": {"momentum": bn.momentum, "eps": bn.eps},
             "input_stem": stem_cfg,
             "blocks": [self.blocks[i].active_config(ci, co, e) for i, ci, co, e in blocks],
@@ -247,6 +358,12 @@ class ElasticResNet(Supernet):
             [self.blocks[i].extract(ci, co, e) for i, ci, co, e in blocks],
             self.classifier.extract(cin),
         )
+
+    def _costs_at(self, config: Config, resolution: int) -> dict[str, int]:
+        return resnet_costs(self._arch(config), resolution)
+
+    def _layer_specs_at(self, config: Config, resolution: int) -> list[LayerSpec]:
+        return resnet_layer_specs(self._arch(config), resolution)
 
     def _convert_state_dict(self, state_dict: Mapping[str, Any]) -> dict[str, Any]:
         """Accept the flat spellings OFA's own loader accepts (``.bn.`` for ``.bn.bn.`` etc.)."""
