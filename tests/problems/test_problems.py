@@ -8,7 +8,7 @@ import pytest
 from elasticnas.measure.ofa_lut import OFALookupTable
 from elasticnas.pareto import non_dominated_mask
 from elasticnas.problems import create_problem, list_problems
-from elasticnas.problems._ofa_mbv3 import OFAMobileNetV3Oracle, accuracy_predictor, note10_lut
+from elasticnas.problems._ofa_mbv3 import OFAAccuracyPredictor, OFAMobileNetV3Oracle, accuracy_predictor, note10_lut
 
 DATA = Path(__file__).parent / "data"
 
@@ -71,7 +71,33 @@ def test_ofa_skipped_blocks_share_one_id_and_vectorised_paths_agree() -> None:
     oracle = OFAMobileNetV3Oracle(p.space, note10_lut(), accuracy_predictor())
     configs = [p.space.from_genes(g) for g in G]
     np.testing.assert_allclose(oracle.latency(G), [note10_lut().latency_ms(c) for c in configs])
-    np.testing.assert_allclose(oracle.accuracy(G), accuracy_predictor().top1(configs))
+    np.testing.assert_allclose(oracle.accuracy(G), [p.evaluate(c)["accuracy_top1"] for c in configs], rtol=1e-12)
+
+
+def test_ofa_predictor_features_follow_the_ofa_layout() -> None:
+    space = create_problem("ofa_mbv3_note10").space
+    for cfg in space.sample_many(20, seed=4):
+        expected = np.zeros(128)
+        for s, depth in enumerate(cfg["d"]):
+            for j in range(depth):  # active blocks only
+                i = 4 * s + j
+                expected[3 * i + [3, 5, 7].index(cfg["ks"][i])] = 1.0
+                expected[60 + 3 * i + [3, 4, 6].index(cfg["e"][i])] = 1.0
+        expected[120 + (cfg["r"] - 112) // 16] = 1.0
+        np.testing.assert_array_equal(OFAAccuracyPredictor.features(space, space.to_genes(cfg))[0], expected)
+
+
+def test_inactive_genes_are_zero_in_the_onehot_encoding() -> None:
+    ofa = create_problem("ofa_mbv3_note10").space
+    G = ofa.validate_genes(np.random.default_rng(1).integers(0, ofa.cardinalities, size=(30, ofa.n_genes)))
+    mask = ofa.inactive_mask(G)
+    assert mask.any() and not mask[:, 40:].any()  # only kernel sizes and expand ratios of skipped blocks
+    assert np.all(G[mask] == 0)
+    onehot = ofa.encode_genes(G, "onehot")
+    assert np.array_equal(onehot.sum(axis=1), ofa.n_genes - mask.sum(axis=1))
+    gpt = create_problem("hwgpt_s_cpu").space
+    row = gpt.to_genes({"embed_dim": 384, "n_layer": 10, "mlp_ratio": [4] * 12, "n_head": [8] * 12})
+    assert gpt.inactive_mask(row)[0].tolist() == [False] * 12 + [True] * 2 + [False] * 10 + [True] * 2
 
 
 def test_hwgpt_projects_onto_table_architectures() -> None:

@@ -52,24 +52,20 @@ def load_table() -> dict[str, np.ndarray]:
     return out
 
 
-def _active(G: np.ndarray) -> np.ndarray:
-    n_layer = np.array(LAYERS)[G[:, 1]]
-    return np.arange(MAX_LAYERS)[None, :] < n_layer[:, None]
-
-
-def _zero_inactive(G: np.ndarray) -> np.ndarray:
-    G = np.array(G, dtype=np.int64, copy=True, ndmin=2)
-    act = _active(G)
-    G[:, 2 : 2 + MAX_LAYERS][~act] = 0
-    G[:, 2 + MAX_LAYERS :][~act] = 0
-    return G
-
-
 class HWGPTSpace(SearchSpace):
-    """GPT-S choices, every configuration projected onto the nearest HW-GPT-Bench table architecture."""
+    """GPT-S choices, every configuration projected onto the nearest HW-GPT-Bench table architecture.
+
+    The MLP ratio and head count of layers beyond ``n_layer`` are inactive genes (:meth:`inactive_mask`).
+    """
+
+    def inactive_mask(self, genes: np.ndarray) -> np.ndarray:
+        """The MLP ratio and head count of every layer beyond ``n_layer``."""
+        G = np.atleast_2d(genes)
+        beyond = np.arange(MAX_LAYERS)[None, :] >= np.array(LAYERS)[G[:, 1]][:, None]
+        return np.hstack([np.zeros((len(G), 2), dtype=bool), beyond, beyond])
 
     def _table_rows(self, G: np.ndarray) -> np.ndarray:
-        G = _zero_inactive(G)
+        G = super().canonical_genes(G)
         out = np.empty(len(G), dtype=np.int64)
         lookup = _row_index()
         missing = []
@@ -88,40 +84,12 @@ class HWGPTSpace(SearchSpace):
         return out
 
     def canonical_genes(self, genes: np.ndarray) -> np.ndarray:
-        """Vectorised :meth:`canonicalize`: the genes of the nearest table architecture of every row."""
-        return load_table()["genes"][self._table_rows(np.atleast_2d(genes))].copy()
+        """The genes of the nearest table architecture of every row (inactive genes first set to 0)."""
+        return load_table()["genes"][self._table_rows(genes)].copy()
 
     def table_row(self, config: Config) -> int:
         """Row of the table holding ``config`` (after projection)."""
-        return int(self._table_rows(SearchSpace.to_genes(self, config)[None, :])[0])
-
-    def canonicalize(self, config: Config) -> Config:
-        if not {"embed_dim", "n_layer", "mlp_ratio", "n_head"} <= config.keys():
-            return config
-        g = np.array(
-            [EMBED.index(config["embed_dim"]), LAYERS.index(config["n_layer"])]
-            + [MLP.index(v) for v in config["mlp_ratio"]]
-            + [HEADS.index(v) for v in config["n_head"]]
-        )
-        c = self.canonical_genes(g)[0]
-        return {
-            "embed_dim": EMBED[c[0]],
-            "n_layer": LAYERS[c[1]],
-            "mlp_ratio": [MLP[v] for v in c[2 : 2 + MAX_LAYERS]],
-            "n_head": [HEADS[v] for v in c[2 + MAX_LAYERS :]],
-        }
-
-    def encode_genes(self, genes: np.ndarray, kind: Literal["onehot", "ordinal"] = "onehot") -> np.ndarray:
-        """As :meth:`SearchSpace.encode_genes`; one-hot columns of layers beyond ``n_layer`` are zero."""
-        out = super().encode_genes(genes, kind)
-        if kind == "onehot":
-            inactive = ~_active(np.atleast_2d(genes))
-            mask = np.repeat(inactive, 3, axis=1)
-            for base in (6, 6 + 3 * MAX_LAYERS):
-                block = out[:, base : base + 3 * MAX_LAYERS]
-                block[mask] = 0.0
-                out[:, base : base + 3 * MAX_LAYERS] = block
-        return out
+        return int(self._table_rows(self.to_genes(config))[0])
 
 
 _WEIGHTS = np.array([4.0, 4.0] + [1.0] * (2 * MAX_LAYERS), dtype=np.float32)

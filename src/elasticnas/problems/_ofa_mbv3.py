@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -37,49 +37,26 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "ofa_mbv3"
 class OFAMobileNetV3Space(SearchSpace):
     """The OFA-MobileNetV3 space: 20 kernel sizes, 20 expand ratios, 5 stage depths, a resolution.
 
-    Blocks skipped by their stage's depth do not exist in the network, so
-    :meth:`canonicalize` sets their kernel size and expand ratio to the
-    smallest value: configurations differing only there share one config id.
+    Blocks skipped by their stage's depth do not exist in the network: their
+    kernel size and expand ratio are inactive genes (:meth:`inactive_mask`), so
+    they are set to the smallest value (configurations differing only there
+    share one config id) and their one-hot columns are zero, as in the OFA
+    accuracy predictor's encoding.
     """
 
-    def canonicalize(self, config: Config) -> Config:
-        if not {"ks", "e", "d"} <= config.keys():
-            return config
-        ks, e = list(config["ks"]), list(config["e"])
-        ks_min, e_min = self.choices["ks"].values[0], self.choices["e"].values[0]
-        for s, depth in enumerate(config["d"]):
-            for j in range(int(depth), BLOCKS_PER_STAGE):
-                ks[s * BLOCKS_PER_STAGE + j] = ks_min
-                e[s * BLOCKS_PER_STAGE + j] = e_min
-        return {**config, "ks": ks, "e": e}
-
-    def _active_blocks(self, G: np.ndarray) -> np.ndarray:
+    def active_blocks(self, genes: np.ndarray) -> np.ndarray:
+        """Whether each of the 20 blocks runs, for every gene row: (n, 20) booleans."""
+        G = np.atleast_2d(genes)
         depth = np.array(self.choices["d"].values)[G[:, 2 * N_BLOCKS : 2 * N_BLOCKS + 5]]
         return (np.arange(BLOCKS_PER_STAGE)[None, None, :] < depth[:, :, None]).reshape(len(G), N_BLOCKS)
 
-    def encode_genes(self, genes: np.ndarray, kind: Literal["onehot", "ordinal"] = "onehot") -> np.ndarray:
-        """As :meth:`SearchSpace.encode_genes`, but the one-hot columns of skipped blocks are all zero
-        (the encoding of the OFA accuracy predictor), so a skipped block never looks like a kernel-3 one."""
-        out = super().encode_genes(genes, kind)
-        if kind != "onehot":
-            return out
+    def inactive_mask(self, genes: np.ndarray) -> np.ndarray:
+        """The kernel size and expand ratio of every skipped block."""
         G = np.atleast_2d(genes)
-        inactive = ~self._active_blocks(G)
-        # one-hot columns: ks block i -> 3i..3i+2, e block i -> 60+3i..60+3i+2 (3 values each)
-        for base in (0, 3 * N_BLOCKS):
-            mask = np.repeat(inactive, 3, axis=1)  # (n, 60)
-            block = out[:, base : base + 3 * N_BLOCKS]
-            block[mask] = 0.0
-            out[:, base : base + 3 * N_BLOCKS] = block
-        return out
-
-    def canonical_genes(self, genes: np.ndarray) -> np.ndarray:
-        """Vectorised :meth:`canonicalize` on a gene matrix (rows of ks, e, d, r indices)."""
-        G = np.array(genes, dtype=np.int64, copy=True, ndmin=2)
-        active = self._active_blocks(G)
-        G[:, :N_BLOCKS][~active] = 0
-        G[:, N_BLOCKS : 2 * N_BLOCKS][~active] = 0
-        return G
+        skipped = ~self.active_blocks(G)
+        mask = np.zeros(G.shape, dtype=bool)
+        mask[:, :N_BLOCKS] = mask[:, N_BLOCKS : 2 * N_BLOCKS] = skipped
+        return mask
 
 
 def ofa_mbv3_space(resolutions: tuple[int, ...] = RESOLUTIONS) -> OFAMobileNetV3Space:
@@ -101,16 +78,14 @@ class OFAAccuracyPredictor:
         self._layers = [(z[f"{i}_weight"].T.astype(np.float64), z[f"{i}_bias"].astype(np.float64)) for i in (0, 2, 4, 6)]
 
     @staticmethod
-    def features(configs: list[Config]) -> np.ndarray:
-        X = np.zeros((len(configs), 128))
-        for row, c in enumerate(configs):
-            r = c["r"][0] if isinstance(c["r"], list | tuple) else c["r"]
-            for s, depth in enumerate(c["d"]):
-                for j in range(int(depth)):
-                    i = s * BLOCKS_PER_STAGE + j
-                    X[row, 3 * i + KERNELS.index(c["ks"][i])] = 1.0
-                    X[row, 60 + 3 * i + EXPANDS.index(c["e"][i])] = 1.0
-            X[row, 120 + (int(r) - 112) // 16] = 1.0
+    def features(space: OFAMobileNetV3Space, genes: np.ndarray) -> np.ndarray:
+        """The predictor's 128 inputs of gene rows of ``space``: its one-hot kernel size and expand ratio
+        columns (zero for skipped blocks), then the resolution one-hot at ``120 + (r - 112) // 16``."""
+        G = np.atleast_2d(genes)
+        X = np.zeros((len(G), 128))
+        X[:, : 6 * N_BLOCKS] = space.encode_genes(G, "onehot")[:, : 6 * N_BLOCKS]
+        r = np.array(space.choices["r"].values)[G[:, -1]]
+        X[np.arange(len(G)), 120 + (r - 112) // 16] = 1.0
         return X
 
     def predict_features(self, X: np.ndarray) -> np.ndarray:
@@ -120,19 +95,18 @@ class OFAAccuracyPredictor:
         W, b = self._layers[-1]
         return (h @ W + b)[:, 0]
 
-    def top1(self, configs: list[Config]) -> np.ndarray:
-        """Top-1 accuracy in percent."""
-        return 100.0 * self.predict_features(self.features(configs))
+    def top1(self, space: OFAMobileNetV3Space, genes: np.ndarray) -> np.ndarray:
+        """Top-1 accuracy in percent of gene rows of ``space``."""
+        return 100.0 * self.predict_features(self.features(space, genes))
 
 
 class OFAMobileNetV3Oracle:
     """Vectorised accuracy and latency on gene matrices of :func:`ofa_mbv3_space` (for reference fronts)."""
 
-    def __init__(self, space: SearchSpace, lut: OFALookupTable, predictor: OFAAccuracyPredictor) -> None:
+    def __init__(self, space: OFAMobileNetV3Space, lut: OFALookupTable, predictor: OFAAccuracyPredictor) -> None:
         self.space = space
         self.predictor = predictor
         res = space.choices["r"].values
-        self._res = np.array(res)
         # base[r], block[r, i, ks, e]
         self._base = np.zeros(len(res))
         self._block = np.zeros((len(res), N_BLOCKS, len(KERNELS), len(EXPANDS)))
@@ -150,29 +124,14 @@ class OFAMobileNetV3Oracle:
                     for i, key in enumerate(lut.layer_keys(cfg)[2:-4]):
                         self._block[ri, i, ki, ei] = table[key]
 
-    def _split(self, G: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        G = np.atleast_2d(G)
-        ks, e, d, r = G[:, :20], G[:, 20:40], G[:, 40:45], G[:, 45]
-        depth = np.array(DEPTHS)[d]  # (n, 5)
-        active = (np.arange(BLOCKS_PER_STAGE)[None, None, :] < depth[:, :, None]).reshape(len(G), N_BLOCKS)
-        return ks, e, active, r
-
     def latency(self, G: np.ndarray) -> np.ndarray:
-        ks, e, active, r = self._split(G)
+        G = np.atleast_2d(G)
+        ks, e, r = G[:, :N_BLOCKS], G[:, N_BLOCKS : 2 * N_BLOCKS], G[:, -1]
         per_block = self._block[r[:, None], np.arange(N_BLOCKS)[None, :], ks, e]
-        return self._base[r] + (per_block * active).sum(axis=1)
+        return self._base[r] + (per_block * self.space.active_blocks(G)).sum(axis=1)
 
     def accuracy(self, G: np.ndarray) -> np.ndarray:
-        ks, e, active, r = self._split(G)
-        n = len(ks)
-        X = np.zeros((n, 128))
-        rows = np.repeat(np.arange(n), N_BLOCKS)
-        blocks = np.tile(np.arange(N_BLOCKS), n)
-        act = active.ravel()
-        X[rows[act], (3 * blocks + ks.ravel())[act]] = 1.0
-        X[rows[act], (60 + 3 * blocks + e.ravel())[act]] = 1.0
-        X[np.arange(n), 120 + (self._res[r] - 112) // 16] = 1.0
-        return 100.0 * self.predictor.predict_features(X)
+        return self.predictor.top1(self.space, G)
 
 
 @functools.lru_cache(maxsize=1)
@@ -205,7 +164,7 @@ def make_ofa_mbv3_note10() -> Any:
     predictor = accuracy_predictor()
 
     def evaluate(config: Config) -> dict[str, float]:
-        return {"accuracy_top1": float(predictor.top1([config])[0])}
+        return {"accuracy_top1": float(predictor.top1(space, space.to_genes(config))[0])}
 
     def latency_note10_ms(config: Config) -> float:
         return lut.latency_ms(config)

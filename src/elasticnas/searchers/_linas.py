@@ -84,18 +84,18 @@ class LINASSearcher(Searcher):
         self.predict_cheap_metrics = predict_cheap_metrics
         self._queue: list[Config] = []
         self._predictors: dict[str, Predictor] = {}
-        self._cache: dict[bytes, tuple[Config, np.ndarray, dict[str, float]]] = {}
+        self._cache: dict[bytes, tuple[Config, dict[str, float]]] = {}
         self._loops = 0
 
     # -- helpers -----------------------------------------------------------------------------
-    def _decode(self, g: np.ndarray) -> tuple[Config, np.ndarray, dict[str, float]]:
-        """Config, canonical genes and exact cheap metrics of a gene row (cached)."""
+    def _decode(self, g: np.ndarray) -> tuple[Config, dict[str, float]]:
+        """Config and exact cheap metrics of a canonical gene row (cached)."""
         key = g.tobytes()
         hit = self._cache.get(key)
         if hit is None:
             cfg = self.space.from_genes(g)
             cheap = {n: float(fn(cfg)) for n, fn in self.cheap_metrics.items()} if not self.predict_cheap_metrics else {}
-            hit = (cfg, self.space.to_genes(cfg), cheap)
+            hit = (cfg, cheap)
             self._cache[key] = hit
         return hit
 
@@ -103,18 +103,16 @@ class LINASSearcher(Searcher):
         return self.space.encode_genes(G, "onehot")
 
     def _predict_genes(self, G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        fast = getattr(self.space, "canonical_genes", None)
-        if fast is not None:  # vectorised canonical form first: equal networks then share one cache entry
-            G = np.asarray(fast(G), dtype=np.int64)
+        G = self.space.canonical_genes(G)  # equal networks share one cache entry and one feature row
         decoded = [self._decode(g) for g in G]
-        X = self._features(np.array([canon for _, canon, _ in decoded]))
+        X = self._features(G)
         preds = {name: p.predict(X)[0] for name, p in self._predictors.items()}
 
         def column(metric: str) -> np.ndarray:
             if metric in preds:
                 return preds[metric]
             if metric in self.cheap_metrics and not self.predict_cheap_metrics:
-                return np.array([cheap[metric] for _, _, cheap in decoded])
+                return np.array([cheap[metric] for _, cheap in decoded])
             return np.full(len(G), np.nan)
 
         F = np.column_stack([o.sign * column(o.name) for o in self.objectives])
@@ -172,11 +170,7 @@ class LINASSearcher(Searcher):
         n_gen = max(1, round(self.inner_evals / self.population))
         result = minimize(_PredictedProblem(self), algorithm, ("n_gen", n_gen), seed=seed, verbose=False)
         X_final = np.clip(np.rint(result.pop.get("X")).astype(np.int64), 0, self.space.cardinalities - 1)
-        out = []
-        for g in X_final:
-            cfg = self._decode(g)[0]
-            out.append(cfg)
-        return out
+        return [self._decode(g)[0] for g in self.space.canonical_genes(X_final)]
 
     def diagnostics(self) -> dict[str, Any]:
         return {"searcher": "linas", "loops": self._loops, "predictor": self.predictor_name}

@@ -130,7 +130,6 @@ class PredictedHVISearcher(Searcher):
         self.front_weight = front_weight
         self._card = self.space.cardinalities
         self._queue: list[Config] = []
-        self._canon: dict[bytes, np.ndarray | None] = {}  # raw genes -> canonical genes
         self._configs: dict[bytes, Config] = {}  # canonical genes -> config
         self._cheap_by_genes: dict[bytes, dict[str, float]] = {}
         self._proposed: dict[str, np.ndarray] = {}  # config id -> canonical genes of our proposals
@@ -141,24 +140,8 @@ class PredictedHVISearcher(Searcher):
 
     # -- genes ---------------------------------------------------------------------------
     def _canonical(self, G: np.ndarray) -> np.ndarray:
-        """Canonical gene rows (same network -> same row); caches configs along the way.
-
-        Uses the space's vectorised ``canonical_genes(G)`` when it has one.
-        """
-        fast = getattr(self.space, "canonical_genes", None)
-        if fast is not None:
-            return np.asarray(fast(G), dtype=np.int64)
-        out = np.empty_like(G)
-        for i, g in enumerate(G):
-            key = g.tobytes()
-            cg = self._canon.get(key)
-            if cg is None:
-                cfg = self.space.from_genes(g)
-                cg = self.space.to_genes(cfg)
-                self._canon[key] = cg
-                self._configs.setdefault(cg.tobytes(), cfg)
-            out[i] = cg
-        return out
+        """Canonical gene rows (same network -> same row)."""
+        return self.space.canonical_genes(G)
 
     def _config(self, g: np.ndarray) -> Config:
         key = g.tobytes()

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 Value = int | float | str | bool
@@ -17,6 +17,7 @@ class Choice:
 
     values: tuple[Value, ...]
     size: int | None
+    _positions: dict[tuple[int, Any], int] = field(init=False, repr=False, compare=False)
 
     def __init__(self, values: Iterable[Value], size: int | None = None) -> None:
         vals = tuple(values)
@@ -31,6 +32,7 @@ class Choice:
             raise ValueError(f"Choice size must be a positive int or None, got {size!r}")
         object.__setattr__(self, "values", vals)
         object.__setattr__(self, "size", size)
+        object.__setattr__(self, "_positions", {_key(v): i for i, v in enumerate(vals)})
 
     @property
     def length(self) -> int:
@@ -38,14 +40,18 @@ class Choice:
         return 1 if self.size is None else self.size
 
     def index(self, value: Any) -> int:
-        """Position of ``value`` in :attr:`values` (numbers compare by value)."""
-        for i, v in enumerate(self.values):
-            if type(v) is bool or type(value) is bool:
-                if v is value:
-                    return i
-            elif v == value and isinstance(value, str) == isinstance(v, str):
-                return i
-        raise ValueError(value)
+        """Position of ``value`` in :attr:`values`: numbers compare by value (``1 == 1.0``), but a
+        bool only matches a bool and a string only a string."""
+        try:
+            return self._positions[_key(value)]
+        except (KeyError, TypeError):  # TypeError: an unhashable value
+            raise ValueError(value) from None
 
     def to_json(self) -> dict[str, Any]:
         return {"values": list(self.values), "size": self.size}
+
+
+def _key(value: Any) -> tuple[int, Any]:
+    """Lookup key of a value: its kind (bool, str, anything else) and the value."""
+    kind = 0 if type(value) is bool else 1 if isinstance(value, str) else 2
+    return kind, value

@@ -34,16 +34,29 @@ class SearchSpace:
 
     A configuration is a dict mapping every name to a value (scalar choices) or
     a list of ``size`` values. Scalars may also be given as one-element lists,
-    as Once-for-All and DyNAS-T write ``{"r": [224]}``.
+    as Once-for-All and DyNAS-T write ``{"r": [224]}``. Its genes are the
+    integer vector of value indices, one per position.
 
-    Subclasses may override :meth:`canonicalize` to map configurations that
-    denote the same network (for example choices of skipped blocks) to one form.
+    Some genes may not change the network under others (the blocks a stage's
+    depth skips): a subclass declares them with the one hook
+    :meth:`inactive_mask`, and :meth:`validate`, :meth:`from_genes` and
+    :meth:`canonical_genes` set them to their first value, so configurations
+    of one network share one form and one config id. A subclass whose
+    equivalent configurations differ in more than inactive genes (a projection
+    onto a table) overrides :meth:`canonical_genes` instead.
+
+    ``a * b`` is the :class:`ProductSpace` of two spaces with disjoint names.
     """
 
     _types: dict[str, type[SearchSpace]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "canonicalize" in cls.__dict__:
+            raise TypeError(
+                f"{cls.__name__}.canonicalize is no longer called: declare inactive genes with "
+                "inactive_mask(genes), or override canonical_genes(genes)"
+            )
         SearchSpace._types[cls.__name__] = cls
 
     def __init__(self, choices: Mapping[str, Choice]) -> None:
@@ -61,6 +74,7 @@ class SearchSpace:
             self._offsets.append(offset)
             offset += choice.length
         self._n_genes = offset
+        self._card = np.array([len(c.values) for c in self.choices.values() for _ in range(c.length)], dtype=np.int64)
 
     # -- basic facts -----------------------------------------------------
     @property
@@ -75,9 +89,7 @@ class SearchSpace:
     @property
     def cardinalities(self) -> np.ndarray:
         """Number of values allowed at each gene position."""
-        return np.array(
-            [len(c.values) for c in self.choices.values() for _ in range(c.length)], dtype=np.int64
-        )
+        return self._card.copy()
 
     @property
     def log10_size(self) -> float:
@@ -94,13 +106,22 @@ class SearchSpace:
     def __hash__(self) -> int:
         return hash(tuple(self.choices.items()))
 
+    def __mul__(self, other: SearchSpace) -> ProductSpace:
+        """The product space: configurations carry the keys of both spaces (names must be disjoint)."""
+        if not isinstance(other, SearchSpace):
+            return NotImplemented
+        return ProductSpace([self, other])
+
     # -- validation --------------------------------------------------------
     def validate(self, config: Mapping[str, Any]) -> Config:
-        """Check ``config`` and return it in canonical form.
+        """Check ``config`` and return it in canonical form (inactive genes at their first value).
 
         Raises :class:`InvalidConfigError` naming the key, the position and
         the allowed values of the first problem found.
         """
+        return self._decode(self.canonical_genes(self._parse(config))[0])
+
+    def _check_keys(self, config: Mapping[str, Any]) -> None:
         if not isinstance(config, Mapping):
             raise InvalidConfigError(f"a configuration must be a JSON object / dict, got {type(config).__name__}")
         unknown = [k for k in config if k not in self.choices]
@@ -108,7 +129,11 @@ class SearchSpace:
             raise InvalidConfigError(
                 f"unknown key {unknown[0]!r} in configuration; expected keys: {', '.join(self.names)}"
             )
-        out: Config = {}
+
+    def _parse(self, config: Mapping[str, Any]) -> np.ndarray:
+        """The genes of ``config`` as written (not canonicalised); raises on the first problem."""
+        self._check_keys(config)
+        genes: list[int] = []
         for name, choice in self.choices.items():
             if name not in config:
                 raise InvalidConfigError(f"configuration is missing key {name!r}")
@@ -120,7 +145,7 @@ class SearchSpace:
                             f"key {name!r} takes one value (or a one-element list), got {len(value)} values"
                         )
                     value = value[0]
-                out[name] = self._checked(name, None, choice, value)
+                genes.append(self._index(name, None, choice, value))
             else:
                 if not isinstance(value, list | tuple | np.ndarray):
                     raise InvalidConfigError(
@@ -130,14 +155,14 @@ class SearchSpace:
                     raise InvalidConfigError(
                         f"key {name!r} takes a list of {choice.size} values, got {len(value)}"
                     )
-                out[name] = [self._checked(name, i, choice, v) for i, v in enumerate(value)]
-        return self.canonicalize(out)
+                genes.extend(self._index(name, i, choice, v) for i, v in enumerate(value))
+        return np.array(genes, dtype=np.int64)
 
     @staticmethod
-    def _checked(name: str, position: int | None, choice: Choice, value: Any) -> Any:
+    def _index(name: str, position: int | None, choice: Choice, value: Any) -> int:
         value = _plain(value)
         try:
-            return choice.values[choice.index(value)]
+            return choice.index(value)
         except ValueError:
             where = f"key {name!r}" if position is None else f"key {name!r} position {position}"
             allowed = ", ".join(map(repr, choice.values))
@@ -150,57 +175,85 @@ class SearchSpace:
             return False
         return True
 
-    def canonicalize(self, config: Config) -> Config:
-        """Hook: map equivalent configurations to one form (identity by default)."""
-        return config
-
     def config_id(self, config: Mapping[str, Any]) -> str:
         """A stable 16-hex-digit id; equal (canonical) configurations have equal ids."""
         text = json.dumps(self.validate(config), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     # -- genes: the integer index vector ------------------------------------
+    def inactive_mask(self, genes: np.ndarray) -> np.ndarray:
+        """Hook: a boolean matrix shaped like the valid gene matrix ``genes`` (n, n_genes), True
+        where a gene does not change the network of its row (default: every gene is active)."""
+        return np.zeros(np.shape(genes), dtype=bool)
+
+    def canonical_genes(self, genes: np.ndarray) -> np.ndarray:
+        """Canonical rows of a valid gene matrix (n, n_genes) or row: inactive genes set to 0 (their
+        first value). Equal networks get equal rows; always returns a new 2-D int64 matrix."""
+        G = np.array(genes, dtype=np.int64, copy=True, ndmin=2)
+        G[self.inactive_mask(G)] = 0
+        return G
+
+    def validate_genes(self, genes: np.ndarray) -> np.ndarray:
+        """Check a gene matrix (n, n_genes) or row and return its canonical rows (2-D int64).
+
+        Raises :class:`InvalidConfigError` naming the row, key and position of the first gene out of range.
+        """
+        G = np.asarray(genes)
+        if G.ndim == 1:
+            G = G[None, :]
+        if G.ndim != 2 or G.shape[1] != self._n_genes:
+            raise InvalidConfigError(f"expected {self._n_genes} genes, got shape {np.shape(genes)}")
+        if G.dtype.kind not in "iu" and not (G.dtype.kind == "f" and np.array_equal(G, np.round(G))):
+            raise InvalidConfigError(f"genes must be integers, got dtype {G.dtype}")
+        bad = (G < 0) | (G >= self._card)
+        if bad.any():
+            row, col = (int(k) for k in np.argwhere(bad)[0])
+            k = int(np.searchsorted(self._offsets, col, side="right")) - 1
+            name, choice = self.names[k], self.choices[self.names[k]]
+            where = f"key {name!r}" if choice.size is None else f"key {name!r} position {col - self._offsets[k]}"
+            raise InvalidConfigError(
+                f"row {row}: gene {G[row, col]} out of range for {where}; it takes 0..{len(choice.values) - 1}"
+            )
+        return self.canonical_genes(G)
+
     def to_genes(self, config: Mapping[str, Any]) -> np.ndarray:
-        """Integer vector of value indices, one per position."""
-        cfg = self.validate(config)
-        genes = np.empty(self._n_genes, dtype=np.int64)
-        for (name, choice), off in zip(self.choices.items(), self._offsets, strict=True):
-            values = [cfg[name]] if choice.size is None else cfg[name]
-            for i, v in enumerate(values):
-                genes[off + i] = choice.index(v)
-        return genes
+        """Integer vector of value indices, one per position (canonical)."""
+        return self.canonical_genes(self._parse(config))[0]
 
     def from_genes(self, genes: Sequence[int] | np.ndarray) -> Config:
         """Inverse of :meth:`to_genes` (canonicalised)."""
         genes = np.asarray(genes)
-        if genes.shape != (self._n_genes,):
+        if genes.ndim != 1:
             raise InvalidConfigError(f"expected {self._n_genes} genes, got shape {genes.shape}")
+        return self._decode(self.validate_genes(genes)[0])
+
+    def _decode(self, genes: np.ndarray) -> Config:
+        """The configuration of a valid gene row."""
+        g = genes.tolist()
         out: Config = {}
         for (name, choice), off in zip(self.choices.items(), self._offsets, strict=True):
-            idx = [int(g) for g in genes[off : off + choice.length]]
-            for g in idx:
-                if not 0 <= g < len(choice.values):
-                    raise InvalidConfigError(f"gene {g} out of range for key {name!r}")
-            vals = [choice.values[g] for g in idx]
-            out[name] = vals[0] if choice.size is None else vals
-        return self.canonicalize(out)
+            if choice.size is None:
+                out[name] = choice.values[g[off]]
+            else:
+                out[name] = [choice.values[i] for i in g[off : off + choice.size]]
+        return out
 
     # -- sampling and variation ------------------------------------------------
     def sample(self, seed: Seed = None) -> Config:
         """One uniformly random configuration."""
         rng = as_rng(seed)
-        return self.from_genes(rng.integers(0, self.cardinalities))
+        return self.from_genes(rng.integers(0, self._card))
 
     def sample_many(self, n: int, seed: Seed = None) -> list[Config]:
         rng = as_rng(seed)
-        genes = rng.integers(0, self.cardinalities, size=(n, self._n_genes))
-        return [self.from_genes(g) for g in genes]
+        genes = rng.integers(0, self._card, size=(n, self._n_genes))
+        return [self._decode(g) for g in self.validate_genes(genes)]
 
     def mutate(self, config: Mapping[str, Any], prob: float | None = None, seed: Seed = None) -> Config:
         """Resample each position with probability ``prob`` (default 1/n_genes); at least one changes."""
         rng = as_rng(seed)
         genes = self.to_genes(config)
-        card = self.cardinalities
+        card = self._card
         p = 1.0 / self._n_genes if prob is None else prob
         mask = (rng.random(self._n_genes) < p) & (card > 1)
         if not mask.any() and (card > 1).any():
@@ -220,24 +273,25 @@ class SearchSpace:
     def encode(
         self, configs: Mapping[str, Any] | Sequence[Mapping[str, Any]], kind: Literal["onehot", "ordinal"] = "onehot"
     ) -> np.ndarray:
-        """Feature vector(s): ``onehot`` (one column per position and value) or
-        ``ordinal`` (each position's value index scaled to [0, 1])."""
+        """Feature vector(s) of configurations, as :meth:`encode_genes`."""
         single = isinstance(configs, Mapping)
         genes = np.stack([self.to_genes(c) for c in ([configs] if single else configs)])  # type: ignore[list-item]
         feats = self.encode_genes(genes, kind)
         return feats[0] if single else feats
 
     def encode_genes(self, genes: np.ndarray, kind: Literal["onehot", "ordinal"] = "onehot") -> np.ndarray:
-        """Encode a (n, n_genes) integer gene matrix without building dicts."""
+        """Features of a valid (n, n_genes) gene matrix without building dicts: ``onehot`` (one column per
+        position and value; the columns of inactive genes are all zero) or ``ordinal`` (each position's
+        value index scaled to [0, 1])."""
         genes = np.atleast_2d(genes)
-        card = self.cardinalities
+        card = self._card
         if kind == "ordinal":
             return genes / np.maximum(card - 1, 1)
         if kind == "onehot":
             offsets = np.concatenate([[0], np.cumsum(card)[:-1]])
             out = np.zeros((genes.shape[0], int(card.sum())))
             rows = np.repeat(np.arange(genes.shape[0]), genes.shape[1])
-            out[rows, (genes + offsets).ravel()] = 1.0
+            out[rows, (genes + offsets).ravel()] = ~self.inactive_mask(genes).ravel()
             return out
         raise ValueError(f"unknown encoding {kind!r}; use 'onehot' or 'ordinal'")
 
@@ -248,9 +302,11 @@ class SearchSpace:
     @staticmethod
     def from_json(data: Mapping[str, Any]) -> SearchSpace:
         """Rebuild a space written by :meth:`to_json` (subclasses by their class name)."""
-        space_type = SearchSpace._types.get(data.get("type", "SearchSpace"), SearchSpace)
-        choices = {n: Choice(c["values"], size=c["size"]) for n, c in data["choices"].items()}
-        return space_type(choices)
+        return SearchSpace._types.get(data.get("type", "SearchSpace"), SearchSpace)._from_json(data)
+
+    @classmethod
+    def _from_json(cls, data: Mapping[str, Any]) -> SearchSpace:
+        return cls({n: Choice(c["values"], size=c["size"]) for n, c in data["choices"].items()})
 
     def dumps(self, config: Mapping[str, Any]) -> str:
         """A configuration as compact JSON text (validated first)."""
@@ -263,3 +319,89 @@ class SearchSpace:
         except json.JSONDecodeError as exc:
             raise InvalidConfigError(f"configuration is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
         return self.validate(data)
+
+
+class ProductSpace(SearchSpace):
+    """The product ``a * b * ...`` of spaces with disjoint choice names.
+
+    A configuration is one flat dict holding the keys of every part; its genes
+    and encodings are the parts' concatenated in order. Each part parses,
+    canonicalises (its own :meth:`inactive_mask` or :meth:`canonical_genes`),
+    encodes and identifies its own keys, so an architecture space, per-layer
+    bit-widths and adapter ranks combine without knowing each other.
+    ``(a * b) * c`` is the product of the three parts ``a, b, c``.
+    """
+
+    def __init__(self, parts: Sequence[SearchSpace]) -> None:
+        flat = [q for p in parts for q in (p.parts if isinstance(p, ProductSpace) else (p,))]
+        names: set[str] = set()
+        for part in flat:
+            shared = [n for n in part.names if n in names]
+            if shared:
+                raise ValueError(f"cannot multiply spaces that share choice names: {', '.join(shared)}")
+            names.update(part.names)
+        super().__init__({n: c for p in flat for n, c in p.choices.items()})
+        self.parts: tuple[SearchSpace, ...] = tuple(flat)
+        bounds = np.cumsum([0] + [p.n_genes for p in flat]).tolist()
+        self._slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def __repr__(self) -> str:
+        return " * ".join(map(repr, self.parts))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ProductSpace) and self.parts == other.parts
+
+    def __hash__(self) -> int:
+        return hash(self.parts)
+
+    def split(self, config: Mapping[str, Any]) -> list[Config]:
+        """Each part's configuration, validated by its part."""
+        self._check_keys(config)
+        return [p.validate(self._keys_of(p, config)) for p in self.parts]
+
+    @staticmethod
+    def _keys_of(part: SearchSpace, config: Mapping[str, Any]) -> dict[str, Any]:
+        return {n: config[n] for n in part.choices if n in config}
+
+    def _parse(self, config: Mapping[str, Any]) -> np.ndarray:
+        self._check_keys(config)
+        return np.concatenate([p._parse(self._keys_of(p, config)) for p in self.parts])
+
+    def config_id(self, config: Mapping[str, Any]) -> str:
+        """Hash of the parts' config ids: configurations of equal parts share it."""
+        self._check_keys(config)
+        ids = [p.config_id(self._keys_of(p, config)) for p in self.parts]
+        return hashlib.sha256(",".join(ids).encode()).hexdigest()[:16]
+
+    def inactive_mask(self, genes: np.ndarray) -> np.ndarray:
+        G = np.atleast_2d(genes)
+        return np.hstack([p.inactive_mask(G[:, s]) for p, s in zip(self.parts, self._slices, strict=True)])
+
+    def canonical_genes(self, genes: np.ndarray) -> np.ndarray:
+        G = np.array(genes, dtype=np.int64, ndmin=2)
+        return np.hstack([p.canonical_genes(G[:, s]) for p, s in zip(self.parts, self._slices, strict=True)])
+
+    def validate_genes(self, genes: np.ndarray) -> np.ndarray:
+        G = np.asarray(genes)
+        if G.ndim == 1:
+            G = G[None, :]
+        if G.ndim != 2 or G.shape[1] != self._n_genes:
+            raise InvalidConfigError(f"expected {self._n_genes} genes, got shape {np.shape(genes)}")
+        return np.hstack([p.validate_genes(G[:, s]) for p, s in zip(self.parts, self._slices, strict=True)])
+
+    def _decode(self, genes: np.ndarray) -> Config:
+        out: Config = {}
+        for p, s in zip(self.parts, self._slices, strict=True):
+            out.update(p._decode(genes[s]))
+        return out
+
+    def encode_genes(self, genes: np.ndarray, kind: Literal["onehot", "ordinal"] = "onehot") -> np.ndarray:
+        G = np.atleast_2d(genes)
+        return np.hstack([p.encode_genes(G[:, s], kind) for p, s in zip(self.parts, self._slices, strict=True)])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "ProductSpace", "parts": [p.to_json() for p in self.parts]}
+
+    @classmethod
+    def _from_json(cls, data: Mapping[str, Any]) -> SearchSpace:
+        return cls([SearchSpace.from_json(p) for p in data["parts"]])
