@@ -1,9 +1,11 @@
 """Export sub-networks as standalone PyTorch (``pt``) or ONNX files, with a parity check.
 
-``pt`` files hold the architecture as JSON (OFA ``net.config`` format) and the
-weights, and reload with :func:`load_subnet` through ``torch.load(...,
-weights_only=True)`` (no pickled code). ``onnx`` files are checked in ONNX Runtime
-against the PyTorch sub-network on the same seeded input.
+``pt`` files hold the super-network's family, the architecture as JSON (OFA ``net.config``
+format for the OFA families) and the weights, and reload with :func:`load_subnet` through
+``torch.load(..., weights_only=True)`` (no pickled code) and the builder registered for the
+family (:func:`~elasticnas.supernets.register_subnet_builder`). ``onnx`` files take one input per
+tensor of the family's ``example_inputs``, each with a dynamic batch axis, and are checked in
+ONNX Runtime against the PyTorch sub-network on the same seeded inputs.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from elasticnas.errors import CheckpointError, ElasticNASError
-from elasticnas.supernets import create_supernet
+from elasticnas.supernets import SUBNET_BUILDERS, create_supernet
 
 if TYPE_CHECKING:  # PyTorch is imported where it is used, so that FORMATS loads without it
     import torch
     from torch import nn
 
     from elasticnas.measure.accuracy import Calibration
+    from elasticnas.measure.latency import Inputs
     from elasticnas.supernets import Supernet
 
 FORMATS = ("pt", "onnx")
@@ -42,7 +45,9 @@ class ExportRecord:
     (reloaded, or run in ONNX Runtime) and the extracted, recalibrated PyTorch sub-network's;
     ``supernet_diff``: the same between the extracted sub-network before recalibration and the
     activated super-network (both in eval mode); ``calibration_batches``: batches its BatchNorm
-    statistics were re-estimated on (0: the super-network's kept); ``accuracy_top1``: top-1
+    statistics were re-estimated on (0: the super-network's kept); ``input_shape``: the shape of one
+    input without the batch axis ((C, H, W) for images), one such shape per input for a family of
+    several inputs (token ids and an attention mask, ...); ``accuracy_top1``: top-1
     accuracy (%) of the exported file itself on the validation data, when given;
     ``recorded_accuracy_top1``: what the study recorded for the trial (:meth:`Study.export`).
     """
@@ -52,7 +57,7 @@ class ExportRecord:
     supernet: str
     config_json: str
     config_id: str
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[Any, ...]
     macs: int
     params: int
     max_abs_diff: float
@@ -69,14 +74,24 @@ class ExportRecord:
 
     def to_json(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if k != "config_json"}
-        return {**out, "config": self.config, "input_shape": list(self.input_shape)}
+        return {**out, "config": self.config, "input_shape": _as_lists(self.input_shape)}
+
+
+def _as_lists(shape: Any) -> Any:
+    """A (nested) shape tuple as JSON lists."""
+    return [_as_lists(v) for v in shape] if isinstance(shape, tuple | list) else shape
+
+
+def _as_tuples(shape: Any) -> Any:
+    """A (nested) shape read from JSON as tuples."""
+    return tuple(_as_tuples(v) for v in shape) if isinstance(shape, tuple | list) else shape
 
 
 def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.detach().double() - b.detach().double()).abs().max())
 
 
-def _supernet_parity(supernet: Supernet, config: Mapping[str, Any], sub: nn.Module, x: torch.Tensor) -> float:
+def _supernet_parity(supernet: Supernet, config: Mapping[str, Any], sub: nn.Module, xs: Inputs) -> float:
     """Max |activated super-network - extracted| in eval mode; restores the super-network's state."""
     import torch
 
@@ -85,7 +100,7 @@ def _supernet_parity(supernet: Supernet, config: Mapping[str, Any], sub: nn.Modu
         supernet.eval()
         supernet.activate(config)
         with torch.no_grad():
-            return _max_diff(supernet(x), sub(x))
+            return _max_diff(supernet(*xs), sub(*xs))
     finally:
         supernet.train(was_training)
         if previous is not None:
@@ -159,15 +174,20 @@ def export_subnet(
         supernet.load_weights(weights)
     space = supernet.search_space
     cfg = space.validate(config)
-    shape = supernet.input_shape(cfg)
+    if format == "pt" and supernet.family not in SUBNET_BUILDERS:
+        raise ExportError(
+            f"super-network {supernet.name or type(supernet).__name__!r} cannot be exported as pt: its family "
+            f"{supernet.family!r} has no sub-network builder (register_subnet_builder); export it as onnx"
+        )
+    xs = supernet.example_inputs(cfg, batch_size, seed=seed)
+    shapes = tuple(tuple(int(n) for n in x.shape[1:]) for x in xs)
+    shape = shapes[0] if len(shapes) == 1 else shapes
     sub = supernet.extract(cfg).eval()
     calibration = _calibration(calibration_data, recalibrate, sub, supernet.name)
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch_size, *shape, generator=gen)
-    parity = _supernet_parity(supernet, cfg, sub, x)
-    used = 0 if calibration is None else calibration.apply(sub, resolution=shape[-1], channels=shape[0])
+    parity = _supernet_parity(supernet, cfg, sub, xs)
+    used = 0 if calibration is None else supernet.calibrate(sub, cfg, calibration)
     with torch.no_grad():
-        ref = sub(x)
+        ref = sub(*xs)
     diffs: list[float] = []
 
     def write(tmp: str) -> None:
@@ -177,24 +197,25 @@ def export_subnet(
                     "format": _PT_FORMAT,
                     "version": _PT_VERSION,
                     "supernet": supernet.name,
+                    "family": supernet.family,
                     "config": json.dumps(cfg),
-                    "input_shape": list(shape),
+                    "input_shape": _as_lists(shape),
                     "arch": json.dumps(supernet.arch(cfg)),
                     "state_dict": sub.state_dict(),
                 },
                 tmp,
             )
             with torch.no_grad():
-                diff = _max_diff(load_subnet(tmp)(x), ref)
+                diff = _max_diff(load_subnet(tmp)(*xs), ref)
         else:
-            diff = _export_onnx(sub, x, tmp, opset, ref)
+            diff = _export_onnx(sub, xs, tmp, opset, ref)
         if check and not diff <= atol:
             raise ExportError(
                 f"exported {format} model differs from the PyTorch sub-network by {diff:.3g} > atol {atol:g}"
             )
         diffs.append(diff)
         if val is not None:  # scored before it replaces anything: unreadable data leaves the old file
-            accuracies.append(_file_accuracy(tmp, format, val, shape, val_batches))
+            accuracies.append(_file_accuracy(tmp, format, val, supernet, cfg, val_batches))
 
     accuracies: list[float] = []
     atomic_write(out, write, what="export file")
@@ -216,45 +237,54 @@ def export_subnet(
     )
 
 
-def _file_accuracy(path: str, format: str, val_data: Any, shape: tuple[int, int, int], max_batches: int | None) -> float:  # noqa: A002
-    """Top-1 accuracy (%) of the exported file itself, run as a user runs it (ONNX Runtime or load_subnet)."""
+def _file_accuracy(
+    path: str, format: str, val_data: Any, supernet: Supernet, config: Mapping[str, Any], max_batches: int | None  # noqa: A002
+) -> float:
+    """Top-1 accuracy (%) of the exported file itself, run as a user runs it (ONNX Runtime or load_subnet);
+    images are resized to an image family's resolution."""
     from elasticnas.data import as_loader
     from elasticnas.measure.accuracy import evaluate_accuracy
+    from elasticnas.supernets import ImageSupernet
 
     model = load_subnet(path) if format == "pt" else _onnx_module(path)
-    loader = as_loader(val_data, batch_size=64, resolution=shape[-1], channels=shape[0])
-    return evaluate_accuracy(model, loader, resolution=shape[-1], max_batches=max_batches).top1
+    resolution, channels = None, 3
+    if isinstance(supernet, ImageSupernet):
+        channels, resolution, _ = supernet.input_shape(config)
+    loader = as_loader(val_data, batch_size=64, resolution=resolution, channels=channels)
+    return evaluate_accuracy(model, loader, resolution=resolution, max_batches=max_batches).top1
 
 
-def _export_onnx(sub: nn.Module, x: torch.Tensor, out: str, opset: int, ref: torch.Tensor) -> float:
+def _export_onnx(sub: nn.Module, xs: Inputs, out: str, opset: int, ref: torch.Tensor) -> float:
     import torch
+
+    from elasticnas.measure.latency import onnx_feed, onnx_input_names
 
     try:
         import onnxruntime as ort
     except ImportError:  # pragma: no cover - a declared dependency
         raise ExportError("ONNX export needs onnxruntime; pip install onnxruntime") from None
+    names = onnx_input_names(len(xs))
     kwargs: dict[str, Any] = {
-        "input_names": ["input"],
+        "input_names": names,
         "output_names": ["logits"],
-        "dynamic_axes": {"input": {0: "batch"}, "logits": {0: "batch"}},
+        "dynamic_axes": {name: {0: "batch"} for name in [*names, "logits"]},
         "opset_version": opset,
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:  # the TorchScript exporter: fast and quiet for these plain convolutional networks
-            torch.onnx.export(sub, (x,), out, dynamo=False, **kwargs)
+            torch.onnx.export(sub, xs, out, dynamo=False, **kwargs)
         except Exception as legacy_error:  # noqa: BLE001 - fall back to the torch.export-based exporter
             from elasticnas.measure.latency import require_onnxscript
 
             require_onnxscript(legacy_error, ExportError)
             kwargs.pop("dynamic_axes")
             try:
-                torch.onnx.export(sub, (x,), out, dynamo=True, external_data=False, **kwargs)
+                torch.onnx.export(sub, xs, out, dynamo=True, external_data=False, **kwargs)
             except Exception as exc:  # noqa: BLE001
                 raise ExportError(f"ONNX export failed: {type(exc).__name__}: {exc}") from None
     session = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    (got,) = session.run(None, {name: x.numpy()})
+    (got,) = session.run(None, onnx_feed(session, xs))
     return _max_diff(torch.from_numpy(got), ref)
 
 
@@ -280,8 +310,9 @@ def _onnx_module(path: str) -> nn.Module:
 def load_subnet(path: str | os.PathLike[str]) -> nn.Module:
     """Rebuild a sub-network written by :func:`export_subnet` in ``pt`` format (eval mode).
 
-    Reads with ``torch.load(..., weights_only=True)``. The architecture JSON is on
-    ``module.config``; the exported configuration and super-network name on
+    Reads with ``torch.load(..., weights_only=True)`` and rebuilds the module with the builder
+    registered for the recorded family (files without one name it in the architecture, as OFA's
+    ``net.config`` does). The exported configuration and super-network name are on
     ``module.elasticnas_info``.
     """
     import torch
@@ -299,8 +330,16 @@ def load_subnet(path: str | os.PathLike[str]) -> nn.Module:
         raise CheckpointError(f"{src!r} is not an elasticnas sub-network file (written by export_subnet(..., format='pt'))")
     if data.get("version") != _PT_VERSION:
         raise CheckpointError(f"{src!r} has sub-network format version {data.get('version')!r}; this elasticnas reads {_PT_VERSION}")
+    family = data.get("family")
     try:
-        net = build_subnet(json.loads(data["arch"]))
+        arch = json.loads(data["arch"])
+        family = family if family is not None else str(arch.get("name"))
+        if family not in SUBNET_BUILDERS:
+            raise CheckpointError(
+                f"{src!r} holds a sub-network of family {family!r}, which no loaded module registers a builder "
+                "for: import the module that calls register_subnet_builder (or pass --plugin MODULE)"
+            )
+        net = build_subnet(arch, family)
         net.load_state_dict(data["state_dict"], strict=True)
     except (KeyError, ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -308,7 +347,7 @@ def load_subnet(path: str | os.PathLike[str]) -> nn.Module:
     net.elasticnas_info = {  # type: ignore[assignment]
         "supernet": data.get("supernet"),
         "config": json.loads(data["config"]),
-        "input_shape": tuple(data["input_shape"]),
+        "input_shape": _as_tuples(data["input_shape"]),
     }
     return net.eval()
 

@@ -129,6 +129,10 @@ class ToySupernet(nn.Module):
         r = self.search_space.validate(config)["r"]
         return (self.in_channels, r, r)
 
+    def example_inputs(self, config: Mapping[str, Any], batch_size: int = 1, *, seed: int = 0) -> tuple[torch.Tensor]:
+        gen = torch.Generator().manual_seed(seed)
+        return (torch.randn((batch_size, *self.input_shape(config)), generator=gen),)
+
     def layer_specs(self, config: Mapping[str, Any]) -> list[ToyLayerSpec]:
         cfg = self.search_space.validate(config)
         r, cin, specs = cfg["r"], self.in_channels, []

@@ -51,6 +51,10 @@ if TYPE_CHECKING:  # PyTorch is imported where it is used, so that the registry 
 
 RunOnce = Callable[[], None]
 Clock = Literal["auto", "wall", "thread"]
+Inputs = tuple["torch.Tensor", ...]
+"""The batched inputs of one forward pass, ``model(*inputs)`` (a super-network's ``example_inputs``)."""
+InputSpec = Sequence[int] | Inputs
+"""The shape of one input without the batch axis (a seeded random batch is drawn), or the inputs themselves."""
 
 
 class MeasurementError(ElasticNASError):
@@ -345,22 +349,24 @@ def default_threads() -> int:
 
 
 class Runtime(ABC):
-    """Turns a module and an example input into a synchronised ``run()`` callable.
+    """Turns a module and its example inputs into a synchronised ``run()`` callable.
 
     Subclasses implement :meth:`_prepare`; :meth:`prepare` checks the device
-    first. ``run()`` must return only once the device has finished the call.
+    first. ``run()`` calls ``model(*inputs)`` and must return only once the device
+    has finished the call.
     """
 
     name: str = ""
 
-    def prepare(self, model: nn.Module, example: torch.Tensor, device: str, threads: int) -> RunOnce:
+    def prepare(self, model: nn.Module, example: torch.Tensor | Inputs, device: str, threads: int) -> RunOnce:
+        """The timed call of ``model`` on ``example`` (one input tensor, or a tuple of them)."""
         device = check_device(device)
         if threads < 1:
             raise MeasurementError(f"threads must be >= 1, got {threads}")
-        return self._prepare(model, example, device, threads)
+        return self._prepare(model, example if isinstance(example, tuple) else (example,), device, threads)
 
     @abstractmethod
-    def _prepare(self, model: nn.Module, example: torch.Tensor, device: str, threads: int) -> RunOnce:
+    def _prepare(self, model: nn.Module, inputs: Inputs, device: str, threads: int) -> RunOnce:
         """Build the session; return the timed call."""
 
 
@@ -369,18 +375,18 @@ class TorchRuntime(Runtime):
 
     name = "torch"
 
-    def _prepare(self, model: nn.Module, example: torch.Tensor, device: str, threads: int) -> RunOnce:
+    def _prepare(self, model: nn.Module, inputs: Inputs, device: str, threads: int) -> RunOnce:
         import torch
 
         if device != "cpu":
             model = copy.deepcopy(model).to(device)
         model.eval()
-        x = example.to(device)
+        xs = tuple(x.to(device) for x in inputs)
         cuda = device != "cpu"
 
         def run() -> None:
             with torch.inference_mode():
-                model(x)
+                model(*xs)
             if cuda:
                 torch.cuda.synchronize(device)
 
@@ -399,8 +405,14 @@ def require_onnxscript(legacy_error: Exception, error: type[ElasticNASError]) ->
         ) from None
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike[str]) -> None:
-    """Export ``model`` (eval mode, on CPU) to an ONNX file.
+def onnx_input_names(n: int) -> list[str]:
+    """Names of the ONNX inputs of a model taking ``n`` inputs: ``input``, or ``input_0``, ``input_1``, ..."""
+    return ["input"] if n == 1 else [f"input_{i}" for i in range(n)]
+
+
+def export_onnx(model: nn.Module, example: torch.Tensor | Inputs, path: str | os.PathLike[str]) -> None:
+    """Export ``model`` (eval mode, on CPU) to an ONNX file with one input per tensor of ``example``
+    (named by :func:`onnx_input_names`).
 
     Uses the TorchScript-based exporter, which takes a fraction of a second
     per network, and falls back to the ``torch.export``-based one (onnxscript).
@@ -408,11 +420,12 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike
     import torch
 
     model = model.eval()
-    args = (example.cpu(),)
+    args = tuple(x.cpu() for x in (example if isinstance(example, tuple) else (example,)))
+    names = onnx_input_names(len(args))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, args, str(path), dynamo=False, input_names=["input"], output_names=["output"])
+            torch.onnx.export(model, args, str(path), dynamo=False, input_names=names, output_names=["output"])
         return
     except Exception as legacy_error:  # the legacy exporter may be gone or refuse an op
         first_error = legacy_error
@@ -420,7 +433,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(open(os.devnull, "w")):
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, args, str(path), dynamo=True, input_names=["input"], output_names=["output"])
+            torch.onnx.export(model, args, str(path), dynamo=True, input_names=names, output_names=["output"])
     except Exception as exc:
         raise MeasurementError(f"cannot export the module to ONNX: {exc or first_error}") from exc
 
@@ -430,7 +443,7 @@ class OnnxRuntime(Runtime):
 
     name = "onnxruntime"
 
-    def _prepare(self, model: nn.Module, example: torch.Tensor, device: str, threads: int) -> RunOnce:
+    def _prepare(self, model: nn.Module, inputs: Inputs, device: str, threads: int) -> RunOnce:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -451,17 +464,15 @@ class OnnxRuntime(Runtime):
             providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
         with tempfile.TemporaryDirectory(prefix="elasticnas-onnx-") as tmp:
             path = os.path.join(tmp, "model.onnx")
-            export_onnx(model, example, path)
+            export_onnx(model, inputs, path)
             session = ort.InferenceSession(path, sess_options=opts, providers=providers)
         if device != "cpu" and session.get_providers()[0] != "CUDAExecutionProvider":
             raise MeasurementError(  # ORT falls back to the CPU quietly when the CUDA libraries do not load
                 f"ONNX Runtime could not start its CUDA provider (session runs on {session.get_providers()[0]}); "
                 "check that the CUDA and cuDNN libraries match your onnxruntime-gpu"
             )
-        input_name = session.get_inputs()[0].name
-        x = example.detach().cpu().numpy()
+        feed = onnx_feed(session, inputs)
         if device == "cpu":
-            feed = {input_name: x}
 
             def run() -> None:
                 session.run(None, feed)
@@ -469,8 +480,8 @@ class OnnxRuntime(Runtime):
             return run
         index = int(device.split(":")[1]) if ":" in device else 0
         binding = session.io_binding()
-        x_dev = ort.OrtValue.ortvalue_from_numpy(x, "cuda", index)
-        binding.bind_ortvalue_input(input_name, x_dev)
+        for input_name, x in feed.items():
+            binding.bind_ortvalue_input(input_name, ort.OrtValue.ortvalue_from_numpy(x, "cuda", index))
         for out in session.get_outputs():
             binding.bind_output(out.name, "cuda", index)
 
@@ -480,6 +491,14 @@ class OnnxRuntime(Runtime):
             binding.synchronize_outputs()
 
         return run_cuda
+
+
+def onnx_feed(session: Any, inputs: Inputs) -> dict[str, np.ndarray]:
+    """The ONNX Runtime feed of ``inputs`` for a session exported by :func:`export_onnx` (or with the
+    same input names); inputs the exporter dropped as unused are left out."""
+    names = onnx_input_names(len(inputs))
+    wanted = {i.name for i in session.get_inputs()}
+    return {n: x.detach().cpu().numpy() for n, x in zip(names, inputs, strict=True) if n in wanted}
 
 
 RUNTIMES: Registry[Callable[[], Runtime]] = Registry("runtime")
@@ -514,6 +533,21 @@ def example_input(input_shape: Sequence[int], batch_size: int = 1, seed: int = 0
     return torch.randn((batch_size, *input_shape), generator=gen)
 
 
+def model_inputs(spec: InputSpec, batch_size: int = 1, seed: int = 0) -> Inputs:
+    """The inputs of one forward pass: ``spec`` itself when it is a tuple of tensors (whose batch must be
+    ``batch_size``), else a seeded random batch of the input shape ``spec`` (:func:`example_input`)."""
+    import torch
+
+    if batch_size < 1:
+        raise MeasurementError(f"batch size must be >= 1, got {batch_size}")
+    if not (isinstance(spec, tuple) and spec and all(isinstance(x, torch.Tensor) for x in spec)):
+        return (example_input(spec, batch_size, seed),)  # type: ignore[arg-type]
+    batches = {int(x.shape[0]) if x.dim() else -1 for x in spec}
+    if batches != {batch_size}:
+        raise MeasurementError(f"example inputs of batch sizes {sorted(batches)} given for batch size {batch_size}")
+    return spec
+
+
 def resolve_clock(clock: Clock, device: str, threads: int) -> Clock:
     """The clock ``"auto"`` stands for: thread CPU time on CPU with one thread, else wall time."""
     if clock == "auto":
@@ -525,7 +559,7 @@ def resolve_clock(clock: Clock, device: str, threads: int) -> Clock:
 
 def measure_latency(
     model: nn.Module,
-    input_shape: Sequence[int],
+    input_shape: InputSpec,
     *,
     runtime: str = DEFAULT_RUNTIME,
     device: str = "cpu",
@@ -535,6 +569,9 @@ def measure_latency(
     seed: int = 0,
 ) -> LatencyResult:
     """Latency of one forward pass of ``model`` on an input of ``(batch_size, *input_shape)``.
+
+    ``input_shape`` may also be the inputs themselves (a tuple of tensors of batch ``batch_size``,
+    e.g. a super-network's ``example_inputs``), for models of several or non-image inputs.
 
     ``threads`` (default :func:`default_threads`) is pinned for PyTorch and
     ONNX Runtime alike and recorded in the result, as is the clock used (see
@@ -548,7 +585,7 @@ def measure_latency(
 
 def measure_latencies(
     models: Sequence[nn.Module],
-    input_shapes: Sequence[Sequence[int]],
+    input_shapes: Sequence[InputSpec],
     *,
     runtime: str = DEFAULT_RUNTIME,
     device: str = "cpu",
@@ -567,7 +604,8 @@ def measure_latencies(
     so their ranking holds, where one model after another would carry the drift
     into the ranking. ``rounds=1`` measures one model after another, each with
     the whole ``policy`` (as :func:`measure_latency`). All models stay prepared
-    in memory until the end.
+    in memory until the end. Each entry of ``input_shapes`` is an input shape or the
+    inputs themselves (see :func:`model_inputs`).
     """
     if len(models) != len(input_shapes):
         raise MeasurementError(f"{len(models)} models but {len(input_shapes)} input shapes")
@@ -585,8 +623,8 @@ def measure_latencies(
     order_rng = np.random.default_rng(seed)
     with pinned_threads(max(1, n_threads)):
         runs = [
-            rt.prepare(m, example_input(shape, batch_size, seed), device, n_threads)
-            for m, shape in zip(models, input_shapes, strict=True)
+            rt.prepare(m, model_inputs(spec, batch_size, seed), device, n_threads)
+            for m, spec in zip(models, input_shapes, strict=True)
         ]
         for k in range(rounds):
             share = _round_policy(policy, rounds, first=k == 0)

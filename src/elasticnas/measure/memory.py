@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import weakref
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -24,7 +23,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from elasticnas.measure.latency import check_device, example_input
+from elasticnas.measure.latency import InputSpec, check_device, model_inputs
 
 MB = float(2**20)
 
@@ -91,35 +90,39 @@ def weight_bytes(model: nn.Module) -> int:
 
 def measure_peak_memory(
     model: nn.Module,
-    input_shape: Sequence[int],
+    input_shape: InputSpec,
     *,
     batch_size: int = 1,
     device: str = "cpu",
     seed: int = 0,
 ) -> MemoryResult:
-    """Peak memory of ``model(x)`` in eval mode without autograd, ``x`` of shape ``(batch_size, *input_shape)``."""
+    """Peak memory of ``model(x)`` in eval mode without autograd, ``x`` of shape ``(batch_size, *input_shape)``.
+
+    ``input_shape`` may also be the inputs themselves (a tuple of tensors of batch ``batch_size``,
+    e.g. a super-network's ``example_inputs``): then ``model(*inputs)`` is measured.
+    """
     device = check_device(device)
-    x = example_input(input_shape, batch_size, seed)
+    xs = model_inputs(input_shape, batch_size, seed)
     model = model.eval()
     w_mb = weight_bytes(model) / MB
-    in_mb = x.numel() * x.element_size() / MB
+    in_mb = sum(x.numel() * x.element_size() for x in xs) / MB
     if device == "cpu":
         counter = _StorageCounter()
         with torch.inference_mode():
             with counter:
-                y = model(x)
+                y = model(*xs)
             del y
         act_mb = counter.peak / MB
         method = "tensor-storage-count"
     else:
         model = copy.deepcopy(model).to(device)
-        x = x.to(device)
+        xs = tuple(x.to(device) for x in xs)
         with torch.inference_mode():
-            model(x)  # lazy initialisation (cuDNN handles, ...) outside the measured call
+            model(*xs)  # lazy initialisation (cuDNN handles, ...) outside the measured call
             torch.cuda.synchronize(device)
             base = torch.cuda.memory_allocated(device)
             torch.cuda.reset_peak_memory_stats(device)
-            y = model(x)
+            y = model(*xs)
             torch.cuda.synchronize(device)
             peak = torch.cuda.max_memory_allocated(device)
             del y

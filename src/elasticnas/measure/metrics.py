@@ -224,7 +224,7 @@ class Measurer:
         """:func:`~elasticnas.measure.latency.measure_latencies` under this measurer's settings."""
         return measure_latencies(
             models,
-            [self.supernet.input_shape(c) for c in configs],
+            [self.supernet.example_inputs(c, self.batch_size, seed=self.seed) for c in configs],
             runtime=self.runtime,
             device=self.device,
             batch_size=self.batch_size,
@@ -242,7 +242,7 @@ class Measurer:
             "memory",
             lambda: measure_peak_memory(
                 self.subnet(config),
-                self.supernet.input_shape(config),
+                self.supernet.example_inputs(config, self.batch_size, seed=self.seed),
                 batch_size=self.batch_size,
                 device=self.device,
                 seed=self.seed,

@@ -141,6 +141,11 @@ class Supernet(nn.Module, ABC):
             self._calibrate(net, cfg, calibration)
         return net
 
+    def calibrate(self, module: nn.Module, config: Mapping[str, Any], calibration: Calibration) -> int:
+        """Re-estimate the BatchNorm statistics of ``module``, an extracted sub-network ``config``, as
+        :meth:`extract` does with ``calibration`` (then in eval mode); returns the batches used."""
+        return self._calibrate(module, self.search_space.validate(config), calibration)
+
     def arch(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The architecture of sub-network ``config`` as JSON (OFA ``net.config`` format for the OFA families)."""
         return self._arch(self.search_space.validate(config))
