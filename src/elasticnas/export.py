@@ -238,7 +238,7 @@ def export_subnet(
 
 
 def _file_accuracy(
-    path: str, format: str, val_data: Any, supernet: Supernet, config: Mapping[str, Any], max_batches: int | None  # noqa: A002
+    path: str, format: str, val_data: Any, supernet: Supernet, config: Mapping[str, Any], max_batches: int | None
 ) -> float:
     """Top-1 accuracy (%) of the exported file itself, run as a user runs it (ONNX Runtime or load_subnet);
     images are resized to an image family's resolution."""

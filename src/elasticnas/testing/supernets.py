@@ -12,11 +12,13 @@ Use it for a super-network of your own (registered with ``register_supernet``)::
     class TestMySupernet(SupernetContract):
         pass
 
-The checks: the search space is valid and serialisable; activate and extract agree
-(max abs difference <= 1e-5 in eval mode) on the largest, smallest and random
-sub-networks; analytic costs equal a forward-hook count of the extracted module and
-rise with the largest choices; ``pt`` and ``onnx`` exports round-trip; layer specs
-chain; checkpoints load strictly and wrong ones fail with a clear error.
+The checks: the search space is valid and serialisable; ``example_inputs`` are seeded
+batches; activate and extract agree (max abs difference <= 1e-5 in eval mode) on the
+largest, smallest and random sub-networks; analytic costs equal a count of the extracted
+module's forward pass and rise with the largest choices; ``pt`` and ``onnx`` exports
+round-trip; layer specs (where the family lists them) chain; checkpoints load strictly and
+wrong ones fail with a clear error. Inputs come from the family's ``example_inputs``
+(images of an :class:`~elasticnas.supernets.ImageSupernet` at ``max_forward_size`` px at most).
 """
 
 from __future__ import annotations
@@ -28,78 +30,80 @@ from typing import Any, ClassVar
 import pytest
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.flop_counter import FlopCounterMode
 
 from elasticnas.errors import CheckpointError, InvalidConfigError
 from elasticnas.space import Config, SearchSpace
-from elasticnas.supernets import Supernet, create_supernet
+from elasticnas.supernets import ImageSupernet, Supernet, create_supernet
 
 PARITY_ATOL = 1e-5
 ONNX_ATOL = 1e-4
 
 
-def perturb_supernet(supernet: nn.Module, seed: int = 0, size: int = 32, batch: int = 4) -> None:
+def size_overrides(supernet: Supernet, config: Mapping[str, Any], max_size: int) -> dict[str, int]:
+    """``{"resolution": ...}`` capping an image family's input size at ``max_size``; ``{}`` for other families.
+
+    Pass it to ``example_inputs``, ``costs`` and ``layer_specs``, which then agree on the input size.
+    """
+    if isinstance(supernet, ImageSupernet):
+        return {"resolution": min(supernet.resolution(supernet.search_space.validate(config)), max_size)}
+    return {}
+
+
+def perturb_supernet(supernet: Supernet, seed: int = 0, size: int = 32, batch: int = 4) -> None:
     """Make a randomly initialised super-network's outputs informative for parity tests.
 
     Batch-norm affine parameters and OFA's kernel transformation matrices get random
     values, and batch-norm statistics are set from one training-mode forward pass of
-    the active (largest) sub-network on random ``size`` x ``size`` inputs.
+    the active (largest) sub-network on its ``example_inputs`` (images of ``size`` px at most).
     """
     gen = torch.Generator().manual_seed(seed)
+    bns = [m for m in supernet.modules() if isinstance(m, _BatchNorm)]
     with torch.no_grad():
         for name, p in supernet.named_parameters():
             if name.endswith("_matrix"):
                 p.add_(0.1 * torch.randn(p.shape, generator=gen))
-        for m in supernet.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5, generator=gen)
-                m.bias.normal_(0.0, 0.2, generator=gen)
+        for m in bns:
+            m.weight.uniform_(0.5, 1.5, generator=gen)
+            m.bias.normal_(0.0, 0.2, generator=gen)
     momenta = {}
-    for m in supernet.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            momenta[m] = m.momentum
-            m.momentum = None  # cumulative average: one batch sets the statistics
-            m.reset_running_stats()
+    for m in bns:
+        momenta[m] = m.momentum
+        m.momentum = None  # cumulative average: one batch sets the statistics
+        m.reset_running_stats()
     was_training = supernet.training
-    in_channels = getattr(supernet, "in_channels", 3)
-    x = torch.randn(batch, in_channels, size, size, generator=gen)
+    cfg = supernet.max_config()
+    supernet.activate(cfg)
+    xs = supernet.example_inputs(cfg, batch, seed=seed, **size_overrides(supernet, cfg, size))  # type: ignore[call-arg]
     supernet.train()
     with torch.no_grad():
-        supernet(x)
+        supernet(*xs)
     supernet.train(was_training)
     for m, momentum in momenta.items():
         m.momentum = momentum
 
 
-def count_by_hooks(module: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
-    """MACs and parameters of ``module`` measured with forward hooks on a real forward pass.
+def count_by_forward(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict[str, int]:
+    """MACs per sample and parameters of ``module`` measured on a real forward pass of ``inputs``.
 
-    Independent of the analytic counter: convolutions count ``in/groups * kh * kw``
-    per output element, linear layers ``in * out``; parameters are counted once each.
+    Independent of the analytic counters: PyTorch's ``FlopCounterMode`` counts the matrix
+    products and convolutions that run (half its FLOPs are MACs: ``in/groups * kh * kw``
+    per convolution output element, ``in * out`` per linear output row, both factors of a
+    batched matrix product); parameters are counted once each.
     """
-    total = [0]
-
-    def conv_hook(m: nn.Conv2d, _inp: Any, out: torch.Tensor) -> None:
-        total[0] += m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1] * out.numel() // out.shape[0]
-
-    def linear_hook(m: nn.Linear, _inp: Any, out: torch.Tensor) -> None:
-        total[0] += m.in_features * m.out_features * (out.numel() // out.shape[0] // m.out_features)
-
-    handles = []
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            handles.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            handles.append(m.register_forward_hook(linear_hook))
     was_training = module.training
     module.eval()
+    counter = FlopCounterMode(display=False)
     try:
-        with torch.no_grad():
-            module(torch.zeros(1, *input_shape))
+        with torch.no_grad(), counter:
+            module(*inputs)
     finally:
-        for h in handles:
-            h.remove()
         module.train(was_training)
-    return {"macs": total[0], "params": sum(p.numel() for p in module.parameters())}
+    return {
+        "macs": counter.get_total_flops() // 2 // inputs[0].shape[0],
+        "params": sum(p.numel() for p in module.parameters()),
+    }
 
 
 def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -140,13 +144,14 @@ class SupernetContract:
         space = supernet.search_space
         return [supernet.max_config(), supernet.min_config(), *space.sample_many(self.n_random_configs, seed=1)]
 
-    def forward_size(self, supernet: Supernet, config: Mapping[str, Any]) -> int:
-        return min(supernet.input_shape(config)[1], self.max_forward_size)
+    def sizes(self, supernet: Supernet, config: Mapping[str, Any]) -> dict[str, int]:
+        """Input-size overrides for ``example_inputs``, ``costs`` and ``layer_specs`` (see :func:`size_overrides`)."""
+        return size_overrides(supernet, config, self.max_forward_size)
 
-    def inputs(self, supernet: Supernet, config: Mapping[str, Any], batch: int = 2, seed: int = 0) -> torch.Tensor:
-        s = self.forward_size(supernet, config)
-        gen = torch.Generator().manual_seed(seed)
-        return torch.randn(batch, supernet.in_channels, s, s, generator=gen)
+    def inputs(
+        self, supernet: Supernet, config: Mapping[str, Any], batch: int = 2, seed: int = 0
+    ) -> tuple[torch.Tensor, ...]:
+        return supernet.example_inputs(config, batch, seed=seed, **self.sizes(supernet, config))  # type: ignore[call-arg]
 
     # -- search space -------------------------------------------------------------------
     def test_search_space_is_valid(self, supernet_name: str) -> None:
@@ -160,8 +165,17 @@ class SupernetContract:
         assert net.max_config() != net.min_config()
         with pytest.raises(InvalidConfigError):
             net.activate({"no_such_key": 1})
-        c, h, w = net.input_shape(net.max_config())
-        assert c == net.in_channels and h == w and h > 0
+
+    def test_example_inputs_are_seeded_batches(self, supernet_name: str) -> None:
+        net = self.make_supernet(supernet_name)
+        cfg = net.min_config()
+        xs = net.example_inputs(cfg, 3, seed=4)
+        assert isinstance(xs, tuple) and xs and all(isinstance(x, torch.Tensor) and x.shape[0] == 3 for x in xs)
+        assert all(torch.equal(a, b) for a, b in zip(xs, net.example_inputs(cfg, 3, seed=4), strict=True))
+        assert [x.shape[0] for x in net.example_inputs(cfg)] == [1] * len(xs)  # batch_size defaults to 1
+        if isinstance(net, ImageSupernet):
+            c, h, w = net.input_shape(cfg)
+            assert xs[0].shape == (3, net.in_channels, h, w) and h == w == net.resolution(cfg) > 0
 
     # -- activate / extract ---------------------------------------------------------------
     def test_activate_and_extract_agree(self, supernet_name: str) -> None:
@@ -174,8 +188,8 @@ class SupernetContract:
             sub = net.extract(cfg)
             assert not sub.training
             with torch.no_grad():
-                y_super, y_sub = net(x), sub(x)
-            assert y_super.shape == y_sub.shape == (2, y_super.shape[1])
+                y_super, y_sub = net(*x), sub(*x)
+            assert y_super.shape == y_sub.shape and y_super.shape[0] == 2
             assert y_super.abs().max() > 1e-3, "outputs vanish: the parity check would be vacuous"
             assert max_abs_diff(y_super, y_sub) <= PARITY_ATOL
             outputs.append(y_super[:, :5].clone())
@@ -193,12 +207,11 @@ class SupernetContract:
             assert all(p_sub.data_ptr() != p.data_ptr() for p in net.parameters())
 
     # -- costs ------------------------------------------------------------------------------
-    def test_costs_equal_a_hook_count_of_the_extracted_module(self, supernet_name: str) -> None:
+    def test_costs_equal_a_count_of_the_extracted_module(self, supernet_name: str) -> None:
         net = self.make_supernet(supernet_name)
         for cfg in self.configs(net):
-            s = self.forward_size(net, cfg)
-            expected = count_by_hooks(net.extract(cfg), (net.in_channels, s, s))
-            assert net.costs(cfg, resolution=s) == expected
+            expected = count_by_forward(net.extract(cfg), self.inputs(net, cfg, batch=1))
+            assert net.costs(cfg, **self.sizes(net, cfg)) == expected  # type: ignore[call-arg]
 
     def test_costs_rise_with_the_largest_choices(self, supernet_name: str) -> None:
         net = self.make_supernet(supernet_name)
@@ -222,25 +235,27 @@ class SupernetContract:
     def test_layer_specs_chain_into_the_sub_network(self, supernet_name: str) -> None:
         net = self.make_supernet(supernet_name)
         cfg = net.search_space.sample(seed=3)
-        s = self.forward_size(net, cfg)
+        sizes = self.sizes(net, cfg)
         try:
-            specs = net.layer_specs(cfg, resolution=s)
+            specs = net.layer_specs(cfg, **sizes)  # type: ignore[call-arg]
         except NotImplementedError:
             pytest.skip(f"{supernet_name} has no layer specs")
         assert specs and len({id(sp) for sp in specs}) == len(specs)
-        assert specs[0].input_shape == (net.in_channels, s, s)
-        x = torch.randn(1, *specs[0].input_shape)
+        inputs = self.inputs(net, cfg, batch=1)
+        assert len(inputs) == 1 and specs[0].input_shape == tuple(inputs[0].shape[1:])
+        x = inputs[0]
         macs = 0
         for spec, nxt in zip(specs, [*specs[1:], None], strict=True):
             assert tuple(x.shape[1:]) == spec.input_shape, spec.key
             layer = spec.build().eval()
-            macs += count_by_hooks(layer, spec.input_shape)["macs"]
+            macs += count_by_forward(layer, (torch.randn(1, *spec.input_shape),))["macs"]
             with torch.no_grad():
                 x = layer(x)
-            if nxt is not None and x.dim() == 2:
+            if nxt is not None and x.dim() == 2 and len(nxt.input_shape) == 3:  # pooled features into a 1x1 conv
                 x = x[:, :, None, None]
-        assert x.shape[-1] == net.extract(cfg)(torch.zeros(1, net.in_channels, s, s)).shape[-1]
-        assert macs == net.costs(cfg, resolution=s)["macs"]
+        with torch.no_grad():
+            assert x.shape[-1] == net.extract(cfg)(*inputs).shape[-1]
+        assert macs == net.costs(cfg, **sizes)["macs"]  # type: ignore[call-arg]
 
     # -- export --------------------------------------------------------------------------------
     def test_export_round_trip(self, supernet_name: str, tmp_path: Path) -> None:
@@ -254,7 +269,7 @@ class SupernetContract:
         loaded = load_subnet(record.path)
         x = self.inputs(net, cfg, seed=5)
         with torch.no_grad():
-            assert max_abs_diff(loaded(x), net.extract(cfg)(x)) == 0.0
+            assert max_abs_diff(loaded(*x), net.extract(cfg)(*x)) == 0.0
         assert loaded.elasticnas_info["config"] == net.search_space.validate(cfg)
         onnx_record = export_subnet(net, net.min_config(), "onnx", tmp_path / "sub.onnx", recalibrate=False)
         assert Path(onnx_record.path).stat().st_size > 0
@@ -266,16 +281,19 @@ class SupernetContract:
 
         net = self.make_supernet(supernet_name)
         cfg = net.search_space.sample(seed=7)
-        data = (torch.cat([self.inputs(net, cfg, batch=4, seed=s) for s in range(4)]), torch.zeros(16).long())
+        batches = [self.inputs(net, cfg, batch=4, seed=s) for s in range(4)]
+        if len(batches[0]) != 1 and has_batchnorm(net):
+            pytest.skip("calibration data are (inputs, labels) pairs: one input per sample")
+        data = (torch.cat([b[0] for b in batches]), torch.zeros(16).long())
         calibration = Calibration(data, batches=3, batch_size=4, seed=1)
         record = export_subnet(net, cfg, "pt", tmp_path / "sub.pt", calibration_data=calibration)
         assert record.calibration_batches == (3 if has_batchnorm(net) else 0)
         x = self.inputs(net, cfg, seed=8)
         with torch.no_grad():
-            assert max_abs_diff(load_subnet(record.path)(x), net.extract(cfg, calibration)(x)) == 0.0
+            assert max_abs_diff(load_subnet(record.path)(*x), net.extract(cfg, calibration)(*x)) == 0.0
         if has_batchnorm(net):  # the statistics are the sub-network's own, not the super-network's
             with torch.no_grad():
-                assert max_abs_diff(net.extract(cfg, calibration)(x), net.extract(cfg).eval()(x)) > 0.0
+                assert max_abs_diff(net.extract(cfg, calibration)(*x), net.extract(cfg).eval()(*x)) > 0.0
             with pytest.raises(ExportError, match="BatchNorm"):
                 export_subnet(net, cfg, "pt", tmp_path / "refused.pt")
             assert not (tmp_path / "refused.pt").exists()
@@ -291,7 +309,7 @@ class SupernetContract:
         net.activate(cfg)
         clone.activate(cfg)
         with torch.no_grad():
-            assert max_abs_diff(net(x), clone(x)) == 0.0
+            assert max_abs_diff(net(*x), clone(*x)) == 0.0
         state = net.state_dict()
         first = next(k for k in state if not k.endswith("num_batches_tracked"))
         broken = dict(state)
