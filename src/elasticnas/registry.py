@@ -4,6 +4,15 @@ Built-in entries are registered as ``"package.module:attr"`` strings and importe
 :meth:`Registry.get`, and packages expose their public names through :func:`lazy_exports`
 (PEP 562), so that listing names or importing a package does not load PyTorch, scikit-learn,
 SciPy or pymoo.
+
+Plugins: the registries named in :data:`ENTRY_POINT_GROUPS` also hold the entry points that
+installed packages declare in those groups, e.g. in a ``pyproject.toml``::
+
+    [project.entry-points."elasticnas.supernets"]
+    my_net = "my_package.nets:my_net_factory"
+
+They are read at the registry's first look-up or listing and imported, like built-in entries,
+at their first :meth:`Registry.get`.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ import fnmatch
 import importlib
 import importlib.util
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
@@ -19,6 +29,13 @@ from typing import Any, Generic, TypeVar, cast
 from elasticnas.errors import UnknownNameError
 
 T = TypeVar("T")
+
+ENTRY_POINT_GROUPS = {
+    "supernet": "elasticnas.supernets",
+    "searcher": "elasticnas.searchers",
+    "metric": "elasticnas.metrics",
+}
+"""The entry-point group whose plugins a registry of each kind holds (see the module docstring)."""
 
 
 def lazy_exports(
@@ -65,10 +82,29 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, T | _Lazy] = {}
         self._aliases: dict[str, str] = {}
+        self._plugin_group = ENTRY_POINT_GROUPS.get(kind)  # None once its entry points are read
+
+    def _has(self, key: str) -> bool:
+        return key in self._entries or key in self._aliases
+
+    def _load_plugins(self) -> None:
+        """Register the entry points of this kind's group (once), lazily; a clash with a name is warned of and skipped."""
+        group, self._plugin_group = self._plugin_group, None
+        if group is None:
+            return
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=group):
+            try:
+                if self._has(ep.name):
+                    raise ValueError(f"{self.kind} {ep.name!r} is already registered")
+                self.register_lazy(ep.name, ep.value)
+            except ValueError as exc:
+                warnings.warn(f"entry point {ep.name!r} of group {group!r} ignored: {exc}", stacklevel=3)
 
     def _add(self, name: str, entry: T | _Lazy, aliases: tuple[str, ...]) -> None:
         for key in (name, *aliases):
-            if key in self:
+            if self._has(key):
                 raise ValueError(f"{self.kind} {key!r} is already registered")
         self._entries[name] = entry
         for alias in aliases:
@@ -96,6 +132,7 @@ class Registry(Generic[T]):
 
     def names(self, pattern: str | None = None, *, include_aliases: bool = False) -> list[str]:
         """Sorted registered names, optionally filtered by a shell-style ``pattern``."""
+        self._load_plugins()
         keys = list(self._entries) + (list(self._aliases) if include_aliases else [])
         if pattern is not None:
             keys = [k for k in keys if fnmatch.fnmatch(k, pattern)]
@@ -103,6 +140,7 @@ class Registry(Generic[T]):
 
     def canonical(self, name: str) -> str:
         """The registered name behind ``name`` (which may be an alias)."""
+        self._load_plugins()
         if name in self._entries:
             return name
         if name in self._aliases:
@@ -119,4 +157,5 @@ class Registry(Generic[T]):
         return entry
 
     def __contains__(self, name: object) -> bool:
+        self._load_plugins()
         return name in self._entries or name in self._aliases

@@ -6,11 +6,17 @@ arguments and returning an exit status). ``subparsers`` is a
 :class:`~elasticnas.cli._args.LazySubParsers`: a subcommand's arguments are
 added only when it is the one parsed, and the modules import PyTorch, Optuna
 and the registries inside functions, so ``elasticnas --help`` stays fast.
+
+``--plugin MODULE`` (repeatable, before the subcommand) imports a user's module first, so
+that the super-networks, searchers and metrics it registers are known to every
+subcommand and listed by its ``--help``; installed packages register theirs through
+entry points (:data:`elasticnas.registry.ENTRY_POINT_GROUPS`).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
 import os
 import signal
@@ -37,6 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     from elasticnas import __version__
 
     parser.add_argument("--version", action="version", version=f"elasticnas {__version__}")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first (repeatable): the super-networks, searchers and metrics it registers "
+        "become available to the subcommand",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, action=LazySubParsers)
     for module in SUBCOMMAND_MODULES:
         module.register(subparsers)
@@ -64,6 +78,32 @@ def _silence_stdout() -> None:
         pass
 
 
+def plugin_modules(argv: Sequence[str]) -> list[str]:
+    """The modules named by ``--plugin MODULE`` / ``--plugin=MODULE`` (or a prefix) before the subcommand."""
+    modules: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        option, eq, value = token.partition("=")
+        if len(option) > 2 and "--plugin".startswith(option):
+            modules.append(value if eq else next(tokens, ""))
+        elif not token.startswith("-"):
+            break
+    return [m for m in modules if m]  # a missing value is argparse's to report
+
+
+def import_plugins(modules: Sequence[str]) -> str | None:
+    """Import the plugin ``modules`` (from the working directory or the installed packages); the
+    one-line error of the first that fails, else None."""
+    if modules and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - a user's module may fail in any way
+            return f"elasticnas: error: plugin {module!r} failed to import: {type(exc).__name__}: {exc}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; the exit status follows what happened.
 
@@ -71,6 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     interrupted by Ctrl-C / SIGTERM (one line saying what was kept). 141: stdout was closed
     early (``elasticnas pareto | head``), quietly.
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    error = import_plugins(plugin_modules(argv))
+    if error is not None:
+        print(error.splitlines()[0], file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     import optuna
