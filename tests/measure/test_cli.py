@@ -188,16 +188,18 @@ def test_stop_midway_keeps_finished_rows_only_after_ctrl_c(tmp_path, monkeypatch
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.jsonl"] + (["o.csv"] if out.exists() else [])
 
 
-def test_data_sources(tmp_path):
-    from elasticnas.cli._measure import data_source
+def test_data_specs(tmp_path):
     from elasticnas.data import list_builtin_datasets
+    from elasticnas.data._spec import resolve_data
     from elasticnas.errors import ElasticNASError
 
-    assert data_source(None) is None
-    assert data_source(str(tmp_path)) == str(tmp_path)  # an existing folder is an image folder
+    assert resolve_data(None) is None
+    assert resolve_data(str(tmp_path)) == str(tmp_path)  # an existing folder is an image folder
     with pytest.raises(ElasticNASError, match="neither an existing image folder"):
-        data_source(str(tmp_path / "missing"))
+        resolve_data(str(tmp_path / "missing"))
+    with pytest.raises(ElasticNASError, match="unknown split 'test'"):
+        resolve_data("digits:test")
     if "digits" not in list_builtin_datasets():
         pytest.skip("no built-in digits dataset in this installation")
-    x, y = data_source("digits:val")
+    x, y = resolve_data("digits:val")
     assert len(x) == len(y) > 0 and x.dim() == 4

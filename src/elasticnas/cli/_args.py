@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
-from elasticnas.errors import ElasticNASError
 
 
 class LazySubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
@@ -128,19 +128,23 @@ def input_file(text: str) -> str:
     return text
 
 
-def data_source(text: str | None) -> Any:
-    """An image-folder path, or ``NAME:SPLIT`` of a built-in dataset (e.g. ``digits:val``) as tensors."""
-    if text is None or os.path.exists(text):
-        return text
-    from elasticnas.data import builtin_dataset, list_builtin_datasets
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that shows each option's default, printed by argparse (none for unset or off flags)."""
 
-    name, _, split = text.partition(":")
-    if name in list_builtin_datasets():
-        try:
-            return builtin_dataset(name).split(split or "val")
-        except (KeyError, ValueError) as exc:
-            raise ElasticNASError(f"built-in dataset {name!r}: {str(exc).strip(chr(39))}") from None
-    raise ElasticNASError(
-        f"data {text!r} is neither an existing image folder nor a built-in dataset NAME:SPLIT "
-        f"({', '.join(list_builtin_datasets())})"
-    )
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, [], argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def add_progress_flag(parser: argparse.ArgumentParser) -> None:
+    """``--progress`` / ``--no-progress``; see :func:`wants_progress`."""
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="show a progress bar (default: when run in a terminal)")
+
+
+def wants_progress(args: argparse.Namespace) -> bool:
+    """The ``--progress`` choice, else a bar only in a terminal (stdout and stderr) without ``--quiet``."""
+    if args.progress is not None:
+        return bool(args.progress)
+    return sys.stdout.isatty() and sys.stderr.isatty() and not getattr(args, "quiet", False)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from elasticnas.cli._args import LazySubParsers, input_file, non_negative_int, positive_float
+from elasticnas.cli._args import DefaultsFormatter, LazySubParsers, input_file, non_negative_int, positive_float
 from elasticnas.errors import ElasticNASError, InvalidConfigError
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def register(subparsers: LazySubParsers) -> None:
             "that was measured. Either name a trial of a study (--storage, --study, --trial: the super-network, "
             "weights and data come from the study) or a super-network and a configuration (--supernet, --config)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
 
 

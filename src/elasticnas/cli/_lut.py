@@ -6,7 +6,17 @@ import argparse
 import sys
 
 from elasticnas._io import check_output_path
-from elasticnas.cli._args import LazySubParsers, batch_size, int_between, positive_float, seed, thread_count
+from elasticnas.cli._args import (
+    DefaultsFormatter,
+    LazySubParsers,
+    add_progress_flag,
+    batch_size,
+    int_between,
+    positive_float,
+    seed,
+    thread_count,
+    wants_progress,
+)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -21,7 +31,7 @@ def _build(args: argparse.Namespace) -> int:
     check_device(args.device)
     supernet = create_supernet(args.supernet)
     specs = collect_layer_specs(supernet, seed=args.seed)
-    bar = tqdm(total=len(specs), desc="lut build", unit="layer", file=sys.stderr, disable=args.quiet or None)
+    bar = tqdm(total=len(specs), desc="lut build", unit="layer", file=sys.stderr, disable=not wants_progress(args))
 
     def progress(done: int, total: int) -> None:
         bar.total = total  # the layers, then the whole sub-networks that calibrate the scale
@@ -62,6 +72,7 @@ def _fill_lut(p: argparse.ArgumentParser) -> None:
         "build",
         _fill_build,
         help="time each distinct layer of a super-network once on this machine",
+        formatter_class=DefaultsFormatter,
         description=(
             "Time each distinct layer of the super-network's sub-networks once and write a JSON lookup "
             "table; 'elasticnas measure --metrics latency_lut_ms --lut FILE' then estimates a sub-network's "
@@ -71,26 +82,27 @@ def _fill_lut(p: argparse.ArgumentParser) -> None:
 
 
 def _fill_build(b: argparse.ArgumentParser) -> None:
-    from elasticnas.measure import list_runtimes
+    from elasticnas.measure import DEFAULT_RUNTIME, list_runtimes
     from elasticnas.measure.lut import LUT_CALIBRATE, LUT_POLICY
 
     b.add_argument("--supernet", required=True, help="registered super-network name, e.g. tiny_mbv3")
-    b.add_argument("--runtime", default="onnxruntime", choices=list_runtimes(), help="default: onnxruntime")
-    b.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    b.add_argument("--batch-size", type=batch_size, default=1, help="default: 1")
-    b.add_argument("--threads", type=thread_count, help="threads pinned while timing (default: 1)")
+    b.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=list_runtimes(), help="latency runtime")
+    b.add_argument("--device", default="cpu", help="cpu or cuda")
+    b.add_argument("--batch-size", type=batch_size, default=1, help="batch size of the timed runs")
+    b.add_argument("--threads", type=thread_count, default=1, help="threads pinned while timing")
     b.add_argument(
         "--budget-s", type=positive_float, default=LUT_POLICY.budget_s,
-        help=f"most seconds of timed runs per layer (default: {LUT_POLICY.budget_s:g})",
+        help="most seconds of timed runs per layer",
     )
     b.add_argument(
         "--calibrate", type=int_between(0, 10_000), default=LUT_CALIBRATE,
         help=(
             "whole sub-networks measured directly to fit the table's scale (a layer timed alone runs at "
-            f"another speed than inside a network); 0 = no calibration (default: {LUT_CALIBRATE})"
+            "another speed than inside a network); 0 = no calibration"
         ),
     )
-    b.add_argument("--seed", type=seed, default=0, help="seed of the sub-networks visited to find layers (default: 0)")
+    b.add_argument("--seed", type=seed, default=0, help="seed of the sub-networks visited to find layers")
     b.add_argument("--out", required=True, help="JSON file to write")
-    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--quiet", action="store_true", help="no progress bar (as --no-progress)")
+    add_progress_flag(b)
     b.set_defaults(func=_build)

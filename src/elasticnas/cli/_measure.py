@@ -11,15 +11,17 @@ from typing import Any
 
 from elasticnas._io import atomic_write, check_output_path
 from elasticnas.cli._args import (
+    DefaultsFormatter,
     LazySubParsers,
+    add_progress_flag,
     batch_size,
-    data_source,
     input_file,
     non_negative_int,
     positive_float,
     positive_int,
     seed,
     thread_count,
+    wants_progress,
 )
 from elasticnas.errors import ElasticNASError
 
@@ -73,8 +75,7 @@ def _measure(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         threads=args.threads,
         policy=policy,
-        val_data=data_source(args.val_data),
-        calib_data=data_source(args.calib_data),
+        **_data_specs(args, supernet.name),
         calib_batches=args.calib_batches,
         max_val_batches=args.max_val_batches,
         lut=args.lut,
@@ -85,7 +86,7 @@ def _measure(args: argparse.Namespace) -> int:
     header = ["index", "config_id", *columns, "config"]
     space = supernet.search_space
     rows: list[list[Any]] = []
-    bar = tqdm(configs, desc="measure", unit="cfg", file=sys.stderr, disable=args.quiet or None)
+    bar = tqdm(configs, desc="measure", unit="cfg", file=sys.stderr, disable=not wants_progress(args))
     interleave = args.interleave if any(m.name == "latency_ms" for m in metrics) else 1
     try:
         for index, cfg in enumerate(bar):
@@ -120,6 +121,15 @@ def _write_csv(out: Path, header: list[str], rows: list[list[Any]]) -> None:
     atomic_write(out, write, what="CSV file")
 
 
+def _data_specs(args: argparse.Namespace, supernet: str) -> dict[str, str | None]:
+    """The data flags, else the super-network's built-in data set (as the search command does)."""
+    from elasticnas.problems._supernet import BUILTIN_DATA, builtin_data
+
+    if args.val_data is None and args.calib_data is None and supernet in BUILTIN_DATA:
+        return dict(builtin_data(supernet))
+    return {"val_data": args.val_data, "calib_data": args.calib_data or args.val_data}
+
+
 def _fmt(value: float) -> str:
     return str(int(value)) if float(value).is_integer() and abs(value) < 2**53 else repr(float(value))
 
@@ -130,11 +140,12 @@ def register(subparsers: LazySubParsers) -> None:
         "measure",
         _fill,
         help="measure metrics (latency, accuracy, costs, memory) of sub-networks listed in a JSONL file",
+        formatter_class=DefaultsFormatter,
     )
 
 
 def _fill(p: argparse.ArgumentParser) -> None:
-    from elasticnas.measure import list_metrics, list_runtimes
+    from elasticnas.measure import DEFAULT_RUNTIME, list_metrics, list_runtimes
 
     p.description = (
         "Measure sub-networks of a super-network, one JSON configuration per line of --configs. "
@@ -144,13 +155,13 @@ def _fill(p: argparse.ArgumentParser) -> None:
     p.add_argument("--supernet", required=True, help="registered super-network name, e.g. tiny_mbv3")
     p.add_argument("--weights", type=input_file, help="checkpoint of the super-network (loaded with weights_only=True)")
     p.add_argument("--configs", type=input_file, required=True, help="JSONL file: one sub-network configuration per line")
-    p.add_argument("--metrics", default=DEFAULT_METRICS, help=f"comma-separated metrics (default: {DEFAULT_METRICS})")
-    p.add_argument("--runtime", default="torch", choices=list_runtimes(), help="latency runtime (default: torch)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--batch-size", type=batch_size, default=1, help="batch size of latency/memory (default: 1)")
-    p.add_argument("--threads", type=thread_count, help="threads pinned while timing (default: 1)")
+    p.add_argument("--metrics", default=DEFAULT_METRICS, help="comma-separated metrics")
+    p.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=list_runtimes(), help="latency runtime")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--batch-size", type=batch_size, default=1, help="batch size of latency/memory")
+    p.add_argument("--threads", type=thread_count, default=1, help="threads pinned while timing")
     p.add_argument(
-        "--budget-s", type=positive_float, default=5.0, help="most seconds of timed runs per sub-network (default: 5)"
+        "--budget-s", type=positive_float, default=5.0, help="most seconds of timed runs per sub-network"
     )
     p.add_argument(
         "--interleave",
@@ -159,22 +170,24 @@ def _fill(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="measure the latency of N sub-networks at a time, interleaved in 5 rounds, so that a machine whose "
         "speed drifts shifts them alike and their ranking holds (keeps N sub-networks in memory; "
-        "default: 1, one after another)",
+        "1: one after another)",
     )
     p.add_argument("--lut", type=input_file, help="lookup table JSON for latency_lut_ms (from 'elasticnas lut build')")
     p.add_argument(
         "--val-data",
         help="validation data for accuracy metrics: an image folder (root/<class>/<image>) or a built-in "
-        "dataset NAME:SPLIT, e.g. digits:val",
+        "dataset NAME:SPLIT, e.g. digits:val (default: the super-network's built-in validation split, if any)",
     )
     p.add_argument(
-        "--calib-data", help="training data for BatchNorm recalibration (image folder or NAME:SPLIT, e.g. digits:calib)"
+        "--calib-data", help="training data for BatchNorm recalibration (image folder or NAME:SPLIT, e.g. "
+        "digits:calib; default: --val-data, else the built-in calibration split)"
     )
     p.add_argument(
-        "--calib-batches", type=non_negative_int, default=50, help="BatchNorm recalibration batches (default: 50; 0 = none)"
+        "--calib-batches", type=non_negative_int, default=50, help="BatchNorm recalibration batches (0: none)"
     )
     p.add_argument("--max-val-batches", type=positive_int, help="evaluate on at most this many batches")
-    p.add_argument("--seed", type=seed, default=0, help="seed of inputs and calibration batches (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of inputs and calibration batches")
     p.add_argument("--out", required=True, help="CSV file to write (written whole, or after Ctrl-C with the rows measured so far)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (as --no-progress)")
+    add_progress_flag(p)
     p.set_defaults(func=_measure)

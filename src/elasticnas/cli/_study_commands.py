@@ -12,7 +12,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from elasticnas._io import check_output_path
-from elasticnas.cli._args import LazySubParsers, batch_size, input_file, positive_int, seed, thread_count
+from elasticnas.cli._args import (
+    DefaultsFormatter,
+    LazySubParsers,
+    add_progress_flag,
+    batch_size,
+    input_file,
+    positive_int,
+    seed,
+    thread_count,
+    wants_progress,
+)
 from elasticnas.errors import ElasticNASError, StorageError
 
 if TYPE_CHECKING:  # the modules below import Optuna, PyTorch and the search libraries: each function imports them
@@ -243,7 +253,7 @@ def _search(args: argparse.Namespace) -> int:
         study.set_measurement(problem.measurement)
     if args.problem:
         study.optuna_study.set_user_attr(_PROBLEM_ATTR, args.problem)
-    progress = _progress(args)
+    progress = wants_progress(args)
     if args.workers or args.ray_address:
         from elasticnas.distributed import optimize_parallel
 
@@ -279,18 +289,6 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress(args: argparse.Namespace) -> bool:
-    """--progress / --no-progress, else a bar only when stderr is a terminal and --quiet is not given."""
-    if args.progress is not None:
-        return bool(args.progress)
-    return sys.stderr.isatty() and not getattr(args, "quiet", False)
-
-
-def _add_progress(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="show a progress bar (default: when stderr is a terminal)")
-
-
 def _add_search(sub: LazySubParsers) -> None:
     sub.add_lazy_parser(
         "search",
@@ -302,7 +300,7 @@ def _add_search(sub: LazySubParsers) -> None:
             "evaluations are recorded, with the super-network or problem, objectives, constraints and measurement "
             "settings the study recorded; a configuration the study holds is never evaluated again."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
 
 
@@ -328,7 +326,7 @@ def _fill_search(p: argparse.ArgumentParser) -> None:
                    help="e.g. latency_ms<=20; may be repeated")
     p.add_argument("--round-size", type=positive_int, default=1, help="configurations proposed per round")
     p.add_argument("--quiet", action="store_true", help="no progress bar or table")
-    _add_progress(p)
+    add_progress_flag(p)
     _add_storage_args(p, default_study=True)
     r = p.add_argument_group("parallel evaluation on Ray (pip install 'elasticnas[ray]')")
     r.add_argument("--workers", type=positive_int, help="evaluate on N Ray workers at once (local Ray runtime)")
@@ -439,7 +437,7 @@ def _studies(args: argparse.Namespace) -> int:
 
 
 def _add_pareto_report(sub: LazySubParsers) -> None:
-    fmt = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter}
+    fmt = {"formatter_class": DefaultsFormatter}
     sub.add_lazy_parser("pareto", _fill_pareto, help="print (or save) the Pareto front of a study, or pick a trial",
                         **fmt)
     sub.add_lazy_parser("report", _fill_report, help="write a self-contained HTML report of a study", **fmt)
@@ -501,7 +499,7 @@ def _demo(args: argparse.Namespace) -> int:
     _evaluate_extremes(study, problem, args.n_evals)
     study.optimize(
         problem.evaluate, n_evals=args.n_evals, seed=args.seed, cheap_metrics=problem.cheap_metrics,
-        show_progress=_progress(args),
+        show_progress=wants_progress(args),
     )
     _print_front(study)
     chosen = study.select(max_drop=DEMO_MAX_DROP, optimize="latency_ms")
@@ -530,7 +528,7 @@ def _add_demo(sub: LazySubParsers) -> None:
             "(SQLite), an HTML report, the Pareto table (CSV) and the ONNX export of the fastest sub-network within "
             "one accuracy point of the best into --out. Re-running continues the same study."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
 
 
@@ -538,7 +536,7 @@ def _fill_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="elasticnas-demo", help="output folder")
     p.add_argument("--n-evals", type=positive_int, default=80, help="measured sub-networks")
     p.add_argument("--seed", type=seed, default=0, help="random seed")
-    _add_progress(p)
+    add_progress_flag(p)
     p.set_defaults(func=_demo)
 
 

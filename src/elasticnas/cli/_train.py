@@ -10,7 +10,9 @@ from typing import Any
 
 from elasticnas._io import check_output_path
 from elasticnas.cli._args import (
+    DefaultsFormatter,
     LazySubParsers,
+    add_progress_flag,
     batch_size,
     non_negative_float,
     non_negative_int,
@@ -18,6 +20,7 @@ from elasticnas.cli._args import (
     positive_int,
     seed,
     thread_count,
+    wants_progress,
 )
 from elasticnas.errors import ElasticNASError
 
@@ -32,6 +35,7 @@ def register(subparsers: LazySubParsers) -> None:
             "distillation (BigNAS). A checkpoint is written to --out after every epoch; running the same "
             "command again resumes from it and gives the same result as an uninterrupted run."
         ),
+        formatter_class=DefaultsFormatter,
     )
 
 
@@ -45,26 +49,26 @@ def _fill(p: argparse.ArgumentParser) -> None:
         "--data",
         default="digits",
         help=f"built-in data set ({', '.join(list_builtin_datasets())}) or a folder with train/ and val/ "
-        "image folders in ImageNet layout (default: digits)",
+        "image folders in ImageNet layout",
     )
-    p.add_argument("--method", default="sandwich", choices=list_trainers(), help="training method (default: sandwich)")
-    p.add_argument("--epochs", type=positive_int, default=d.epochs, help=f"epochs (default: {d.epochs})")
+    p.add_argument("--method", default="sandwich", choices=list_trainers(), help="training method")
+    p.add_argument("--epochs", type=positive_int, default=d.epochs, help="epochs")
     p.add_argument("--out", required=True, help="checkpoint path, rewritten after every epoch")
-    p.add_argument("--seed", type=seed, default=d.seed, help=f"seed of the initialisation and the run (default: {d.seed})")
+    p.add_argument("--seed", type=seed, default=d.seed, help="seed of the initialisation and the run")
     p.add_argument("--batch-size", type=batch_size, default=d.batch_size)
-    p.add_argument("--lr", type=positive_float, default=d.lr, help=f"peak learning rate (default: {d.lr})")
+    p.add_argument("--lr", type=positive_float, default=d.lr, help="peak learning rate")
     p.add_argument(
-        "--num-random", type=non_negative_int, default=d.num_random, help=f"random sub-networks per step (default: {d.num_random})"
+        "--num-random", type=non_negative_int, default=d.num_random, help="random sub-networks per step"
     )
-    p.add_argument("--kd-ratio", type=non_negative_float, default=d.kd_ratio, help=f"distillation weight (default: {d.kd_ratio})")
+    p.add_argument("--kd-ratio", type=non_negative_float, default=d.kd_ratio, help="distillation weight")
     p.add_argument("--augment-shift", type=non_negative_int, default=d.augment_shift, help="max random shift in pixels (0: none)")
     p.add_argument("--train-samples", type=positive_int, help="train on the first N training samples only (smoke runs)")
     p.add_argument("--weights-out", help="also write the final weights alone (no optimizer state) to this path")
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--threads", type=thread_count, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--overwrite", action="store_true", help="start afresh even if --out holds a checkpoint")
     p.add_argument("--no-val", action="store_true", help="skip validating after every epoch")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_flag(p)
     p.set_defaults(func=run)
 
 
@@ -143,8 +147,8 @@ def run(args: argparse.Namespace) -> int:
             resume=not args.overwrite,
             val_data=None if args.no_val else val,
             calib_data=calib,
-            progress=not args.no_progress,
-            callback=_print_epoch if args.no_progress else None,
+            progress=wants_progress(args),
+            callback=None if wants_progress(args) else _print_epoch,
         )
     except KeyboardInterrupt as exc:  # SIGTERM arrives as a subclass
         raise type(exc)(f"{out} holds the checkpoint of the last finished epoch, if any; run again to resume") from None
