@@ -90,7 +90,7 @@ def test_interleaving_keeps_the_ranking_on_a_drifting_machine():
     for rounds in (1, 20):
         _Drifting.calls = 0
         models = [_Drifting(b, 0.8 / 200) for b in bases]
-        res = measure_latencies(models, [(1,)] * 4, threads=1, policy=policy, rounds=rounds, seed=0)
+        res = measure_latencies(models, [(1,)] * 4, runtime="torch", threads=1, policy=policy, rounds=rounds, seed=0)
         ranks[rounds] = np.argsort([-r.median_ms for r in res]).tolist()
     assert ranks[20] == [0, 1, 2, 3]  # interleaved: the true order
     assert ranks[1] != [0, 1, 2, 3]  # one after another: the drift reorders them
