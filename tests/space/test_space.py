@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import elasticnas as en
+from elasticnas.space import ProductSpace
 
 
 @pytest.fixture
@@ -159,3 +160,125 @@ def test_property_an_invalid_value_is_always_rejected(space, seed, junk):
     cfg[name] = junk if space.choices[name].size is None else [junk] + cfg[name][1:]
     with pytest.raises(en.InvalidConfigError, match=repr(name)):
         space.validate(cfg)
+
+
+# -- Choice.index ---------------------------------------------------------------------------
+def test_choice_index_numbers_by_value_bools_and_strings_by_kind():
+    c = en.Choice([1, 2.5, "a"])
+    assert c.index(1.0) == 0 and c.index(np.int64(1)) == 0 and c.index(2.5) == 1 and c.index("a") == 2
+    for other in (True, "1", 1.5, [1], None):
+        with pytest.raises(ValueError):
+            c.index(other)
+    flags = en.Choice([False, True])
+    assert flags.index(True) == 1 and flags.index(False) == 0
+    with pytest.raises(ValueError):
+        flags.index(1)
+
+
+# -- inactive genes and gene matrices --------------------------------------------------------
+class Skips(en.SearchSpace):
+    """Two blocks after a depth: block 1's kernel is inactive at depth 1."""
+
+    def inactive_mask(self, genes):
+        G = np.atleast_2d(genes)
+        mask = np.zeros(G.shape, dtype=bool)
+        mask[:, 2] = G[:, 0] == 0
+        return mask
+
+
+@pytest.fixture
+def skips() -> en.SearchSpace:
+    return Skips({"d": en.Choice([1, 2]), "ks": en.Choice([3, 5, 7], size=2)})
+
+
+def test_inactive_genes_are_canonicalised_everywhere(skips):
+    a, b = {"d": 1, "ks": [5, 7]}, {"d": 1, "ks": [5, 3]}
+    assert skips.validate(a) == skips.validate(b) == {"d": 1, "ks": [5, 3]}
+    assert skips.config_id(a) == skips.config_id(b)
+    assert skips.validate({"d": 2, "ks": [5, 7]}) == {"d": 2, "ks": [5, 7]}
+    G = np.array([[0, 1, 2], [1, 1, 2]])
+    np.testing.assert_array_equal(skips.canonical_genes(G), [[0, 1, 0], [1, 1, 2]])
+    np.testing.assert_array_equal(skips.validate_genes(G), skips.canonical_genes(G))
+    assert skips.from_genes_many(G) == [skips.from_genes(g) for g in G] == [{"d": 1, "ks": [5, 3]}, {"d": 2, "ks": [5, 7]}]
+    np.testing.assert_array_equal(skips.encode_genes(G)[0], [1, 0, 0, 1, 0, 0, 0, 0])  # block 1 columns all zero
+
+
+def test_validate_genes_names_row_key_and_position(space):
+    G = np.zeros((3, space.n_genes), dtype=int)
+    G[2, 21] = 3
+    with pytest.raises(en.InvalidConfigError, match=r"row 2: gene 3 out of range for key 'e' position 1; it takes 0..2"):
+        space.validate_genes(G)
+    with pytest.raises(en.InvalidConfigError, match="expected 46 genes"):
+        space.validate_genes(np.zeros((2, 5), dtype=int))
+    with pytest.raises(en.InvalidConfigError, match="integers"):
+        space.validate_genes(np.full(space.n_genes, 0.5))
+
+
+def test_vectorised_paths_agree_with_the_dict_paths(space):
+    G = np.random.default_rng(0).integers(0, space.cardinalities, size=(40, space.n_genes))
+    configs = space.from_genes_many(G)
+    assert configs == [space.validate(c) for c in configs]
+    np.testing.assert_array_equal(np.array([space.to_genes(c) for c in configs]), space.validate_genes(G))
+    np.testing.assert_array_equal(space.encode(configs), space.encode_genes(G))
+
+
+def test_a_subclass_defining_canonicalize_is_refused():
+    with pytest.raises(TypeError, match="inactive_mask"):
+        type("Old", (en.SearchSpace,), {"canonicalize": lambda self, c: c})
+
+
+# -- products ---------------------------------------------------------------------------------
+@pytest.fixture
+def product(space, skips) -> en.SearchSpace:
+    return space * Skips({"depth": en.Choice([1, 2]), "rank": en.Choice([4, 8, 16], size=2)}) * en.SearchSpace(
+        {"bits": en.Choice([4, 8], size=3)}
+    )
+
+
+def test_product_is_flat_and_its_parts_canonicalise_their_keys(space, product):
+    assert isinstance(product, ProductSpace) and len(product.parts) == 3
+    assert product.names == space.names + ["depth", "rank", "bits"]
+    assert product.n_genes == space.n_genes + 3 + 3
+    arch = space.sample(seed=0)
+    cfg = {**arch, "depth": 1, "rank": [8, 16], "bits": [4, 8, 8]}
+    assert product.validate(cfg) == {**arch, "depth": 1, "rank": [8, 4], "bits": [4, 8, 8]}
+    assert product.split(cfg) == [arch, {"depth": 1, "rank": [8, 4]}, {"bits": [4, 8, 8]}]
+    np.testing.assert_array_equal(product.to_genes(cfg), np.concatenate([space.to_genes(arch), [0, 1, 0], [0, 1, 1]]))
+    assert product.config_id(cfg) == product.config_id({**cfg, "rank": [8, 4]}) != product.config_id({**cfg, "depth": 2})
+    G = np.stack([product.to_genes(cfg)] * 2)
+    np.testing.assert_array_equal(
+        product.encode_genes(G), np.hstack([p.encode_genes(G[:, s]) for p, s in zip(product.parts, product._slices)])
+    )
+
+
+def test_product_refuses_shared_names_and_reports_bad_configs(space, product):
+    with pytest.raises(ValueError, match="share choice names: r$"):
+        space * en.SearchSpace({"bits": en.Choice([4, 8]), "r": en.Choice([1, 2])})
+    cfg = {**space.sample(seed=0), "depth": 1, "rank": [8, 16], "bits": [4, 8, 8]}
+    with pytest.raises(en.InvalidConfigError, match="key 'bits' position 2: 3 is not allowed"):
+        product.validate({**cfg, "bits": [4, 8, 3]})
+    with pytest.raises(en.InvalidConfigError, match="missing key 'depth'"):
+        product.validate({k: v for k, v in cfg.items() if k != "depth"})
+    with pytest.raises(en.InvalidConfigError, match="unknown key 'lr'"):
+        product.validate({**cfg, "lr": 1})
+
+
+def test_product_samples_variation_and_json(product):
+    assert product.sample_many(5, seed=1) == product.sample_many(5, seed=1)
+    assert product.sample(seed=1) != product.sample(seed=2)
+    a, b = product.sample(seed=3), product.sample(seed=4)
+    assert product.contains(product.mutate(a, seed=0)) and product.contains(product.crossover(a, b, seed=0))
+    again = en.SearchSpace.from_json(json.loads(json.dumps(product.to_json())))
+    assert again == product and type(again.parts[1]) is Skips
+    assert again.config_id(a) == product.config_id(a)
+    assert product != en.SearchSpace(product.choices)
+
+
+@settings(max_examples=40, deadline=None)
+@given(a=spaces, b=spaces, seed=st.integers(0, 2**32 - 1))
+def test_property_product_genes_round_trip(a, b, seed):
+    b = en.SearchSpace({f"{n}_b": c for n, c in b.choices.items()})
+    product = a * b
+    cfg = product.sample(seed=seed)
+    assert product.from_genes(product.to_genes(cfg)) == cfg
+    np.testing.assert_array_equal(product.to_genes(cfg), np.concatenate([a.to_genes(product.split(cfg)[0]), b.to_genes(product.split(cfg)[1])]))

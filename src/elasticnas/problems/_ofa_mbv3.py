@@ -116,7 +116,7 @@ class OFAMobileNetV3Oracle:
             keys = lut.layer_keys(smallest)
             # base = total minus the 10 blocks of a depth-2 network
             block_keys = keys[2:-4]
-            table = lut._tables[r]  # noqa: SLF001 - same package family, read-only
+            table = lut._tables[int(r)]  # same package family, read-only
             self._base[ri] = total - sum(table[k] for k in block_keys)
             for ki, k in enumerate(KERNELS):
                 for ei, e in enumerate(EXPANDS):

@@ -88,23 +88,21 @@ class LINASSearcher(Searcher):
         self._loops = 0
 
     # -- helpers -----------------------------------------------------------------------------
-    def _decode(self, g: np.ndarray) -> tuple[Config, dict[str, float]]:
-        """Config and exact cheap metrics of a canonical gene row (cached)."""
-        key = g.tobytes()
-        hit = self._cache.get(key)
-        if hit is None:
-            cfg = self.space.from_genes(g)
+    def _decode(self, G: np.ndarray) -> list[tuple[Config, dict[str, float]]]:
+        """Config and exact cheap metrics of every canonical gene row (cached; new rows decoded in one batch)."""
+        keys = [g.tobytes() for g in G]
+        new = {k: i for i, k in enumerate(keys) if k not in self._cache}
+        for k, cfg in zip(new, self.space.from_genes_many(G[list(new.values())]), strict=True):
             cheap = {n: float(fn(cfg)) for n, fn in self.cheap_metrics.items()} if not self.predict_cheap_metrics else {}
-            hit = (cfg, cheap)
-            self._cache[key] = hit
-        return hit
+            self._cache[k] = (cfg, cheap)
+        return [self._cache[k] for k in keys]
 
     def _features(self, G: np.ndarray) -> np.ndarray:
         return self.space.encode_genes(G, "onehot")
 
     def _predict_genes(self, G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         G = self.space.canonical_genes(G)  # equal networks share one cache entry and one feature row
-        decoded = [self._decode(g) for g in G]
+        decoded = self._decode(G)
         X = self._features(G)
         preds = {name: p.predict(X)[0] for name, p in self._predictors.items()}
 
@@ -170,7 +168,7 @@ class LINASSearcher(Searcher):
         n_gen = max(1, round(self.inner_evals / self.population))
         result = minimize(_PredictedProblem(self), algorithm, ("n_gen", n_gen), seed=seed, verbose=False)
         X_final = np.clip(np.rint(result.pop.get("X")).astype(np.int64), 0, self.space.cardinalities - 1)
-        return [self._decode(g)[0] for g in self.space.canonical_genes(X_final)]
+        return [cfg for cfg, _ in self._decode(self.space.canonical_genes(X_final))]
 
     def diagnostics(self) -> dict[str, Any]:
         return {"searcher": "linas", "loops": self._loops, "predictor": self.predictor_name}

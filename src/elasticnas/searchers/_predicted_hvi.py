@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 from pymoo.indicators.hv import HV
-from threadpoolctl import threadpool_limits
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+from threadpoolctl import threadpool_limits
 
 from elasticnas.pareto import non_dominated_mask
 from elasticnas.predictors import Predictor, create_predictor, cross_validate
@@ -131,6 +131,7 @@ class PredictedHVISearcher(Searcher):
         self._card = self.space.cardinalities
         self._queue: list[Config] = []
         self._configs: dict[bytes, Config] = {}  # canonical genes -> config
+        self._genes_by_id: dict[str, np.ndarray] = {}  # config id of a finished trial -> canonical genes
         self._cheap_by_genes: dict[bytes, dict[str, float]] = {}
         self._proposed: dict[str, np.ndarray] = {}  # config id -> canonical genes of our proposals
         self._expensive = [o for o in self.objectives if o.name not in self.cheap_metrics]
@@ -139,22 +140,28 @@ class PredictedHVISearcher(Searcher):
         self._round_seconds: list[float] = []
 
     # -- genes ---------------------------------------------------------------------------
-    def _canonical(self, G: np.ndarray) -> np.ndarray:
-        """Canonical gene rows (same network -> same row)."""
-        return self.space.canonical_genes(G)
+    def _history_genes(self, done: Sequence[TrialRecord]) -> np.ndarray:
+        """Canonical gene rows of finished trials (cached by config id)."""
+        for r in done:
+            if r.config_id not in self._genes_by_id:
+                self._genes_by_id[r.config_id] = self.space.to_genes(r.config)
+        return np.array([self._genes_by_id[r.config_id] for r in done])
 
-    def _config(self, g: np.ndarray) -> Config:
-        key = g.tobytes()
-        if key not in self._configs:
-            self._configs[key] = self.space.from_genes(g)
-        return self._configs[key]
+    def _configs_of(self, G: np.ndarray) -> list[Config]:
+        """Configurations of canonical gene rows (cached; new rows decoded in one batch)."""
+        keys = [g.tobytes() for g in G]
+        new = {k: i for i, k in enumerate(keys) if k not in self._configs}
+        for k, cfg in zip(new, self.space.from_genes_many(G[list(new.values())]), strict=True):
+            self._configs[k] = cfg
+        return [self._configs[k] for k in keys]
 
-    def _cheap_of(self, g: np.ndarray) -> dict[str, float]:
-        key = g.tobytes()
-        if key not in self._cheap_by_genes:
-            cfg = self._config(g)
-            self._cheap_by_genes[key] = {n: float(fn(cfg)) for n, fn in self.cheap_metrics.items()}
-        return self._cheap_by_genes[key]
+    def _cheap_of(self, G: np.ndarray) -> list[dict[str, float]]:
+        """Exact cheap metrics of canonical gene rows (cached)."""
+        keys = [g.tobytes() for g in G]
+        new = {k: i for i, k in enumerate(keys) if k not in self._cheap_by_genes}
+        for k, cfg in zip(new, self._configs_of(G[list(new.values())]), strict=True):
+            self._cheap_by_genes[k] = {n: float(fn(cfg)) for n, fn in self.cheap_metrics.items()}
+        return [self._cheap_by_genes[k] for k in keys]
 
     def _features(self, G: np.ndarray) -> np.ndarray:
         return np.hstack([self.space.encode_genes(G, "onehot"), self.space.encode_genes(G, "ordinal")])
@@ -198,32 +205,29 @@ class PredictedHVISearcher(Searcher):
         return out
 
     def _initial_design(self, n: int) -> list[Config]:
-        G = self._canonical(self.rng.integers(0, self._card, size=(max(20 * n, 200), len(self._card))))
+        G = self.space.canonical_genes(self.rng.integers(0, self._card, size=(max(20 * n, 200), len(self._card))))
         G = np.unique(G, axis=0)
         G = G[self.rng.permutation(len(G))]
-        feasible = [g for g in G if self.cheap_feasible(self._config(g))]
-        if not feasible:
+        G = G[self._cheap_ok(G)]
+        if len(G) == 0:
             return []
-        G = np.array(feasible)
         cheap_objs = [o for o in self.objectives if o.name in self.cheap_metrics]
         if cheap_objs and len(G) > n:
             # spread along the first cheap objective: evenly spaced quantiles
-            values = np.array([self._cheap_of(g)[cheap_objs[0].name] for g in G])
+            values = np.array([c[cheap_objs[0].name] for c in self._cheap_of(G)])
             order = np.argsort(values)
             G = G[order[np.unique(np.linspace(0, len(G) - 1, n).round().astype(int))]]
         return self._remember(G[:n])
 
     def _remember(self, G: np.ndarray) -> list[Config]:
-        out = []
-        for g in G:
-            cfg = self._config(g)
+        out = self._configs_of(G)
+        for g, cfg in zip(G, out, strict=True):
             self._proposed[self.space.config_id(cfg)] = g
-            out.append(cfg)
         return out
 
     def _round(self, n: int, done: Sequence[TrialRecord]) -> list[Config]:
         # training data
-        G_hist = np.array([self.space.to_genes(r.config) for r in done])
+        G_hist = self._history_genes(done)
         X_hist = self._features(G_hist)
         predicted_metrics = [o.name for o in self._expensive] + [
             c.metric for c in self.constraints if c.metric not in self.cheap_metrics and c.metric not in {o.name for o in self._expensive}
@@ -272,18 +276,17 @@ class PredictedHVISearcher(Searcher):
                     self.rng.integers(0, self._card, size=(n_rand, len(self._card))),
                 ]
             )
-            C = np.unique(self._canonical(C), axis=0)
-            keep = []
+            C = np.unique(self.space.canonical_genes(C), axis=0)
+            new = []
             for g in C:
                 key = g.tobytes()
-                if key in seen:
-                    continue
-                seen.add(key)
-                if self._cheap_ok(g):
-                    keep.append(g)
-            if not keep:
+                if key not in seen:
+                    seen.add(key)
+                    new.append(g)
+            C = np.array(new, dtype=np.int64).reshape(-1, len(self._card))
+            C = C[self._cheap_ok(C)]
+            if len(C) == 0:
                 continue
-            C = np.array(keep)
             mean, opt = self._objective_matrix(C)
             ok = self._optimistically_feasible(C)
             C, mean, opt = C[ok], mean[ok], opt[ok]
@@ -313,12 +316,13 @@ class PredictedHVISearcher(Searcher):
             rank[idx] = k
         return 1.0 + self.front_weight * 0.5**rank
 
-    def _cheap_ok(self, g: np.ndarray) -> bool:
+    def _cheap_ok(self, G: np.ndarray) -> np.ndarray:
+        """Which canonical gene rows satisfy every constraint on a cheap metric."""
         checks = [c for c in self.constraints if c.metric in self.cheap_metrics]
         if not checks:
-            return True
-        values = self._cheap_of(g)
-        return all(c.violation(values[c.metric]) == 0.0 for c in checks)
+            return np.ones(len(G), dtype=bool)
+        values = self._cheap_of(G)
+        return np.array([all(c.violation(v[c.metric]) == 0.0 for c in checks) for v in values], dtype=bool)
 
     def _optimistically_feasible(self, G: np.ndarray) -> np.ndarray:
         ok = np.ones(len(G), dtype=bool)
@@ -337,11 +341,13 @@ class PredictedHVISearcher(Searcher):
         mean = np.zeros((len(G), len(self.objectives)))
         opt = np.zeros_like(mean)
         X = self._features(G) if self._expensive else None
+        cheap = self._cheap_of(G) if any(o.name in self.cheap_metrics for o in self.objectives) else []
         for j, o in enumerate(self.objectives):
             if o.name in self.cheap_metrics:
-                v = np.array([self._cheap_of(g)[o.name] for g in G])
+                v = np.array([c[o.name] for c in cheap])
                 mean[:, j] = opt[:, j] = o.sign * v
             elif o.name in self._predictors:
+                assert X is not None  # only expensive objectives have predictors
                 m, s = self._predictors[o.name].predict(X)
                 mean[:, j] = o.sign * m
                 opt[:, j] = o.sign * m - self.beta * s
@@ -398,8 +404,7 @@ class PredictedHVISearcher(Searcher):
         done = [r for r in self.history.values() if r.ok]
         quality: dict[str, dict[str, float | int]] = {}
         if len(done) >= 10:
-            G = np.array([self.space.to_genes(r.config) for r in done])
-            X = self._features(G)
+            X = self._features(self._history_genes(done))
             for name in self._predictors:
                 rows = [i for i, r in enumerate(done) if name in r.metrics]
                 y = np.array([float(done[i].metrics[name]) for i in rows])

@@ -8,12 +8,12 @@ from pymoo.core.algorithm import Algorithm
 from pymoo.core.evaluator import Evaluator
 from pymoo.core.population import Population
 from pymoo.core.problem import Problem
+from pymoo.core.termination import NoTermination
 from pymoo.operators.crossover.sbx import SBX
 from pymoo.operators.mutation.pm import PM
 from pymoo.operators.repair.rounding import RoundingRepair
 from pymoo.operators.sampling.rnd import IntegerRandomSampling
 from pymoo.problems.static import StaticProblem
-from pymoo.core.termination import NoTermination
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from elasticnas.errors import ElasticNASError
@@ -92,8 +92,7 @@ class PymooSearcher(Searcher):
         self._population = pop
         self._F = np.zeros((len(pop), len(self.objectives)))
         self._G = np.zeros((len(pop), len(self.constraints) + 1))
-        for i, genes in enumerate(X):
-            cfg = self.space.from_genes(genes)
+        for i, cfg in enumerate(self.space.from_genes_many(X)):
             cid = self.space.config_id(cfg)
             if cid in self.history:
                 self._set_values(i, self.history[cid])

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -48,7 +49,7 @@ class SearchSpace:
     ``a * b`` is the :class:`ProductSpace` of two spaces with disjoint names.
     """
 
-    _types: dict[str, type[SearchSpace]] = {}
+    _types: ClassVar[dict[str, type[SearchSpace]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -227,6 +228,10 @@ class SearchSpace:
             raise InvalidConfigError(f"expected {self._n_genes} genes, got shape {genes.shape}")
         return self._decode(self.validate_genes(genes)[0])
 
+    def from_genes_many(self, genes: np.ndarray) -> list[Config]:
+        """:meth:`from_genes` of every row of a gene matrix, validated and canonicalised in one batch."""
+        return [self._decode(g) for g in self.validate_genes(genes)]
+
     def _decode(self, genes: np.ndarray) -> Config:
         """The configuration of a valid gene row."""
         g = genes.tolist()
@@ -246,8 +251,7 @@ class SearchSpace:
 
     def sample_many(self, n: int, seed: Seed = None) -> list[Config]:
         rng = as_rng(seed)
-        genes = rng.integers(0, self._card, size=(n, self._n_genes))
-        return [self._decode(g) for g in self.validate_genes(genes)]
+        return self.from_genes_many(rng.integers(0, self._card, size=(n, self._n_genes)))
 
     def mutate(self, config: Mapping[str, Any], prob: float | None = None, seed: Seed = None) -> Config:
         """Resample each position with probability ``prob`` (default 1/n_genes); at least one changes."""
@@ -274,10 +278,9 @@ class SearchSpace:
         self, configs: Mapping[str, Any] | Sequence[Mapping[str, Any]], kind: Literal["onehot", "ordinal"] = "onehot"
     ) -> np.ndarray:
         """Feature vector(s) of configurations, as :meth:`encode_genes`."""
-        single = isinstance(configs, Mapping)
-        genes = np.stack([self.to_genes(c) for c in ([configs] if single else configs)])  # type: ignore[list-item]
-        feats = self.encode_genes(genes, kind)
-        return feats[0] if single else feats
+        rows = [configs] if isinstance(configs, Mapping) else list(configs)
+        feats = self.encode_genes(np.stack([self.to_genes(c) for c in rows]), kind)
+        return feats[0] if isinstance(configs, Mapping) else feats
 
     def encode_genes(self, genes: np.ndarray, kind: Literal["onehot", "ordinal"] = "onehot") -> np.ndarray:
         """Features of a valid (n, n_genes) gene matrix without building dicts: ``onehot`` (one column per
@@ -343,7 +346,7 @@ class ProductSpace(SearchSpace):
         super().__init__({n: c for p in flat for n, c in p.choices.items()})
         self.parts: tuple[SearchSpace, ...] = tuple(flat)
         bounds = np.cumsum([0] + [p.n_genes for p in flat]).tolist()
-        self._slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        self._slices = [slice(a, b) for a, b in itertools.pairwise(bounds)]
 
     def __repr__(self) -> str:
         return " * ".join(map(repr, self.parts))
@@ -388,6 +391,10 @@ class ProductSpace(SearchSpace):
         if G.ndim != 2 or G.shape[1] != self._n_genes:
             raise InvalidConfigError(f"expected {self._n_genes} genes, got shape {np.shape(genes)}")
         return np.hstack([p.validate_genes(G[:, s]) for p, s in zip(self.parts, self._slices, strict=True)])
+
+    def from_genes_many(self, genes: np.ndarray) -> list[Config]:
+        """:meth:`from_genes` of every row of a gene matrix, validated and canonicalised in one batch."""
+        return [self._decode(g) for g in self.validate_genes(genes)]
 
     def _decode(self, genes: np.ndarray) -> Config:
         out: Config = {}
