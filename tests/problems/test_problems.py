@@ -117,3 +117,22 @@ def test_hwgpt_projects_onto_table_architectures() -> None:
     cfg = p.space.sample(seed=2)
     assert cpu(cfg)["perplexity"] == p(cfg)["perplexity"]
     assert cpu(cfg)["latency_ms"] != p(cfg)["latency_ms"]
+
+
+def test_a_product_of_problem_spaces_keeps_each_part_canonical_and_round_trips() -> None:
+    from elasticnas.space import Choice, SearchSpace
+
+    ofa, gpt = create_problem("ofa_mbv3_note10").space, create_problem("hwgpt_s_cpu").space
+    with pytest.raises(ValueError, match="share choice names: ks, e, d, r"):
+        ofa * gpt * ofa
+    product = ofa * SearchSpace({"bits": Choice([4, 8], size=2)}) * gpt
+    again = SearchSpace.from_json(json.loads(json.dumps(product.to_json())))
+    assert again == product and [type(p) for p in again.parts] == [type(p) for p in product.parts]
+    G = np.random.default_rng(0).integers(0, product.cardinalities, size=(20, product.n_genes))
+    canon = product.canonical_genes(G)
+    np.testing.assert_array_equal(canon[:, : ofa.n_genes], ofa.canonical_genes(G[:, : ofa.n_genes]))
+    np.testing.assert_array_equal(canon[:, ofa.n_genes + 2 :], gpt.canonical_genes(G[:, ofa.n_genes + 2 :]))
+    for cfg in product.from_genes_many(G):
+        o, _, g = product.split(cfg)
+        assert again.config_id(cfg) == product.config_id(cfg)
+        assert product.config_id(cfg) == product.config_id({**cfg, **ofa.validate(o), **gpt.validate(g)})
