@@ -123,12 +123,14 @@ def test_runs_record_searcher_seed_and_versions():
     assert runs[0]["elasticnas"] == en.__version__ and runs[0]["cores"] >= 1 and runs[0]["cpu"]
 
 
-def test_an_exhausted_space_stops_with_a_clear_message():
-    small = en.SearchSpace({"a": en.Choice([1, 2, 3])})
-    study = en.create_study(small, {"a": "maximize"})
+@pytest.mark.parametrize("searcher", ["random", "nsga2", "predicted_hvi"])
+def test_an_exhausted_space_stops_with_a_clear_message(searcher, tmp_path):
+    small = en.SearchSpace({"a": en.Choice([1, 2, 3]), "b": en.Choice([0, 1])})
+    study = en.create_study(small, {"a": "maximize", "b": "minimize"}, storage=f"sqlite:///{tmp_path / 'e.db'}",
+                            study_name="e")
     with pytest.raises(ElasticNASError, match="exhausted"):
-        study.optimize(lambda c: {"a": c["a"]}, n_evals=10, searcher="random", seed=0)
-    assert study.n_evals == 3
+        study.optimize(lambda c: {"a": c["a"], "b": c["b"]}, n_evals=10, searcher=searcher, seed=0)
+    assert study.n_evals == 6
 
 
 def test_a_metric_too_large_for_a_float_fails_the_trial_not_the_search():

@@ -49,6 +49,7 @@ _REFERENCE_ATTR = "elasticnas_reference_point"  # fixed by the study once it has
 _MEASUREMENT_ATTR = "elasticnas_measurement"  # how trials were measured (Measurer.settings)
 _RUNS_ATTR = "elasticnas_runs"  # one entry per optimize call: searcher, seed, versions, machine
 REFERENCE_TRIALS = 10
+STALL_S = 10.0  # a search alone on its study gives up after proposing nothing new for this long
 # user attributes of a trial that hold elasticnas bookkeeping: no metric is copied onto these names
 _RESERVED_TRIAL_ATTRS = frozenset({"config", "config_id", "metrics", "error", "retry", "duplicate_of", "interrupted_by"})
 _STATES = {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed"}
@@ -92,17 +93,21 @@ class _Heartbeats:
         self._thread: threading.Thread | None = None
 
     def add(self, trial_id: int) -> None:
-        if not is_heartbeat_enabled(self._storage):
-            return
         with self._lock:
             self._ids.add(trial_id)
-            if self._thread is None:
+            if self._thread is None and is_heartbeat_enabled(self._storage):
                 self._thread = threading.Thread(target=self._beat, daemon=True, name="elasticnas-heartbeat")
                 self._thread.start()
 
     def discard(self, trial_id: int) -> None:
         with self._lock:
             self._ids.discard(trial_id)
+
+    @property
+    def held(self) -> set[int]:
+        """The trials this process claimed and has not finished."""
+        with self._lock:
+            return set(self._ids)
 
     def _beat(self) -> None:
         while True:
@@ -181,6 +186,7 @@ class Study:
         self._requeued: list[Config] = []
         self._known: set[str] = set()
         self._finished_seen = 0
+        self._others_running = 0  # trials other workers held at the last read: a search waits for them
         self._last_requeue = 0.0
         self._beats = _Heartbeats(self._storage)
 
@@ -453,17 +459,19 @@ class Study:
         evaluated again), the number of finished evaluations (kept as ``_finished_seen``), and, when a
         searcher is set, the finished evaluations it has not seen (other workers'), told to it."""
         known: set[str] = set()
-        finished = 0
+        finished = others_running = 0
         unseen = []
         history = self._searcher.history if self._searcher is not None else {}
         for t in self._frozen((TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING)):
             if "config_id" in t.user_attrs and not _is_attempt_only(t):
                 known.add(t.user_attrs["config_id"])
-                if t.state != TrialState.RUNNING:
-                    finished += 1
-                    if self._searcher is not None and t.user_attrs["config_id"] not in history:
-                        unseen.append(self._record(t))
-        self._finished_seen = finished
+                if t.state == TrialState.RUNNING:
+                    others_running += t._trial_id not in self._beats.held
+                    continue
+                finished += 1
+                if self._searcher is not None and t.user_attrs["config_id"] not in history:
+                    unseen.append(self._record(t))
+        self._finished_seen, self._others_running = finished, others_running
         if self._searcher is not None:
             self._searcher.tell(sorted(unseen, key=lambda r: r.number))
         return known
@@ -771,10 +779,11 @@ class Study:
         if show_progress is None:
             show_progress = sys.stderr.isatty()
         bar = tqdm(total=n_evals, initial=min(done, n_evals), disable=not show_progress, unit="eval", desc=self.name)
-        idle = 0
+        idle, idle_since = 0, time.monotonic()
         try:
             while done < n_evals:
-                if idle and self._shared:
+                waiting = self._shared and self._others_running > 0  # other workers may free proposals
+                if idle and waiting:
                     time.sleep(min(0.05 * idle, 2.0))  # let other workers finish what they hold
                 if self._shared:  # their evaluations count toward n_evals too
                     self._refresh_shared()
@@ -796,13 +805,17 @@ class Study:
                                         hv=f"{self.hypervolume(records=feasible):.4g}")
                 new.extend(records)
                 searcher.tell(records)
-                idle = 0 if records else idle + 1
-                if idle > (200 if self._shared else 20):
+                if records:
+                    idle, idle_since = 0, time.monotonic()
+                else:
+                    idle += 1
+                stalled = idle > 200 if waiting else idle > 20 or time.monotonic() - idle_since > STALL_S
+                if idle and stalled:
                     raise ElasticNASError(
                         f"the searcher proposed no new configuration in {idle} rounds after {done} evaluations: "
                         f"the space (10^{self.space.log10_size:.1f} configurations) is exhausted, every remaining "
                         "candidate violates a constraint on a cheap metric"
-                        + (", or other workers hold every proposal" if self._shared else "")
+                        + (", or other workers hold every proposal" if waiting else "")
                     )
         finally:
             bar.close()

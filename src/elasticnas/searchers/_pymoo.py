@@ -76,6 +76,8 @@ class PymooSearcher(Searcher):
             if self._waiting:
                 return []  # the current generation still awaits results
             self._next_generation()
+            if self._population is None:
+                return []  # no new offspring at all
         return []
 
     def _next_generation(self) -> None:
@@ -87,6 +89,9 @@ class PymooSearcher(Searcher):
             Evaluator().eval(static, self._population)
             self._algorithm.tell(infills=self._population)
         pop = self._algorithm.ask()
+        if pop is None or len(pop) == 0:  # every offspring was a duplicate: the space near the population is spent
+            self._population = None
+            return
         X = np.clip(np.rint(pop.get("X")).astype(np.int64), 0, self.space.cardinalities - 1)
         pop.set("X", X)
         self._population = pop
