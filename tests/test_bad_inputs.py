@@ -237,8 +237,10 @@ cli("config-bad-value", "`export --config` with resolution 1000", EXPORT + ("{CO
     "elasticnas export: error: key 'r': 1000 is not allowed; allowed values: 8, 12, 16, 20, 24, 28, 32")
 cli("configs-jsonl-bad-line", "`measure --configs` with a line that is not JSON",
     ("measure", "--supernet", "tiny_mbv3", "--configs", "{tmp}/cfg_bad.json", "--out", "{tmp}/m.csv"),
-    "elasticnas measure: error: {tmp}/cfg_bad.json line 1: not valid JSON (Expecting property name enclosed in double "
-    "quotes at column 2)")
+    "elasticnas measure: error: {tmp}/cfg_bad.json line 1 is not valid JSON: Expecting property name enclosed in "
+    "double quotes at line 1 column 2")
+cli("config-nested-too-deep", "`export --config` nested 10,000 levels deep", EXPORT + ("[" * 10_000 + "]" * 10_000,),
+    "elasticnas export: error: --config nests deeper than 64 levels")
 
 # -- numbers of train, measure and lut
 TRAIN = ("train", "--supernet", "tiny_mbv3", "--epochs", "1", "--train-samples", "16", "--no-val", "--no-progress",

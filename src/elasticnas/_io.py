@@ -1,4 +1,9 @@
-"""Output files, each rule enforced here once: checked before the work, written atomically.
+"""Files in and out, each rule enforced here once: inputs read bounded, outputs checked before the
+work and written atomically.
+
+- :func:`read_text` reads a user's input file only if it is a regular file of at most
+  :data:`MAX_INPUT_BYTES` of UTF-8 text, and :func:`parse_json` parses JSON of at most
+  :data:`MAX_JSON_DEPTH` levels of nesting: anything else is one :class:`InputError` line.
 
 - :func:`check_output_path` refuses, before any work starts, a target that is a
   directory, a symbolic link or a special file (device, FIFO, socket), or whose
@@ -11,13 +16,74 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from elasticnas.errors import ElasticNASError
+
+MAX_INPUT_BYTES = 64 * 2**20  # configurations, lookup tables: far below this
+MAX_JSON_DEPTH = 64  # a configuration nests two levels
+
+
+class InputError(ElasticNASError):
+    """An input file or text cannot be read: missing, not a regular file, too large, not UTF-8, not JSON."""
+
+
+def read_text(path: str | os.PathLike[str], *, what: str = "input file", max_bytes: int = MAX_INPUT_BYTES) -> str:
+    """The UTF-8 text of ``path``, refused in one line when it is not a regular file (a FIFO or a device
+    would block or never end) or is larger than ``max_bytes``."""
+    name = os.fspath(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens without waiting for a writer
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise InputError(f"{what} {name!r} is a directory, not a file")
+            if not stat.S_ISREG(st.st_mode):
+                raise InputError(f"{what} {name!r} is not a regular file (a FIFO, device or socket)")
+            if st.st_size > max_bytes:
+                raise InputError(f"{what} {name!r} is {st.st_size} bytes; at most {max_bytes} are read")
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {name!r}: {_reason(exc)}") from None
+    if len(data) > max_bytes:
+        raise InputError(f"{what} {name!r} is larger than {max_bytes} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{what} {name!r} is not UTF-8 text") from None
+
+
+def parse_json(text: str, *, what: str = "input") -> Any:
+    """``json.loads(text)``, with malformed, too large or too deeply nested JSON refused in one line."""
+    if len(text) > MAX_INPUT_BYTES:
+        raise InputError(f"{what} is longer than {MAX_INPUT_BYTES} characters")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise InputError(f"{what} nests deeper than {MAX_JSON_DEPTH} levels") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise InputError(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON (0 for a scalar, 1 for ``[]``), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level <= MAX_JSON_DEPTH:
+                stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 class OutputPathError(ElasticNASError):

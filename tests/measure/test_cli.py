@@ -127,7 +127,7 @@ def test_accuracy_on_image_folders(tmp_path):
 @pytest.mark.parametrize(
     "lines, extra, message",
     [
-        (['{"w": [8, 8, 8], "d": 1, "r": 8}', "{oops"], [], "c.jsonl line 2: not valid JSON"),
+        (['{"w": [8, 8, 8], "d": 1, "r": 8}', "{oops"], [], "c.jsonl line 2 is not valid JSON"),
         (['{"w": [8, 8], "d": 1, "r": 8}'], [], "c.jsonl line 1: key 'w' takes a list of 3 values"),
         (['{"w": [8, 8, 8], "d": 1, "r": 8}'], ["--metrics", "macs,flops"], "unknown metric 'flops'"),
         (['{"w": [8, 8, 8], "d": 1, "r": 8}'], ["--metrics", "latency_lut_ms"], "needs a lookup table"),

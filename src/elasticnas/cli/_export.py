@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from elasticnas._io import InputError, parse_json, read_text
 from elasticnas.cli._args import DefaultsFormatter, LazySubParsers, input_file, non_negative_int, positive_float
 from elasticnas.errors import ElasticNASError, InvalidConfigError
 
@@ -18,22 +18,21 @@ def read_config(text: str) -> dict[str, Any]:
     """A configuration from JSON text, or from a file named ``@PATH`` (JSON, or the first JSON line)."""
     source = "--config"
     if text.startswith("@"):
-        path = Path(text[1:])
-        source = str(path)
+        source = text[1:]
         try:
-            text = path.read_text()
-        except OSError as exc:
-            raise InvalidConfigError(f"cannot read configuration file {str(path)!r}: {exc.strerror}") from None
+            text = read_text(source, what="configuration file")
+        except InputError as exc:
+            raise InvalidConfigError(str(exc)) from None
         lines = [line for line in text.splitlines() if line.strip()]
         if len(lines) > 1:
             try:
                 json.loads(text)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 text = lines[0]  # JSON lines: the first configuration
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidConfigError(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        data = parse_json(text, what=source)
+    except InputError as exc:
+        raise InvalidConfigError(str(exc)) from None
     if not isinstance(data, dict):
         raise InvalidConfigError(f"{source} must be a JSON object such as {{\"ks\": [...], \"e\": [...], \"d\": [...], \"r\": 224}}")
     return data

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from elasticnas._io import atomic_write, check_output_path
+from elasticnas._io import atomic_write, check_output_path, parse_json, read_text
 from elasticnas.cli._args import (
     DefaultsFormatter,
     LazySubParsers,
@@ -30,21 +30,12 @@ DEFAULT_METRICS = "macs,params,latency_ms"
 
 def read_configs(path: str, space: Any) -> list[dict[str, Any]]:
     """Validated configurations, one JSON object per non-blank line of ``path``."""
-    try:
-        with open(path) as fh:
-            lines = fh.read().splitlines()
-    except OSError as exc:
-        raise ElasticNASError(f"cannot read configs file {path!r}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ElasticNASError(f"configs file {path!r} is not UTF-8 text") from None
+    lines = read_text(path, what="configs file").splitlines()
     configs = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ElasticNASError(f"{path} line {number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        raw = parse_json(line, what=f"{path} line {number}")
         try:
             configs.append(space.validate(raw))
         except ElasticNASError as exc:

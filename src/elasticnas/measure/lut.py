@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from elasticnas._io import atomic_write_text
+from elasticnas._io import InputError, atomic_write_text, parse_json, read_text
 from elasticnas.errors import ElasticNASError
 from elasticnas.measure.latency import (
     DEFAULT_RUNTIME,
@@ -186,12 +186,9 @@ class LookupTable:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> LookupTable:
         try:
-            with open(path) as fh:
-                data = json.load(fh)
-        except OSError as exc:
-            raise LUTError(f"cannot read lookup table {str(path)!r}: {exc.strerror}") from None
-        except json.JSONDecodeError as exc:
-            raise LUTError(f"lookup table {str(path)!r} is not valid JSON: {exc}") from None
+            data = parse_json(read_text(path, what="lookup table"), what=f"lookup table {str(path)!r}")
+        except InputError as exc:
+            raise LUTError(str(exc)) from None
         return cls.from_json(data)
 
 
