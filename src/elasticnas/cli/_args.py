@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 
-
 class LazySubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
     """Subcommands whose arguments are added only when that subcommand is parsed.
 
