@@ -127,7 +127,7 @@ def predictor_errors(
 
     def near_front(n: int, exclude: np.ndarray) -> np.ndarray:
         # the searcher's own candidate operators: mutations of its evaluated best fronts, canonical, unseen
-        C = np.unique(searcher._canonical(searcher._mutate(searcher._best(G, F), 2 * n)), axis=0)  # noqa: SLF001
+        C = np.unique(searcher.space.canonical_genes(searcher._mutate(searcher._best(G, F), 2 * n)), axis=0)  # noqa: SLF001
         seen = {g.tobytes() for g in exclude}
         return np.array([c for c in C if c.tobytes() not in seen])[:n]
 
