@@ -67,3 +67,19 @@ def test_ask_tell_by_hand_equals_optimize_for_the_same_seed():
     looped = en.create_study(SPACE, OBJECTIVES)
     looped.optimize(metrics, n_evals=15, searcher="nsga2", seed=5)
     assert [r.config_id for r in by_hand.trials] == [r.config_id for r in looped.trials]
+
+
+def test_initial_configs_come_first_unless_held_or_cheap_infeasible():
+    study = en.create_study(SPACE, OBJECTIVES, constraints=["cost<=9"])
+    big, small = en.extremes(SPACE)
+    assert big == {"a": [5, 5], "b": 2} and small == {"a": [0, 0], "b": 0}
+    cost = {"cost": lambda c: float(sum(c["a"]))}  # the largest configuration costs 10: never evaluated
+    held = {"a": [1, 2], "b": 1}
+    study.evaluate_config(lambda c: {**metrics(c), "cost": 0.0}, held)
+    study.set_searcher("random", seed=0, cheap_metrics=cost, initial_configs=[big, small, held, small])
+    first = study.ask(1)
+    assert [t.config for t in first] == [small]
+    assert all(t.config not in (big, small, held) for t in study.ask(3))
+    again = en.create_study(SPACE, OBJECTIVES)
+    records = again.optimize(metrics, n_evals=4, searcher="random", seed=0, initial_configs=en.extremes(SPACE))
+    assert [r.config for r in records[:2]] == en.extremes(SPACE)

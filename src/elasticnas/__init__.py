@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from elasticnas.records import Constraint, Objective, TrialRecord
     from elasticnas.searchers import Searcher, create_searcher, list_searchers, register_searcher
     from elasticnas.space import Choice, SearchSpace
-    from elasticnas.study import Study, Trial, create_study, list_studies, load_study
+    from elasticnas.problems import supernet_problem
+    from elasticnas.study import Study, Trial, create_study, extremes, list_studies, load_study
     from elasticnas.supernets import Supernet, create_supernet, list_supernets, register_supernet
 
 __version__ = "0.1.0"
@@ -44,6 +45,8 @@ _LAZY = {
     "Study": "elasticnas.study",
     "Trial": "elasticnas.study",
     "list_studies": "elasticnas.study",
+    "extremes": "elasticnas.study",
+    "supernet_problem": "elasticnas.problems",
     "create_study": "elasticnas.study",
     "load_study": "elasticnas.study",
     "Supernet": "elasticnas.supernets",
@@ -77,6 +80,7 @@ __all__ = [
     "create_study",
     "create_supernet",
     "export_subnet",
+    "extremes",
     "list_searchers",
     "list_studies",
     "list_supernets",
@@ -84,4 +88,5 @@ __all__ = [
     "load_subnet",
     "register_searcher",
     "register_supernet",
+    "supernet_problem",
 ]

@@ -44,4 +44,5 @@ def default_reference_point(F: np.ndarray, margin: float = 0.1) -> np.ndarray:
     F = np.asarray(F, dtype=float)
     worst, best = F.max(axis=0), F.min(axis=0)
     span = np.where(worst > best, worst - best, np.maximum(np.abs(worst), 1.0))
-    return worst + margin * span
+    point: np.ndarray = worst + margin * span
+    return point

@@ -170,4 +170,5 @@ def minimization_matrix(records: Sequence[TrialRecord], objectives: Sequence[Obj
     if not records:
         return np.zeros((0, len(objectives)))
     signs = np.array([o.sign for o in objectives])
-    return np.array([r.values(objectives) for r in records], dtype=float) * signs
+    matrix: np.ndarray = np.array([r.values(objectives) for r in records], dtype=float) * signs
+    return matrix

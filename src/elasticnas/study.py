@@ -132,6 +132,12 @@ class Trial:
     trial_id: int = field(repr=False)  # the storage's id of the Optuna trial
 
 
+def extremes(space: SearchSpace) -> list[Config]:
+    """The largest and the smallest configuration of ``space`` (the last and the first value of every
+    choice): an initial design that bounds the accuracy / cost trade-off from the first evaluations."""
+    return [space.from_genes(space.cardinalities - 1), space.from_genes(space.cardinalities * 0)]
+
+
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
@@ -586,12 +592,15 @@ class Study:
         *,
         seed: Seed = None,
         cheap_metrics: Mapping[str, CheapMetric] | None = None,
+        initial_configs: Sequence[Mapping[str, Any]] = (),
         **searcher_kwargs: Any,
     ) -> Searcher:
         """Set the searcher that :meth:`ask` draws proposals from: a :class:`Searcher`, or one created by
         name (default :data:`DEFAULT_SEARCHER`) with ``seed`` and ``searcher_kwargs``. It is told every
         finished evaluation of the study; ``cheap_metrics`` are computed exactly for every candidate, and
-        :meth:`tell` adds those a result lacks. The run is recorded in :attr:`runs`."""
+        :meth:`tell` adds those a result lacks. ``initial_configs`` (e.g. the extremes of the space, see
+        :func:`extremes`) are asked first, after what dead workers left, unless the study holds them or
+        they break a constraint on a cheap metric. The run is recorded in :attr:`runs`."""
         self._record_run(searcher, seed)
         self._cheap = dict(cheap_metrics or {})
         if not isinstance(searcher, Searcher):
@@ -609,9 +618,22 @@ class Study:
         searcher.tell(finished)
         self._searcher = searcher
         self._known = self._sync_known()
+        self._requeued += self._initial(initial_configs)
         self._last_requeue = time.monotonic()
         self._fix_reference_point([r for r in finished if r.ok])
         return searcher
+
+    def _initial(self, configs: Sequence[Mapping[str, Any]]) -> list[Config]:
+        """The configurations of ``configs`` not held by the study and feasible on the cheap metrics."""
+        out: dict[str, Config] = {}
+        for raw in configs:
+            config = self.space.validate(raw)
+            config_id = self.space.config_id(config)
+            cheap = {name: fn(config) for name, fn in self._cheap.items()}
+            feasible = all(c.violation(cheap[c.metric]) == 0.0 for c in self.constraints if c.metric in cheap)
+            if config_id not in self._known and feasible:
+                out.setdefault(config_id, config)
+        return list(out.values())
 
     def ask(self, n: int = 1) -> list[Trial]:
         """Claim up to ``n`` configurations to evaluate: first those a dead or interrupted worker left
@@ -755,6 +777,7 @@ class Study:
         cheap_metrics: Mapping[str, CheapMetric] | None = None,
         batch_size: int = 1,
         show_progress: bool | None = None,
+        initial_configs: Sequence[Mapping[str, Any]] = (),
         **searcher_kwargs: Any,
     ) -> list[TrialRecord]:
         """Evaluate configurations until the study holds ``n_evals`` finished evaluations: a loop of
@@ -764,15 +787,16 @@ class Study:
         objective; ``cheap_metrics`` are computed exactly for any candidate (and
         may be objectives or constraints). A study reopened with the same
         ``n_evals`` continues where it stopped, first re-evaluating what a dead
-        or interrupted worker left unfinished; no configuration is evaluated
-        twice, also with several processes on one storage. Returns the trials
-        finished by this call.
+        or interrupted worker left unfinished, then ``initial_configs`` (see
+        :meth:`set_searcher`); no configuration is evaluated twice, also with
+        several processes on one storage. Returns the trials finished by this call.
         """
         if n_evals < 0:
             raise ElasticNASError(f"n_evals must be >= 0, got {n_evals}")
         if batch_size < 1:
             raise ElasticNASError(f"batch_size must be >= 1, got {batch_size}")
-        searcher = self.set_searcher(searcher, seed=seed, cheap_metrics=cheap_metrics, **searcher_kwargs)
+        searcher = self.set_searcher(searcher, seed=seed, cheap_metrics=cheap_metrics,
+                                     initial_configs=initial_configs, **searcher_kwargs)
         done = self._finished_seen
         new: list[TrialRecord] = []
         completed = [r for r in searcher.history.values() if r.ok]

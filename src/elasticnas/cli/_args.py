@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 
-class LazySubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
+class LazySubParsers(argparse._SubParsersAction[argparse.ArgumentParser]):
     """Subcommands whose arguments are added only when that subcommand is parsed.
 
     ``elasticnas --help`` then lists every subcommand's name and help without adding their
@@ -26,13 +26,13 @@ class LazySubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
         self, name: str, fill: Callable[[argparse.ArgumentParser], None], **kwargs: Any
     ) -> argparse.ArgumentParser:
         """Add the subcommand ``name`` now (``help=`` shows in the command list); ``fill`` adds its arguments later."""
-        parser = self.add_parser(name, **kwargs)
+        parser: argparse.ArgumentParser = self.add_parser(name, **kwargs)
         self._fills[name] = fill
         return parser
 
     def filled(self, name: str) -> argparse.ArgumentParser:
         """The parser of subcommand ``name`` with all its arguments."""
-        parser = self._name_parser_map[name]
+        parser: argparse.ArgumentParser = self._name_parser_map[name]
         fill = self._fills.pop(name, None)
         if fill is not None:
             fill(parser)

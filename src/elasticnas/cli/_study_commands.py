@@ -147,24 +147,6 @@ def _data_kwargs(args: argparse.Namespace, *, required: bool) -> dict[str, str]:
     return {"val_data": args.val_data, "calib_data": args.calib_data or args.val_data}
 
 
-def _evaluate_extremes(study: Study, problem: Problem, n_evals: int) -> None:
-    """Evaluate a new study's largest and smallest sub-networks first.
-
-    They bound the accuracy / cost trade-off, so the searcher's hypervolume reference
-    spans the whole front from the first round. Skipped for candidates that violate a
-    constraint on a cheap metric (those are never evaluated) and for tiny budgets.
-    """
-    if study.n_evals or n_evals < 4:
-        return
-    space = problem.space
-    for genes in (space.cardinalities - 1, space.cardinalities * 0):
-        config = space.from_genes(genes)
-        cheap = {c.metric: problem.cheap_metrics[c.metric](config) for c in study.constraints
-                 if c.metric in problem.cheap_metrics}
-        if all(c.violation(cheap[c.metric]) == 0.0 for c in study.constraints if c.metric in cheap):
-            study.evaluate_config(problem.evaluate, config, problem.cheap_metrics)
-
-
 def _evaluate_fn(args: argparse.Namespace) -> Callable[[Config], dict[str, float]]:
     """The search's expensive evaluation, built from the arguments (run once in each Ray worker)."""
     return (_supernet_problem(args) if args.supernet else _builtin_problem(args))[0].evaluate
@@ -235,7 +217,7 @@ def _same_path(a: str, b: str) -> bool:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from elasticnas.study import create_study
+    from elasticnas.study import create_study, extremes
 
     if args.problem is not None and args.supernet is not None:
         raise ElasticNASError(_WHAT_TO_SEARCH)
@@ -254,6 +236,7 @@ def _search(args: argparse.Namespace) -> int:
     if args.problem:
         study.optuna_study.set_user_attr(_PROBLEM_ATTR, args.problem)
     progress = wants_progress(args)
+    initial = extremes(problem.space) if args.supernet else []  # they bound the trade-off from the start
     if args.workers or args.ray_address:
         from elasticnas.distributed import optimize_parallel
 
@@ -267,10 +250,9 @@ def _search(args: argparse.Namespace) -> int:
             seed=args.seed,
             cheap_metrics=problem.cheap_metrics,
             show_progress=progress,
+            initial_configs=initial,
         )
     else:
-        if args.supernet:
-            _evaluate_extremes(study, problem, args.n_evals)
         study.optimize(
             problem.evaluate,
             n_evals=args.n_evals,
@@ -279,6 +261,7 @@ def _search(args: argparse.Namespace) -> int:
             cheap_metrics=problem.cheap_metrics,
             batch_size=args.round_size,
             show_progress=progress,
+            initial_configs=initial,
         )
     if not args.quiet:
         _print_front(study)
@@ -475,7 +458,7 @@ DEMO_MAX_DROP = {"accuracy_top1": 1.0}  # export the fastest sub-network within 
 def _demo(args: argparse.Namespace) -> int:
     from elasticnas.problems._supernet import builtin_data, supernet_problem
     from elasticnas.report import pareto_rows, write_csv, write_report
-    from elasticnas.study import create_study
+    from elasticnas.study import create_study, extremes
     from elasticnas.supernets import create_supernet
 
     out = Path(args.out)
@@ -496,10 +479,9 @@ def _demo(args: argparse.Namespace) -> int:
                          study_name="demo")
     assert problem.measurement is not None  # a super-network problem records its measurement
     study.set_measurement(problem.measurement)
-    _evaluate_extremes(study, problem, args.n_evals)
     study.optimize(
         problem.evaluate, n_evals=args.n_evals, seed=args.seed, cheap_metrics=problem.cheap_metrics,
-        show_progress=wants_progress(args),
+        show_progress=wants_progress(args), initial_configs=extremes(problem.space),
     )
     _print_front(study)
     chosen = study.select(max_drop=DEMO_MAX_DROP, optimize="latency_ms")

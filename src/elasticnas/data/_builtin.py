@@ -57,7 +57,7 @@ class BuiltinDataset:
             raise ElasticNASError(f"unknown split {name!r}; choose one of: {', '.join(SPLITS)}")
         return getattr(self, name)  # type: ignore[no-any-return]
 
-    def loader(self, name: str, *, batch_size: int = 64, shuffle: bool = False, seed: int = 0) -> DataLoader:
+    def loader(self, name: str, *, batch_size: int = 64, shuffle: bool = False, seed: int = 0) -> DataLoader[tuple[torch.Tensor, ...]]:
         """A ``DataLoader`` over split ``name`` (shuffling seeded with ``seed``)."""
         import torch
         from torch.utils.data import DataLoader, TensorDataset

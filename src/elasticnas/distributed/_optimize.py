@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,7 @@ def optimize_parallel(
     max_attempts: int = 3,
     actor_options: Mapping[str, Any] | None = None,
     show_progress: bool | None = None,
+    initial_configs: Sequence[Mapping[str, Any]] = (),
     **searcher_kwargs: Any,
 ) -> list[TrialRecord]:
     """Like :meth:`Study.optimize`, with evaluations running on ``n_workers`` Ray actors at once.
@@ -70,7 +71,8 @@ def optimize_parallel(
         raise ElasticNASError(
             f"evaluator must be a callable returning evaluate(config) or a WorkerPool, got {type(evaluator).__name__}"
         )
-    study.set_searcher(searcher, seed=seed, cheap_metrics=cheap_metrics, **searcher_kwargs)
+    study.set_searcher(searcher, seed=seed, cheap_metrics=cheap_metrics, initial_configs=initial_configs,
+                       **searcher_kwargs)
     done = study.n_evals
     if done >= n_evals:
         return []

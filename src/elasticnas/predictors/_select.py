@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -35,7 +36,7 @@ class SelectedPredictor(Predictor):
         best = self.candidates[0]
         if len(self.candidates) > 1 and len(y) >= 2 * self.n_folds:
             taus = [
-                cross_validate(lambda name=name: create_predictor(name, seed=self.seed), X, y, self.n_folds, self.seed)
+                cross_validate(functools.partial(create_predictor, name, seed=self.seed), X, y, self.n_folds, self.seed)
                 .kendall_tau
                 for name in self.candidates
             ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from elasticnas.problems._supernet import builtin_data, supernet_problem
 from elasticnas.problems.base import Problem
 from elasticnas.registry import Registry
 
@@ -58,4 +59,12 @@ register_problem("ofa_mbv3_note10", _ofa_mbv3_note10)
 register_problem("hwgpt_s_gpu", _hwgpt_s_gpu)
 register_problem("hwgpt_s_cpu", _hwgpt_s_cpu)
 
-__all__ = ["PROBLEMS", "Problem", "create_problem", "list_problems", "register_problem"]
+__all__ = [
+    "PROBLEMS",
+    "Problem",
+    "builtin_data",
+    "create_problem",
+    "list_problems",
+    "register_problem",
+    "supernet_problem",
+]

@@ -85,7 +85,8 @@ class HWGPTSpace(SearchSpace):
 
     def canonical_genes(self, genes: np.ndarray) -> np.ndarray:
         """The genes of the nearest table architecture of every row (inactive genes first set to 0)."""
-        return load_table()["genes"][self._table_rows(genes)].copy()
+        canonical: np.ndarray = load_table()["genes"][self._table_rows(genes)].copy()
+        return canonical
 
     def table_row(self, config: Config) -> int:
         """Row of the table holding ``config`` (after projection)."""
@@ -124,7 +125,7 @@ def hwgpt_space() -> HWGPTSpace:
     )
 
 
-def make_hwgpt_problem(device: Literal["gpu", "cpu"]) -> Any:
+def make_hwgpt_problem(device: Literal["gpu", "cpu"]) -> Problem:
     from elasticnas.problems.base import Problem
 
     space = hwgpt_space()

@@ -48,7 +48,8 @@ class OFAMobileNetV3Space(SearchSpace):
         """Whether each of the 20 blocks runs, for every gene row: (n, 20) booleans."""
         G = np.atleast_2d(genes)
         depth = np.array(self.choices["d"].values)[G[:, 2 * N_BLOCKS : 2 * N_BLOCKS + 5]]
-        return (np.arange(BLOCKS_PER_STAGE)[None, None, :] < depth[:, :, None]).reshape(len(G), N_BLOCKS)
+        active: np.ndarray = (np.arange(BLOCKS_PER_STAGE)[None, None, :] < depth[:, :, None]).reshape(len(G), N_BLOCKS)
+        return active
 
     def inactive_mask(self, genes: np.ndarray) -> np.ndarray:
         """The kernel size and expand ratio of every skipped block."""
@@ -93,7 +94,8 @@ class OFAAccuracyPredictor:
         for W, b in self._layers[:-1]:
             h = np.maximum(h @ W + b, 0.0)
         W, b = self._layers[-1]
-        return (h @ W + b)[:, 0]
+        out: np.ndarray = (h @ W + b)[:, 0]
+        return out
 
     def top1(self, space: OFAMobileNetV3Space, genes: np.ndarray) -> np.ndarray:
         """Top-1 accuracy in percent of gene rows of ``space``."""
@@ -128,7 +130,8 @@ class OFAMobileNetV3Oracle:
         G = np.atleast_2d(G)
         ks, e, r = G[:, :N_BLOCKS], G[:, N_BLOCKS : 2 * N_BLOCKS], G[:, -1]
         per_block = self._block[r[:, None], np.arange(N_BLOCKS)[None, :], ks, e]
-        return self._base[r] + (per_block * self.space.active_blocks(G)).sum(axis=1)
+        latency: np.ndarray = self._base[r] + (per_block * self.space.active_blocks(G)).sum(axis=1)
+        return latency
 
     def accuracy(self, G: np.ndarray) -> np.ndarray:
         return self.predictor.top1(self.space, G)
@@ -153,10 +156,11 @@ def reference_front_note10() -> np.ndarray:
     front = np.array(rows).reshape(-1, 2)
     from elasticnas.pareto import non_dominated_mask
 
-    return front[non_dominated_mask(front * np.array([-1.0, 1.0]))]  # rounding in the file can tie two rows
+    nd: np.ndarray = front[non_dominated_mask(front * np.array([-1.0, 1.0]))]  # rounding in the file can tie two rows
+    return nd
 
 
-def make_ofa_mbv3_note10() -> Any:
+def make_ofa_mbv3_note10() -> Problem:
     from elasticnas.problems.base import Problem
 
     space = ofa_mbv3_space()

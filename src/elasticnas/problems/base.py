@@ -63,7 +63,8 @@ class Problem:
         """The reference point in minimisation form (maximised objectives negated)."""
         if self.reference_point is None:
             return None
-        return np.array(self.reference_point) * np.array([o.sign for o in self.objective_list])
+        point: np.ndarray = np.array(self.reference_point) * np.array([o.sign for o in self.objective_list])
+        return point
 
     def study_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`elasticnas.create_study` matching this problem."""

@@ -29,7 +29,7 @@ def hypervolume_improvement_2d(front: np.ndarray, points: np.ndarray, ref: np.nd
     clipped to that box; vectorised over all points at once.
     """
     points = np.asarray(points, dtype=float)
-    box = np.prod(np.clip(ref - points, 0.0, None), axis=1)
+    box: np.ndarray = np.prod(np.clip(ref - points, 0.0, None), axis=1)
     front = np.asarray(front, dtype=float).reshape(-1, 2)
     front = front[np.all(front < ref, axis=1)]
     if len(front) == 0:
@@ -42,7 +42,8 @@ def hypervolume_improvement_2d(front: np.ndarray, points: np.ndarray, ref: np.nd
     Y = np.minimum(Y, ref[1])
     X_next = np.concatenate([X[:, 1:], np.full((len(points), 1), ref[0])], axis=1)
     covered = np.sum((X_next - X) * (ref[1] - Y), axis=1)
-    return np.clip(box - covered, 0.0, None)
+    gain: np.ndarray = np.clip(box - covered, 0.0, None)
+    return gain
 
 
 def hypervolume_improvement(front: np.ndarray, points: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -359,7 +360,8 @@ class PredictedHVISearcher(Searcher):
         F = F[np.all(np.isfinite(F), axis=1)]
         worst, best = F.max(axis=0), F.min(axis=0)
         span = np.where(worst > best, worst - best, 1.0)
-        return worst + 0.1 * span
+        reference: np.ndarray = worst + 0.1 * span
+        return reference
 
     def _best(self, G: np.ndarray, F: np.ndarray) -> np.ndarray:
         """Up to ``max_parents`` rows on the first non-dominated fronts, ordered along the first objective."""

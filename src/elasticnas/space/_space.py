@@ -102,7 +102,7 @@ class SearchSpace:
         return f"{type(self).__name__}({inner})"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self.choices == other.choices  # type: ignore[attr-defined]
+        return isinstance(other, SearchSpace) and type(other) is type(self) and self.choices == other.choices
 
     def __hash__(self) -> int:
         return hash(tuple(self.choices.items()))
@@ -219,7 +219,8 @@ class SearchSpace:
 
     def to_genes(self, config: Mapping[str, Any]) -> np.ndarray:
         """Integer vector of value indices, one per position (canonical)."""
-        return self.canonical_genes(self._parse(config))[0]
+        genes: np.ndarray = self.canonical_genes(self._parse(config))[0]
+        return genes
 
     def from_genes(self, genes: Sequence[int] | np.ndarray) -> Config:
         """Inverse of :meth:`to_genes` (canonicalised)."""

@@ -12,9 +12,8 @@ OFA's ``net.config`` and are rebuilt by :func:`layer_from_config`.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -84,10 +83,55 @@ def copy_bn(target: nn.BatchNorm2d, source: nn.BatchNorm2d) -> None:
     with torch.no_grad():
         target.weight.copy_(source.weight[:n])
         target.bias.copy_(source.bias[:n])
-        target.running_mean.copy_(source.running_mean[:n])  # type: ignore[index]
-        target.running_var.copy_(source.running_var[:n])  # type: ignore[index]
-        target.num_batches_tracked.copy_(source.num_batches_tracked)  # type: ignore[union-attr]
+        _stat(target.running_mean).copy_(_stat(source.running_mean)[:n])
+        _stat(target.running_var).copy_(_stat(source.running_var)[:n])
+        _stat(target.num_batches_tracked).copy_(_stat(source.num_batches_tracked))
     target.momentum, target.eps = source.momentum, source.eps
+
+
+def _stat(buffer: Tensor | None) -> Tensor:
+    """A batch norm's running statistic; every batch norm here tracks them (``track_running_stats=True``)."""
+    assert buffer is not None
+    return buffer
+
+
+class _Parts(nn.Sequential):
+    """``nn.Sequential`` of named parts in order, OFA's module names (a ``None`` part keeps its slot, as in OFA).
+
+    The subclasses below only declare the types of the parts that code reaches by name.
+    """
+
+    def __init__(self, *parts: tuple[str, nn.Module | None]) -> None:
+        super().__init__()
+        for name, part in parts:
+            self.add_module(name, part)
+
+
+class _StaticParts(_Parts):
+    conv: nn.Conv2d
+    bn: nn.BatchNorm2d
+    se: SEModule
+
+
+class _ElasticParts(_Parts):
+    avg_pool: nn.AvgPool2d
+    conv: ElasticConv2d
+    bn: ElasticBatchNorm2d
+    act: nn.Module  # an elastic layer is always built with an activation where it calls ``act``
+
+
+class _ElasticDepthParts(_Parts):
+    conv: ElasticDepthwiseConv2d
+    bn: ElasticBatchNorm2d
+    act: nn.Module
+    se: ElasticSE
+
+
+class _SEParts(_Parts):
+    reduce: nn.Conv2d
+    relu: nn.ReLU
+    expand: nn.Conv2d
+    h_sigmoid: nn.Hardsigmoid
 
 
 # ---------------------------------------------------------------------------
@@ -142,18 +186,14 @@ class ConvLayer(nn.Module):
         }
 
 
-def _se_bottleneck(channels: int) -> nn.Sequential:
+def _se_bottleneck(channels: int) -> _SEParts:
     """1x1 reduce, ReLU, 1x1 expand, hard-sigmoid, with OFA's module names (checkpoints load by them)."""
     mid = se_channels(channels)
-    return nn.Sequential(
-        OrderedDict(
-            [
-                ("reduce", nn.Conv2d(channels, mid, 1, 1, 0, bias=True)),
-                ("relu", nn.ReLU()),
-                ("expand", nn.Conv2d(mid, channels, 1, 1, 0, bias=True)),
-                ("h_sigmoid", nn.Hardsigmoid()),
-            ]
-        )
+    return _SEParts(
+        ("reduce", nn.Conv2d(channels, mid, 1, 1, 0, bias=True)),
+        ("relu", nn.ReLU()),
+        ("expand", nn.Conv2d(mid, channels, 1, 1, 0, bias=True)),
+        ("h_sigmoid", nn.Hardsigmoid()),
     )
 
 
@@ -165,7 +205,8 @@ class SEModule(nn.Module):
         self.fc = _se_bottleneck(channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x * self.fc(global_avg_pool(x))
+        gate: Tensor = self.fc(global_avg_pool(x))
+        return x * gate
 
 
 class MBConvLayer(nn.Module):
@@ -190,38 +231,31 @@ class MBConvLayer(nn.Module):
         mid = middle_channels(in_channels, expand_ratio, divisible=False) if mid_channels is None else mid_channels
         self.mid_channels = mid
         if expand_ratio == 1:
-            self.inverted_bottleneck: nn.Sequential | None = None
+            self.inverted_bottleneck: _StaticParts | None = None
         else:
-            self.inverted_bottleneck = nn.Sequential(
-                OrderedDict(
-                    [
-                        ("conv", nn.Conv2d(in_channels, mid, 1, 1, 0, bias=False)),
-                        ("bn", nn.BatchNorm2d(mid)),
-                        ("act", build_activation(act_func)),
-                    ]
-                )
+            self.inverted_bottleneck = _StaticParts(
+                ("conv", nn.Conv2d(in_channels, mid, 1, 1, 0, bias=False)),
+                ("bn", nn.BatchNorm2d(mid)),
+                ("act", build_activation(act_func)),
             )
-        depth: list[tuple[str, nn.Module]] = [
+        depth: list[tuple[str, nn.Module | None]] = [
             ("conv", nn.Conv2d(mid, mid, kernel_size, stride, kernel_size // 2, groups=mid, bias=False)),
             ("bn", nn.BatchNorm2d(mid)),
-            ("act", build_activation(act_func)),  # type: ignore[list-item]
+            ("act", build_activation(act_func)),
         ]
         if use_se:
             depth.append(("se", SEModule(mid)))
-        self.depth_conv = nn.Sequential(OrderedDict(depth))
-        self.point_linear = nn.Sequential(
-            OrderedDict(
-                [
-                    ("conv", nn.Conv2d(mid, out_channels, 1, 1, 0, bias=False)),
-                    ("bn", nn.BatchNorm2d(out_channels)),
-                ]
-            )
+        self.depth_conv = _StaticParts(*depth)
+        self.point_linear = _StaticParts(
+            ("conv", nn.Conv2d(mid, out_channels, 1, 1, 0, bias=False)),
+            ("bn", nn.BatchNorm2d(out_channels)),
         )
 
     def forward(self, x: Tensor) -> Tensor:
         if self.inverted_bottleneck is not None:
             x = self.inverted_bottleneck(x)
-        return self.point_linear(self.depth_conv(x))
+        out: Tensor = self.point_linear(self.depth_conv(x))
+        return out
 
     @property
     def config(self) -> dict[str, Any]:
@@ -247,13 +281,15 @@ class ResidualBlock(nn.Module):
         self.shortcut = nn.Identity() if shortcut else None
 
     def forward(self, x: Tensor) -> Tensor:
+        out: Tensor = self.conv(x)
         if self.shortcut is None:
-            return self.conv(x)
-        return self.conv(x) + x
+            return out
+        return out + x
 
     @property
     def config(self) -> dict[str, Any]:
-        conv_cfg = self.conv.config  # type: ignore[operator]
+        # the static layers (layer_from_config) all describe themselves with a ``config`` dict
+        conv_cfg = cast("dict[str, Any]", self.conv.config)
         shortcut = None
         if self.shortcut is not None:
             c = conv_cfg["in_channels"]
@@ -274,7 +310,8 @@ class LinearLayer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.dropout is not None:
             x = self.dropout(x)
-        return self.linear(x)
+        out: Tensor = self.linear(x)
+        return out
 
     @property
     def config(self) -> dict[str, Any]:
@@ -316,23 +353,19 @@ class BottleneckBlock(nn.Module):
         self.conv2 = _conv_bn_act(mid, mid, kernel_size, stride, act_func)
         self.conv3 = _conv_bn_act(mid, out_channels, 1, 1, None)
         if stride == 1 and in_channels == out_channels:
-            self.downsample: nn.Module = nn.Identity()
+            self.downsample: nn.Identity | _StaticParts = nn.Identity()
         else:
-            self.downsample = nn.Sequential(
-                OrderedDict(
-                    [
-                        ("avg_pool", nn.AvgPool2d(stride, stride, 0, ceil_mode=True)),
-                        ("conv", nn.Conv2d(in_channels, out_channels, 1, 1, 0, bias=False)),
-                        ("bn", nn.BatchNorm2d(out_channels)),
-                    ]
-                )
+            self.downsample = _StaticParts(
+                ("avg_pool", nn.AvgPool2d(stride, stride, 0, ceil_mode=True)),
+                ("conv", nn.Conv2d(in_channels, out_channels, 1, 1, 0, bias=False)),
+                ("bn", nn.BatchNorm2d(out_channels)),
             )
         self.final_act = build_activation(act_func)
 
     def forward(self, x: Tensor) -> Tensor:
         residual = self.downsample(x)
         x = self.conv3(self.conv2(self.conv1(x)))
-        return self.final_act(x + residual)  # type: ignore[misc]
+        return _apply(self.final_act, x + residual)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -350,15 +383,22 @@ class BottleneckBlock(nn.Module):
         }
 
 
-def _conv_bn_act(cin: int, cout: int, k: int, stride: int, act: str | None) -> nn.Sequential:
-    mods: list[tuple[str, nn.Module]] = [
+def _conv_bn_act(cin: int, cout: int, k: int, stride: int, act: str | None) -> _StaticParts:
+    mods: list[tuple[str, nn.Module | None]] = [
         ("conv", nn.Conv2d(cin, cout, k, stride, k // 2, bias=False)),
         ("bn", nn.BatchNorm2d(cout)),
     ]
     a = build_activation(act)
     if a is not None:
         mods.append(("act", a))
-    return nn.Sequential(OrderedDict(mods))
+    return _StaticParts(*mods)
+
+
+def _apply(act: nn.Module | None, x: Tensor) -> Tensor:
+    """``act(x)``; a block built with an activation always has one (``act_func`` is never ``None`` there)."""
+    assert act is not None
+    out: Tensor = act(x)
+    return out
 
 
 def layer_from_config(config: Mapping[str, Any]) -> nn.Module:
@@ -470,15 +510,17 @@ class ElasticBatchNorm2d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         bn, c = self.bn, x.size(1)
         if c == bn.num_features:
-            return bn(x)
+            out: Tensor = bn(x)
+            return out
         factor = 0.0
         if bn.training and bn.track_running_stats:
-            bn.num_batches_tracked += 1  # type: ignore[operator]
-            factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum  # type: ignore[arg-type]
+            tracked = _stat(bn.num_batches_tracked)
+            tracked += 1
+            factor = 1.0 / float(tracked) if bn.momentum is None else bn.momentum
         return F.batch_norm(
             x,
-            bn.running_mean[:c],  # type: ignore[index]
-            bn.running_var[:c],  # type: ignore[index]
+            _stat(bn.running_mean)[:c],
+            _stat(bn.running_var)[:c],
             bn.weight[:c],
             bn.bias[:c],
             bn.training or not bn.track_running_stats,
@@ -499,18 +541,24 @@ class ElasticSE(nn.Module):
         mid = se_channels(c)
         reduce, expand = self.fc.reduce, self.fc.expand
         y = global_avg_pool(x)
-        y = F.conv2d(y, reduce.weight[:mid, :c].contiguous(), reduce.bias[:mid])  # type: ignore[index]
+        y = F.conv2d(y, reduce.weight[:mid, :c].contiguous(), _bias(reduce)[:mid])
         y = self.fc.relu(y)
-        y = F.conv2d(y, expand.weight[:c, :mid].contiguous(), expand.bias[:c])  # type: ignore[index]
+        y = F.conv2d(y, expand.weight[:c, :mid].contiguous(), _bias(expand)[:c])
         return x * self.fc.h_sigmoid(y)
 
     def copy_to(self, target: SEModule, channels: int) -> None:
         mid = se_channels(channels)
         with torch.no_grad():
             target.fc.reduce.weight.copy_(self.fc.reduce.weight[:mid, :channels])
-            target.fc.reduce.bias.copy_(self.fc.reduce.bias[:mid])  # type: ignore[index]
+            _bias(target.fc.reduce).copy_(_bias(self.fc.reduce)[:mid])
             target.fc.expand.weight.copy_(self.fc.expand.weight[:channels, :mid])
-            target.fc.expand.bias.copy_(self.fc.expand.bias[:channels])  # type: ignore[index]
+            _bias(target.fc.expand).copy_(_bias(self.fc.expand)[:channels])
+
+
+def _bias(conv: nn.Conv2d) -> Tensor:
+    """The bias of a squeeze-excite convolution (built with ``bias=True``)."""
+    assert conv.bias is not None
+    return conv.bias
 
 
 class ElasticMBConv(nn.Module):
@@ -534,28 +582,20 @@ class ElasticMBConv(nn.Module):
         self.kernel_sizes, self.expand_ratios = sorted(kernel_sizes), sorted(expand_ratios)
         self.stride, self.act_func, self.use_se = stride, act_func, use_se
         max_mid = middle_channels(in_channels, max(self.expand_ratios))
-        self.inverted_bottleneck = nn.Sequential(
-            OrderedDict(
-                [
-                    ("conv", ElasticConv2d(in_channels, max_mid)),
-                    ("bn", ElasticBatchNorm2d(max_mid)),
-                    ("act", build_activation(act_func)),
-                ]
-            )
+        self.inverted_bottleneck = _ElasticParts(
+            ("conv", ElasticConv2d(in_channels, max_mid)),
+            ("bn", ElasticBatchNorm2d(max_mid)),
+            ("act", build_activation(act_func)),
         )
-        self.depth_conv = nn.Sequential(
-            OrderedDict(
-                [
-                    ("conv", ElasticDepthwiseConv2d(max_mid, self.kernel_sizes, stride)),
-                    ("bn", ElasticBatchNorm2d(max_mid)),
-                    ("act", build_activation(act_func)),
-                ]
-            )
+        self.depth_conv = _ElasticDepthParts(
+            ("conv", ElasticDepthwiseConv2d(max_mid, self.kernel_sizes, stride)),
+            ("bn", ElasticBatchNorm2d(max_mid)),
+            ("act", build_activation(act_func)),
         )
         if use_se:
             self.depth_conv.add_module("se", ElasticSE(max_mid))
-        self.point_linear = nn.Sequential(
-            OrderedDict([("conv", ElasticConv2d(max_mid, out_channels)), ("bn", ElasticBatchNorm2d(out_channels))])
+        self.point_linear = _ElasticParts(
+            ("conv", ElasticConv2d(max_mid, out_channels)), ("bn", ElasticBatchNorm2d(out_channels))
         )
         self.active_kernel_size = max(self.kernel_sizes)
         self.active_expand_ratio = max(self.expand_ratios)
@@ -568,7 +608,8 @@ class ElasticMBConv(nn.Module):
         x = self.depth_conv.act(self.depth_conv.bn(x))
         if self.use_se:
             x = self.depth_conv.se(x)
-        return self.point_linear.bn(self.point_linear.conv(x, self.out_channels))
+        out: Tensor = self.point_linear.bn(self.point_linear.conv(x, self.out_channels))
+        return out
 
     def active_config(self, in_channels: int, kernel_size: int, expand_ratio: float) -> dict[str, Any]:
         return {
@@ -617,7 +658,10 @@ class ElasticConvLayer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.bn(self.conv(x, self.active_out_channel))
-        return self.act(x) if self.act is not None else x
+        if self.act is None:
+            return x
+        out: Tensor = self.act(x)
+        return out
 
     def active_config(self, in_channels: int, out_channels: int) -> dict[str, Any]:
         return {
@@ -662,35 +706,23 @@ class ElasticBottleneck(nn.Module):
         self.kernel_size, self.stride, self.act_func = kernel_size, stride, act_func
         max_in, max_out = max(self.in_channels_list), max(self.out_channels_list)
         max_mid = middle_channels(max_out, max(self.expand_ratios))
-        self.conv1 = nn.Sequential(
-            OrderedDict(
-                [("conv", ElasticConv2d(max_in, max_mid)), ("bn", ElasticBatchNorm2d(max_mid)), ("act", build_activation(act_func))]
-            )
+        self.conv1 = _ElasticParts(
+            ("conv", ElasticConv2d(max_in, max_mid)), ("bn", ElasticBatchNorm2d(max_mid)), ("act", build_activation(act_func))
         )
-        self.conv2 = nn.Sequential(
-            OrderedDict(
-                [
-                    ("conv", ElasticConv2d(max_mid, max_mid, kernel_size, stride)),
-                    ("bn", ElasticBatchNorm2d(max_mid)),
-                    ("act", build_activation(act_func)),
-                ]
-            )
+        self.conv2 = _ElasticParts(
+            ("conv", ElasticConv2d(max_mid, max_mid, kernel_size, stride)),
+            ("bn", ElasticBatchNorm2d(max_mid)),
+            ("act", build_activation(act_func)),
         )
-        self.conv3 = nn.Sequential(
-            OrderedDict([("conv", ElasticConv2d(max_mid, max_out)), ("bn", ElasticBatchNorm2d(max_out))])
-        )
+        self.conv3 = _ElasticParts(("conv", ElasticConv2d(max_mid, max_out)), ("bn", ElasticBatchNorm2d(max_out)))
         self.has_identity = stride == 1 and self.in_channels_list == self.out_channels_list
         if self.has_identity:
-            self.downsample: nn.Module = nn.Identity()
+            self.downsample: nn.Identity | _ElasticParts = nn.Identity()
         else:
-            self.downsample = nn.Sequential(
-                OrderedDict(
-                    [
-                        ("avg_pool", nn.AvgPool2d(stride, stride, 0, ceil_mode=True)),
-                        ("conv", ElasticConv2d(max_in, max_out)),
-                        ("bn", ElasticBatchNorm2d(max_out)),
-                    ]
-                )
+            self.downsample = _ElasticParts(
+                ("avg_pool", nn.AvgPool2d(stride, stride, 0, ceil_mode=True)),
+                ("conv", ElasticConv2d(max_in, max_out)),
+                ("bn", ElasticBatchNorm2d(max_out)),
             )
         self.final_act = build_activation(act_func)
         self.active_expand_ratio = max(self.expand_ratios)
@@ -699,15 +731,15 @@ class ElasticBottleneck(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out = self.active_out_channel
         mid = middle_channels(out, self.active_expand_ratio)
-        if self.has_identity:
+        ds = self.downsample
+        if isinstance(ds, nn.Identity):  # has_identity
             residual = x
         else:
-            ds = self.downsample
             residual = ds.bn(ds.conv(ds.avg_pool(x), out))
         x = self.conv1.act(self.conv1.bn(self.conv1.conv(x, mid)))
         x = self.conv2.act(self.conv2.bn(self.conv2.conv(x, mid)))
         x = self.conv3.bn(self.conv3.conv(x, out))
-        return self.final_act(x + residual)  # type: ignore[misc]
+        return _apply(self.final_act, x + residual)
 
     def active_config(self, in_channels: int, out_channels: int, expand_ratio: float) -> dict[str, Any]:
         return {
@@ -733,13 +765,14 @@ class ElasticBottleneck(nn.Module):
             layer.conv1.conv.weight.copy_(self.conv1.conv.active_weight(mid, in_channels))
             layer.conv2.conv.weight.copy_(self.conv2.conv.active_weight(mid, mid))
             layer.conv3.conv.weight.copy_(self.conv3.conv.active_weight(out_channels, mid))
-            if not self.has_identity:
-                layer.downsample.conv.weight.copy_(self.downsample.conv.active_weight(out_channels, in_channels))
         copy_bn(layer.conv1.bn, self.conv1.bn.bn)
         copy_bn(layer.conv2.bn, self.conv2.bn.bn)
         copy_bn(layer.conv3.bn, self.conv3.bn.bn)
-        if not self.has_identity:
-            copy_bn(layer.downsample.bn, self.downsample.bn.bn)
+        source, target = self.downsample, layer.downsample
+        if isinstance(source, _ElasticParts) and isinstance(target, _StaticParts):  # not has_identity (checked above)
+            with torch.no_grad():
+                target.conv.weight.copy_(source.conv.active_weight(out_channels, in_channels))
+            copy_bn(target.bn, source.bn.bn)
         return layer
 
 

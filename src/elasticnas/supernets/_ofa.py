@@ -130,7 +130,8 @@ class _Flatten(nn.Module):
         self.layer = layer
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.layer(torch.flatten(x, 1))
+        out: Tensor = self.layer(torch.flatten(x, 1))
+        return out
 
 
 class GlobalAvgPool(nn.Module):
