@@ -7,10 +7,15 @@ import math
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # generic only for type checkers: the class is not subscriptable at run time
+    _SubParsersAction = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    _SubParsersAction = argparse._SubParsersAction
 
 
-class LazySubParsers(argparse._SubParsersAction[argparse.ArgumentParser]):
+class LazySubParsers(_SubParsersAction):
     """Subcommands whose arguments are added only when that subcommand is parsed.
 
     ``elasticnas --help`` then lists every subcommand's name and help without adding their
