@@ -239,6 +239,12 @@ cli("configs-jsonl-bad-line", "`measure --configs` with a line that is not JSON"
     ("measure", "--supernet", "tiny_mbv3", "--configs", "{tmp}/cfg_bad.json", "--out", "{tmp}/m.csv"),
     "elasticnas measure: error: {tmp}/cfg_bad.json line 1 is not valid JSON: Expecting property name enclosed in "
     "double quotes at line 1 column 2")
+cli("csv-onto-the-database", "`pareto --csv` naming the study's own database file",
+    ("pareto", "--storage", "{db}", "--study", "s", "--csv", "{tmp}/s.db"),
+    "elasticnas pareto: error: CSV file '{tmp}/s.db' is an SQLite database (a study storage?); elasticnas does not "
+    "overwrite it: choose another file name")
+cli("objective-twice", "`--objectives accuracy_top1,accuracy_top1`", SEARCH + ("--objectives", "accuracy_top1,accuracy_top1"),
+    PREFIX + "--objectives names 'accuracy_top1' twice; give each objective once")
 cli("config-nested-too-deep", "`export --config` nested 10,000 levels deep", EXPORT + ("[" * 10_000 + "]" * 10_000,),
     "elasticnas export: error: --config nests deeper than 64 levels")
 

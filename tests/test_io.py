@@ -49,3 +49,15 @@ def test_written_files_get_the_users_umask_and_replace_only_regular_files(tmp_pa
     with pytest.raises(OutputPathError, match="symbolic link"):
         atomic_write_text(tmp_path / "link", "y")
     assert out.read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["link", "r.html"]
+
+
+def test_an_sqlite_database_is_never_overwritten_by_an_output(tmp_path):
+    import elasticnas as en
+
+    db = tmp_path / "study.db"
+    en.create_study(en.SearchSpace({"a": en.Choice([1, 2])}), {"a": "maximize"}, storage=f"sqlite:///{db}",
+                    study_name="s")
+    before = db.read_bytes()
+    with pytest.raises(OutputPathError, match="is an SQLite database"):
+        atomic_write_text(db, "trial,a\n")
+    assert db.read_bytes() == before and en.load_study(f"sqlite:///{db}", "s").name == "s"

@@ -117,12 +117,25 @@ def check_output_path(path: str | os.PathLike[str], *, what: str = "output file"
             raise OutputPathError(
                 f"{what} {str(out)!r} is a special file (device, FIFO or socket); elasticnas replaces regular files only"
             )
+        if _is_sqlite_database(out):
+            raise OutputPathError(
+                f"{what} {str(out)!r} is an SQLite database (a study storage?); elasticnas does not overwrite it: "
+                "choose another file name"
+            )
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise OutputPathError(f"cannot write {what} {str(out)!r}: folder {str(parent)!r} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputPathError(f"cannot write {what} {str(out)!r}: folder {str(parent)!r} is not writable")
     return out
+
+
+def _is_sqlite_database(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
 
 
 def _umask() -> int:

@@ -887,6 +887,8 @@ def create_study(
     """
     objs = as_objectives(objectives)
     cons = as_constraints(constraints)
+    if study_name is not None and not study_name.strip():
+        raise ElasticNASError("the study name is empty; give a name, or None for a generated one")
     if reference_point is not None and len(reference_point) != len(objs):
         raise ElasticNASError(f"reference_point needs {len(objs)} values, got {len(reference_point)}")
     store = _open_storage(storage)

@@ -93,7 +93,12 @@ def _flag(dest: str) -> str:
 
 
 def _split(text: str) -> list[str]:
-    return [n.strip() for n in text.split(",") if n.strip()]
+    """The comma-separated names of ``--objectives``, each at most once."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ElasticNASError(f"--objectives names {twice[0]!r} twice; give each objective once")
+    return names
 
 
 def _builtin_problem(args: argparse.Namespace) -> tuple[Problem, dict[str, str]]:
