@@ -68,6 +68,7 @@ def register(subparsers: LazySubParsers) -> None:
 
 def _fill_lut(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="lut_command", metavar="ACTION", required=True, action=LazySubParsers)
+    assert isinstance(sub, LazySubParsers)
     sub.add_lazy_parser(
         "build",
         _fill_build,

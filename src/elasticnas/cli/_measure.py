@@ -59,6 +59,7 @@ def _measure(args: argparse.Namespace) -> int:
     supernet = create_supernet(args.supernet, weights=args.weights)
     configs = read_configs(args.configs, supernet.search_space)
     policy = TimingPolicy().with_budget(args.budget_s)
+    data = _data_specs(args, supernet.name)
     measurer = Measurer(
         supernet,
         runtime=args.runtime,
@@ -66,7 +67,8 @@ def _measure(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         threads=args.threads,
         policy=policy,
-        **_data_specs(args, supernet.name),
+        val_data=data["val_data"],
+        calib_data=data["calib_data"],
         calib_batches=args.calib_batches,
         max_val_batches=args.max_val_batches,
         lut=args.lut,

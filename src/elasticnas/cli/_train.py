@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from elasticnas.measure.latency import check_device
-    from elasticnas.supernets import SUPERNETS
+    from elasticnas.supernets import SUPERNETS, ImageSupernet
     from elasticnas.training import TrainConfig, create_trainer
 
     out = check_output_path(args.out, what="checkpoint")
@@ -119,12 +119,15 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     name = SUPERNETS.canonical(args.supernet)
     probe = SUPERNETS.get(name)(seed=args.seed)
+    if not isinstance(probe, ImageSupernet):
+        raise ElasticNASError(f"elasticnas train trains image super-networks; {name!r} is not one")
     resolution = probe.resolution(probe.max_config())
     train, calib, val, in_channels, num_classes = _load_data(args.data, resolution)
     try:
         net = SUPERNETS.get(name)(seed=args.seed, in_channels=in_channels, num_classes=num_classes)
     except TypeError as exc:
         raise ElasticNASError(f"super-network {name!r} cannot be built for this data: {exc}") from None
+    assert isinstance(net, ImageSupernet)  # the same class as the probe
     net.name = name
     if args.train_samples:
         train = _first(train, args.train_samples)

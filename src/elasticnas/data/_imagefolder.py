@@ -56,7 +56,7 @@ def eval_transform(
     left = (new_w - resolution) // 2
     top = (new_h - resolution) // 2
     image = image.crop((left, top, left + resolution, top + resolution))
-    arr = np.asarray(image, dtype=np.float32).reshape(resolution, resolution, channels) / 255.0
+    arr: np.ndarray = np.asarray(image, dtype=np.float32).reshape(resolution, resolution, channels) / 255.0
     arr = (arr - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 

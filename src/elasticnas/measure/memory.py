@@ -48,7 +48,7 @@ class _StorageCounter(TorchDispatchMode):
     """Counts the bytes of tensor storages created by operators while active."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # torch's TorchDispatchMode.__init__ is unannotated
         self._sizes: dict[int, int] = {}
         self._refs: dict[int, int] = {}
         self.current = 0

@@ -18,7 +18,7 @@ import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from elasticnas.data._spec import data_spec, resolve_data
 from elasticnas.errors import ElasticNASError
@@ -35,6 +35,8 @@ if TYPE_CHECKING:  # these import PyTorch: the methods needing them import them,
 
 Config = dict[str, Any]
 Compute = Callable[["Measurer", Config], Mapping[str, float]]
+
+_T = TypeVar("_T")
 
 LATENCY_SPREAD = ("_p90", "_iqr", "_runs")
 
@@ -186,9 +188,10 @@ class Measurer:
 
     # -- helpers shared by metric implementations ------------------------------------------
     def validate(self, config: Mapping[str, Any]) -> Config:
-        return self.supernet.search_space.validate(config)
+        validated: Config = self.supernet.search_space.validate(config)
+        return validated
 
-    def _cached(self, config: Config, what: str, make: Callable[[], Any]) -> Any:
+    def _cached(self, config: Config, what: str, make: Callable[[], _T]) -> _T:
         cid = json.dumps(config, sort_keys=True)  # configs reaching here are validated (canonical)
         if cid != self._cache_id:
             self._cache.clear()
@@ -196,11 +199,13 @@ class Measurer:
         key = (cid, what)
         if key not in self._cache:
             self._cache[key] = make()
-        return self._cache[key]
+        value: _T = self._cache[key]
+        return value
 
     def subnet(self, config: Config) -> nn.Module:
         """The extracted sub-network (eval mode), cached for the current configuration."""
-        return self._cached(config, "subnet", lambda: self.supernet.extract(config).eval())
+        subnet: nn.Module = self._cached(config, "subnet", lambda: self.supernet.extract(config).eval())
+        return subnet
 
     def costs(self, config: Config) -> Mapping[str, float]:
         return self._cached(config, "costs", lambda: self.supernet.costs(config))

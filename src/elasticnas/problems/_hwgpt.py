@@ -18,12 +18,15 @@ import csv
 import functools
 import gzip
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from elasticnas.pareto import non_dominated_mask
 from elasticnas.space import Choice, Config, SearchSpace
+
+if TYPE_CHECKING:
+    from elasticnas.problems.base import Problem
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "hwgpt_s"
 EMBED = (192, 384, 768)

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from elasticnas.measure.ofa_lut import OFALookupTable
 from elasticnas.space import Choice, Config, SearchSpace
+
+if TYPE_CHECKING:
+    from elasticnas.problems.base import Problem
 
 KERNELS = (3, 5, 7)
 EXPANDS = (3, 4, 6)

@@ -42,7 +42,7 @@ from elasticnas.space import Config
 _PENALTY = 1e30
 
 
-class _PredictedProblem(Problem):
+class _PredictedProblem(Problem):  # type: ignore[misc]  # pymoo ships no type information
     def __init__(self, searcher: LINASSearcher) -> None:
         card = searcher.space.cardinalities
         super().__init__(

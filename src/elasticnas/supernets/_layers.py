@@ -544,7 +544,8 @@ class ElasticSE(nn.Module):
         y = F.conv2d(y, reduce.weight[:mid, :c].contiguous(), _bias(reduce)[:mid])
         y = self.fc.relu(y)
         y = F.conv2d(y, expand.weight[:c, :mid].contiguous(), _bias(expand)[:c])
-        return x * self.fc.h_sigmoid(y)
+        gate: Tensor = self.fc.h_sigmoid(y)
+        return x * gate
 
     def copy_to(self, target: SEModule, channels: int) -> None:
         mid = se_channels(channels)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -84,18 +84,19 @@ class MobileNetV3Net(nn.Module):
         x = self.final_expand_layer(x)
         x = global_avg_pool(x)
         x = self.feature_mix_layer(x)
-        return self.classifier(torch.flatten(x, 1))
+        logits: Tensor = self.classifier(torch.flatten(x, 1))
+        return logits
 
     @property
     def config(self) -> dict[str, Any]:
         return {
             "name": FAMILY,
             "bn": bn_param(self),
-            "first_conv": self.first_conv.config,  # type: ignore[operator]
-            "blocks": [b.config for b in self.blocks],  # type: ignore[operator]
-            "final_expand_layer": self.final_expand_layer.config,  # type: ignore[operator]
-            "feature_mix_layer": self.feature_mix_layer.config,  # type: ignore[operator]
-            "classifier": self.classifier.config,  # type: ignore[operator]
+            "first_conv": self.first_conv.config,
+            "blocks": [b.config for b in self.blocks],
+            "final_expand_layer": self.final_expand_layer.config,
+            "feature_mix_layer": self.feature_mix_layer.config,
+            "classifier": self.classifier.config,
         }
 
 
@@ -301,7 +302,15 @@ class ElasticMobileNetV3(ImageSupernet):
         return int(config["r"])
 
     def _elastic(self) -> list[ElasticMBConv]:
-        return [b.conv for b in self.blocks[1:]]  # type: ignore[misc]
+        return [self._block(i) for i in range(1, len(self.blocks))]
+
+    def _first_block(self) -> ResidualBlock:
+        """The static first block (a residual block around an :class:`MBConvLayer`)."""
+        return cast(ResidualBlock, self.blocks[0])
+
+    def _block(self, i: int) -> ElasticMBConv:
+        """The elastic inverted residual of block ``i`` >= 1 (inside its residual block)."""
+        return cast(ElasticMBConv, cast(ResidualBlock, self.blocks[i]).conv)
 
     # -- forward ---------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
@@ -315,7 +324,8 @@ class ElasticMobileNetV3(ImageSupernet):
         x = self.final_expand_layer(x)
         x = global_avg_pool(x)
         x = self.feature_mix_layer(x)
-        return self.classifier(torch.flatten(x, 1))
+        logits: Tensor = self.classifier(torch.flatten(x, 1))
+        return logits
 
     # -- hooks -------------------------------------------------------------------------
     def _activate(self, config: Config) -> None:
@@ -332,19 +342,20 @@ class ElasticMobileNetV3(ImageSupernet):
         return out
 
     def _arch(self, config: Config) -> dict[str, Any]:
-        blocks = [self.blocks[0].config]
-        cin = self.blocks[0].conv.out_channels
+        blocks = [self._first_block().config]
+        cin = cast(MBConvLayer, self._first_block().conv).out_channels
         for i, k, e in self._active_blocks(config):
-            block = self.blocks[i]
-            conv = block.conv.active_config(cin, k, e)
+            conv = self._block(i).active_config(cin, k, e)
             shortcut = None
-            if block.shortcut is not None:
+            if cast(ResidualBlock, self.blocks[i]).shortcut is not None:
                 shortcut = {"name": "IdentityLayer", "in_channels": [cin], "out_channels": [cin]}
             blocks.append({"name": "ResidualBlock", "conv": conv, "shortcut": shortcut})
             cin = conv["out_channels"]
+        first_bn = self.first_conv.bn
+        assert first_bn is not None  # the stem is built with use_bn=True
         return {
             "name": FAMILY,
-            "bn": {"momentum": self.first_conv.bn.momentum, "eps": self.first_conv.bn.eps},
+            "bn": {"momentum": first_bn.momentum, "eps": first_bn.eps},
             "first_conv": self.first_conv.config,
             "blocks": blocks,
             "final_expand_layer": self.final_expand_layer.config,
@@ -354,11 +365,11 @@ class ElasticMobileNetV3(ImageSupernet):
 
     def _extract(self, config: Config) -> nn.Module:
         blocks: list[nn.Module] = [copy.deepcopy(self.blocks[0])]
-        cin = self.blocks[0].conv.out_channels
+        cin = cast(MBConvLayer, self._first_block().conv).out_channels
         for i, k, e in self._active_blocks(config):
-            block = self.blocks[i]
-            blocks.append(ResidualBlock(block.conv.extract(cin, k, e), block.shortcut is not None))
-            cin = block.conv.out_channels
+            block = self._block(i)
+            blocks.append(ResidualBlock(block.extract(cin, k, e), cast(ResidualBlock, self.blocks[i]).shortcut is not None))
+            cin = block.out_channels
         return MobileNetV3Net(
             copy.deepcopy(self.first_conv),
             blocks,

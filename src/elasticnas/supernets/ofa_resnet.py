@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -71,16 +71,17 @@ class ResNetNet(nn.Module):
         x = self.max_pooling(x)
         for block in self.blocks:
             x = block(x)
-        return self.classifier(global_avg_pool(x, keep_dim=False))
+        logits: Tensor = self.classifier(global_avg_pool(x, keep_dim=False))
+        return logits
 
     @property
     def config(self) -> dict[str, Any]:
         return {
             "name": FAMILY,
             "bn": bn_param(self),
-            "input_stem": [layer.config for layer in self.input_stem],  # type: ignore[operator]
-            "blocks": [b.config for b in self.blocks],  # type: ignore[operator]
-            "classifier": self.classifier.config,  # type: ignore[operator]
+            "input_stem": [layer.config for layer in self.input_stem],
+            "blocks": [b.config for b in self.blocks],
+            "classifier": self.classifier.config,
         }
 
 
@@ -273,14 +274,22 @@ class ElasticResNet(ImageSupernet):
         for idx in self._runtime_blocks:
             for i in idx:
                 x = self.blocks[i](x)
-        return self.classifier(global_avg_pool(x, keep_dim=False))
+        logits: Tensor = self.classifier(global_avg_pool(x, keep_dim=False))
+        return logits
 
     # -- hooks -----------------------------------------------------------------------
+    def _stem_conv(self, i: int) -> ElasticConvLayer:
+        """The elastic convolution of stem layer ``i`` (layer 1 is a residual block around one)."""
+        layer = self.input_stem[i]
+        return cast(ElasticConvLayer, layer.conv if isinstance(layer, ResidualBlock) else layer)
+
+    def _block(self, i: int) -> ElasticBottleneck:
+        return cast(ElasticBottleneck, self.blocks[i])
+
     def _plan(self, config: Config) -> tuple[bool, list[int], list[list[int]]]:
         """(skip stem conv, stem widths [first two, last], active block indices per stage)."""
         max_extra = max(self.depth_list)
-        stem0: ElasticConvLayer = self.input_stem[0]  # type: ignore[assignment]
-        stem2: ElasticConvLayer = self.input_stem[2]  # type: ignore[assignment]
+        stem0, stem2 = self._stem_conv(0), self._stem_conv(2)
         w = config["w"]
         widths = [stem0.out_channels_list[w[0]], stem2.out_channels_list[w[1]]]
         active = [
@@ -291,13 +300,13 @@ class ElasticResNet(ImageSupernet):
 
     def _activate(self, config: Config) -> None:
         skip, (w0, w1), active = self._plan(config)
-        self.input_stem[0].active_out_channel = w0
-        self.input_stem[1].conv.active_out_channel = w0
-        self.input_stem[2].active_out_channel = w1
+        self._stem_conv(0).active_out_channel = w0
+        self._stem_conv(1).active_out_channel = w0
+        self._stem_conv(2).active_out_channel = w1
         for stage, idx in enumerate(self.grouped_block_index):
-            width = self.blocks[idx[0]].out_channels_list[config["w"][stage + 2]]
+            width = self._block(idx[0]).out_channels_list[config["w"][stage + 2]]
             for i in idx:
-                self.blocks[i].active_out_channel = width
+                self._block(i).active_out_channel = width
         for block, e in zip(self.blocks, config["e"], strict=True):
             block.active_expand_ratio = e
         self._stem_skip, self._runtime_blocks = skip, active
@@ -312,7 +321,7 @@ class ElasticResNet(ImageSupernet):
         cin = w1
         for stage, idx in enumerate(active):
             for i in idx:
-                cout = self.blocks[i].out_channels_list[config["w"][stage + 2]]
+                cout = self._block(i).out_channels_list[config["w"][stage + 2]]
                 blocks.append((i, cin, cout, config["e"][i]))
                 cin = cout
         return stem, blocks, cin
@@ -322,18 +331,18 @@ class ElasticResNet(ImageSupernet):
         stem_cfg = []
         for layer, i, o in stem:
             if isinstance(layer, ResidualBlock):
-                conv = layer.conv.active_config(i, o)
+                conv = cast(ElasticConvLayer, layer.conv).active_config(i, o)
                 stem_cfg.append(
                     {"name": "ResidualBlock", "conv": conv, "shortcut": {"name": "IdentityLayer", "in_channels": [i], "out_channels": [o]}}
                 )
             else:
-                stem_cfg.append(layer.active_config(i, o))
-        bn = self.input_stem[0].bn.bn
+                stem_cfg.append(cast(ElasticConvLayer, layer).active_config(i, o))
+        bn = self._stem_conv(0).bn.bn
         return {
             "name": FAMILY,
             "bn": {"momentum": bn.momentum, "eps": bn.eps},
             "input_stem": stem_cfg,
-            "blocks": [self.blocks[i].active_config(ci, co, e) for i, ci, co, e in blocks],
+            "blocks": [self._block(i).active_config(ci, co, e) for i, ci, co, e in blocks],
             "classifier": {
                 "name": "LinearLayer",
                 "in_features": cin,
@@ -350,12 +359,12 @@ class ElasticResNet(ImageSupernet):
         stem_layers: list[nn.Module] = []
         for layer, i, o in stem:
             if isinstance(layer, ResidualBlock):
-                stem_layers.append(ResidualBlock(layer.conv.extract(i, o), True))
+                stem_layers.append(ResidualBlock(cast(ElasticConvLayer, layer.conv).extract(i, o), True))
             else:
-                stem_layers.append(layer.extract(i, o))
+                stem_layers.append(cast(ElasticConvLayer, layer).extract(i, o))
         return ResNetNet(
             stem_layers,
-            [self.blocks[i].extract(ci, co, e) for i, ci, co, e in blocks],
+            [self._block(i).extract(ci, co, e) for i, ci, co, e in blocks],
             self.classifier.extract(cin),
         )
 

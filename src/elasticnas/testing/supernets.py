@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import pytest
 import torch
@@ -75,7 +75,7 @@ def perturb_supernet(supernet: Supernet, seed: int = 0, size: int = 32, batch: i
     was_training = supernet.training
     cfg = supernet.max_config()
     supernet.activate(cfg)
-    xs = supernet.example_inputs(cfg, batch, seed=seed, **size_overrides(supernet, cfg, size))  # type: ignore[call-arg]
+    xs = supernet.example_inputs(cfg, batch, seed=seed, **size_overrides(supernet, cfg, size))
     supernet.train()
     with torch.no_grad():
         supernet(*xs)
@@ -151,7 +151,7 @@ class SupernetContract:
     def inputs(
         self, supernet: Supernet, config: Mapping[str, Any], batch: int = 2, seed: int = 0
     ) -> tuple[torch.Tensor, ...]:
-        return supernet.example_inputs(config, batch, seed=seed, **self.sizes(supernet, config))  # type: ignore[call-arg]
+        return supernet.example_inputs(config, batch, seed=seed, **self.sizes(supernet, config))
 
     # -- search space -------------------------------------------------------------------
     def test_search_space_is_valid(self, supernet_name: str) -> None:
@@ -211,7 +211,7 @@ class SupernetContract:
         net = self.make_supernet(supernet_name)
         for cfg in self.configs(net):
             expected = count_by_forward(net.extract(cfg), self.inputs(net, cfg, batch=1))
-            assert net.costs(cfg, **self.sizes(net, cfg)) == expected  # type: ignore[call-arg]
+            assert net.costs(cfg, **self.sizes(net, cfg)) == expected
 
     def test_costs_rise_with_the_largest_choices(self, supernet_name: str) -> None:
         net = self.make_supernet(supernet_name)
@@ -237,7 +237,7 @@ class SupernetContract:
         cfg = net.search_space.sample(seed=3)
         sizes = self.sizes(net, cfg)
         try:
-            specs = net.layer_specs(cfg, **sizes)  # type: ignore[call-arg]
+            specs = net.layer_specs(cfg, **sizes)
         except NotImplementedError:
             pytest.skip(f"{supernet_name} has no layer specs")
         assert specs and len({id(sp) for sp in specs}) == len(specs)
@@ -255,7 +255,7 @@ class SupernetContract:
                 x = x[:, :, None, None]
         with torch.no_grad():
             assert x.shape[-1] == net.extract(cfg)(*inputs).shape[-1]
-        assert macs == net.costs(cfg, **sizes)["macs"]  # type: ignore[call-arg]
+        assert macs == net.costs(cfg, **sizes)["macs"]
 
     # -- export --------------------------------------------------------------------------------
     def test_export_round_trip(self, supernet_name: str, tmp_path: Path) -> None:
@@ -270,7 +270,8 @@ class SupernetContract:
         x = self.inputs(net, cfg, seed=5)
         with torch.no_grad():
             assert max_abs_diff(loaded(*x), net.extract(cfg)(*x)) == 0.0
-        assert loaded.elasticnas_info["config"] == net.search_space.validate(cfg)
+        info = cast("dict[str, Any]", loaded.elasticnas_info)  # set by the export
+        assert info["config"] == net.search_space.validate(cfg)
         onnx_record = export_subnet(net, net.min_config(), "onnx", tmp_path / "sub.onnx", recalibrate=False)
         assert Path(onnx_record.path).stat().st_size > 0
         assert onnx_record.max_abs_diff <= ONNX_ATOL

@@ -16,7 +16,7 @@ from elasticnas.registry import Registry, lazy_exports
 from elasticnas.training._config import TrainConfig
 
 if TYPE_CHECKING:
-    from elasticnas.supernets import Supernet
+    from elasticnas.supernets import ImageSupernet
     from elasticnas.training._progressive import ProgressiveShrinking
     from elasticnas.training._sandwich import SandwichTrainer
     from elasticnas.training.base import (
@@ -52,7 +52,7 @@ def list_trainers(pattern: str | None = None) -> list[str]:
     return TRAINERS.names(pattern)
 
 
-def create_trainer(name: str, supernet: Supernet, config: TrainConfig | None = None, **kwargs: Any) -> Trainer:
+def create_trainer(name: str, supernet: ImageSupernet, config: TrainConfig | None = None, **kwargs: Any) -> Trainer:
     """The trainer registered as ``name`` for ``supernet`` (``device=`` and the like go to it)."""
     return TRAINERS.get(name)(supernet, config, **kwargs)
 

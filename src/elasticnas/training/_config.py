@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import numbers
+import operator
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -54,7 +56,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name, low in (("epochs", 1), ("batch_size", 1), ("warmup_epochs", 0), ("augment_shift", 0),
                           ("num_random", 0)):
-            _check(name, getattr(self, name), int, lambda v, low=low: v >= low, f"an integer >= {low}")
+            _check(name, getattr(self, name), int, functools.partial(operator.le, low), f"an integer >= {low}")
         _check("seed", self.seed, int, lambda v: 0 <= v < 2**32, "an integer 0 <= seed < 2**32")
         for name, ok, what in (
             ("lr", lambda v: v > 0, "a finite number > 0"),

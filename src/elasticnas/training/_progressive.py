@@ -21,8 +21,9 @@ import torch
 from torch import Tensor
 
 from elasticnas.data import resize_batch
-from elasticnas.supernets import Supernet
-from elasticnas.training.base import StepResult, TrainConfig, Trainer, soft_cross_entropy
+from elasticnas.supernets import ImageSupernet
+from elasticnas.training._config import TrainConfig
+from elasticnas.training.base import StepResult, Trainer, soft_cross_entropy
 
 
 class ProgressiveShrinking(Trainer):
@@ -30,9 +31,9 @@ class ProgressiveShrinking(Trainer):
 
     name = "progressive"
 
-    def __init__(self, supernet: Supernet, config: TrainConfig | None = None, *, device: str = "cpu") -> None:
+    def __init__(self, supernet: ImageSupernet, config: TrainConfig | None = None, *, device: str = "cpu") -> None:
         super().__init__(supernet, config, device=device)
-        self.teacher: Supernet | None = None
+        self.teacher: ImageSupernet | None = None
         self.bounds = self.phase_bounds()
 
     def phase_bounds(self) -> list[tuple[int, int]]:
@@ -80,7 +81,7 @@ class ProgressiveShrinking(Trainer):
         if self.phase_index(epoch) > 0 and self.teacher is None:
             self.teacher = self._freeze(copy.deepcopy(self.supernet))
 
-    def _freeze(self, net: Supernet) -> Supernet:
+    def _freeze(self, net: ImageSupernet) -> ImageSupernet:
         net.activate(net.max_config())
         net.eval()
         for p in net.parameters():

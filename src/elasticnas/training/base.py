@@ -38,7 +38,7 @@ from elasticnas.data import as_loader, resize_batch
 from elasticnas.errors import CheckpointError
 from elasticnas.measure.latency import check_device
 from elasticnas.space import Config
-from elasticnas.supernets import Supernet
+from elasticnas.supernets import ImageSupernet
 from elasticnas.training._config import TrainConfig
 
 CHECKPOINT_KIND = "elasticnas-training-checkpoint"
@@ -111,7 +111,7 @@ class Trainer(ABC):
 
     name: str = ""
 
-    def __init__(self, supernet: Supernet, config: TrainConfig | None = None, *, device: str = "cpu") -> None:
+    def __init__(self, supernet: ImageSupernet, config: TrainConfig | None = None, *, device: str = "cpu") -> None:
         self.supernet = supernet
         self.config = config or TrainConfig()
         self.device = torch.device(check_device(device))
@@ -163,7 +163,8 @@ class Trainer(ABC):
     def forward(self, config: Config, x: Tensor) -> Tensor:
         """Logits of sub-network ``config`` on ``x`` resized to its resolution."""
         self.supernet.activate(config)
-        return self.supernet(resize_batch(x, self.supernet.resolution(config)))
+        logits: Tensor = self.supernet(resize_batch(x, self.supernet.resolution(config)))
+        return logits
 
     def loss(self, logits: Tensor, y: Tensor) -> Tensor:
         """Label-smoothed cross-entropy."""
