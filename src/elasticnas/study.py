@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
-from optuna.distributions import CategoricalDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.storages._heartbeat import (
     is_heartbeat_enabled,  # also true for the _CachedStorage optuna wraps RDBStorage in
 )
@@ -147,10 +147,10 @@ def _plain_seed(seed: Seed) -> int | None:
     return int(seed) if isinstance(seed, int | np.integer) else None
 
 
-def _params(space: SearchSpace, config: Config) -> tuple[dict[str, Any], dict[str, CategoricalDistribution]]:
+def _params(space: SearchSpace, config: Config) -> tuple[dict[str, Any], dict[str, BaseDistribution]]:
     """Flatten a configuration into Optuna parameters (``ks_0``, ``ks_1``, ..., ``r``)."""
     params: dict[str, Any] = {}
-    dists: dict[str, CategoricalDistribution] = {}
+    dists: dict[str, BaseDistribution] = {}
     for name, choice in space.choices.items():
         dist = CategoricalDistribution(list(choice.values))
         if choice.size is None:
@@ -265,7 +265,8 @@ class Study:
         """Hypervolume reference point in minimisation form: the one given, or from the worst values
         of ``records`` when given (completed trials, read before), else of the study's completed trials."""
         if self._reference_point is not None:
-            return self._reference_point * np.array([o.sign for o in self.objectives])
+            point: np.ndarray = self._reference_point * np.array([o.sign for o in self.objectives])
+            return point
         F = minimization_matrix(self.trials if records is None else records, self.objectives)
         if len(F) == 0:
             raise ElasticNASError(f"study {self.name!r} has no completed trials")

@@ -105,7 +105,7 @@ def _builtin_problem(args: argparse.Namespace) -> tuple[Problem, dict[str, str]]
     from elasticnas.problems import create_problem
 
     problem = create_problem(args.problem)
-    objectives = dict(problem.objectives)
+    objectives: dict[str, str] = dict(problem.objectives)
     if args.objectives:
         names = _split(args.objectives)
         unknown = [n for n in names if n not in objectives]
@@ -174,7 +174,7 @@ def _resume_settings(args: argparse.Namespace) -> None:
         if args.problem is None and args.supernet is None:
             raise ElasticNASError(f"{_WHAT_TO_SEARCH} to start study {name!r} ({exc})") from None
         return  # a new study
-    explicit = getattr(args, "explicit", set())
+    explicit: set[str] = getattr(args, "explicit", set())
     stored: dict[str, Any] = {
         "objectives": ",".join(o.name for o in study.objectives),
         "constraint": [str(c) for c in study.constraints],
