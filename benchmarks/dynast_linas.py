@@ -362,7 +362,8 @@ def summarise(np: Any, runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def markdown(result: dict[str, Any]) -> str:
     """The README table: DyNAS-T's LINAS next to our ``linas`` and ``predicted_hvi`` (medians [IQR])."""
-    fmt = lambda st: "-" if st is None else f"{st['median']:.3f} [{st['q25']:.3f}, {st['q75']:.3f}]"
+    def fmt(st: dict[str, float] | None) -> str:
+        return "-" if st is None else f"{st['median']:.3f} [{st['q25']:.3f}, {st['q75']:.3f}]"
     summ = result["summary"]
     lines = ["| method | seeds | 100 | 250 | 500 | s/run |", "|---|---:|---:|---:|---:|---:|"]
     cells = " | ".join(fmt(summ.get(str(k))) for k in CHECKPOINTS)

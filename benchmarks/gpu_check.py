@@ -285,18 +285,18 @@ def main(argv: list[str] | None = None) -> int:
     for n in nets:
         entry = doc["subnetworks"][n["label"]]
         for rt in RUNTIMES:
-            res = _attempt(lambda rt=rt: parity(n["model"], n["input_shape"], rt, device))
+            res = _attempt(lambda rt=rt, n=n: parity(n["model"], n["input_shape"], rt, device))
             entry.setdefault("parity", {})[rt] = res
             doc["checks"].append(_check("parity", n["label"], rt, res))
             _log(f"{n['label']} parity {rt}: rel diff {res.get('rel_diff', res.get('status'))}")
-        entry["memory"] = _attempt(lambda: peak_memory(n["model"], n["input_shape"], device))
+        entry["memory"] = _attempt(lambda n=n: peak_memory(n["model"], n["input_shape"], device))
         doc["checks"].append(_check("memory", n["label"], None, entry["memory"]))
         _log(f"{n['label']} peak memory: {entry['memory'].get('peak_mb', entry['memory'].get('status'))} MiB")
         write()
 
     for n in nets:
         for rt in RUNTIMES:
-            res = _attempt(lambda rt=rt: repeatability(n["model"], n["input_shape"], rt, device, reps, policy, budget))
+            res = _attempt(lambda rt=rt, n=n: repeatability(n["model"], n["input_shape"], rt, device, reps, policy, budget))
             doc["stopped_early"] = budget.stopped
             doc["subnetworks"][n["label"]].setdefault("latency", {})[rt] = res
             doc["checks"].append(_check("latency_cv", n["label"], rt, res))

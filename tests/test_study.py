@@ -37,8 +37,8 @@ def test_pareto_front_matches_brute_force():
     study.optimize(evaluator(space), n_evals=40, searcher="random", seed=0)
     pts = [(r.metrics["accuracy"], r.metrics["latency_ms"]) for r in study.trials]
     expected = {
-        i for i, (a, l) in enumerate(pts)
-        if not any((a2 >= a and l2 <= l) and (a2 > a or l2 < l) for a2, l2 in pts)
+        i for i, (a, lat) in enumerate(pts)
+        if not any((a2 >= a and l2 <= lat) and (a2 > a or l2 < lat) for a2, l2 in pts)
     }
     assert {study.trials.index(r) for r in study.pareto_front()} == expected
 

@@ -21,10 +21,10 @@ from elasticnas.registry import lazy_exports
 
 if TYPE_CHECKING:
     from elasticnas.export import export_subnet, load_subnet
+    from elasticnas.problems import supernet_problem
     from elasticnas.records import Constraint, Objective, TrialRecord
     from elasticnas.searchers import Searcher, create_searcher, list_searchers, register_searcher
     from elasticnas.space import Choice, SearchSpace
-    from elasticnas.problems import supernet_problem
     from elasticnas.study import Study, Trial, create_study, extremes, list_studies, load_study
     from elasticnas.supernets import Supernet, create_supernet, list_supernets, register_supernet
 

@@ -247,7 +247,7 @@ def test_product_is_flat_and_its_parts_canonicalise_their_keys(space, product):
     assert product.config_id(cfg) == product.config_id({**cfg, "rank": [8, 4]}) != product.config_id({**cfg, "depth": 2})
     G = np.stack([product.to_genes(cfg)] * 2)
     np.testing.assert_array_equal(
-        product.encode_genes(G), np.hstack([p.encode_genes(G[:, s]) for p, s in zip(product.parts, product._slices)])
+        product.encode_genes(G), np.hstack([p.encode_genes(G[:, s]) for p, s in zip(product.parts, product._slices, strict=True)])
     )
 
 

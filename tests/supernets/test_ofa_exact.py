@@ -127,7 +127,7 @@ def ofa_mbv3_shapes(width_mult: float) -> dict[str, tuple]:
     s["blocks.0.conv.point_linear.conv.weight"] = (w[1], w[0], 1, 1)
     s |= _bn("blocks.0.conv.point_linear.bn", w[1])
     cin, i = w[1], 1
-    for width, se in zip(w[2:], (False, True, False, True, True)):
+    for width, se in zip(w[2:], (False, True, False, True, True), strict=False):
         for _ in range(4):
             p, mid = f"blocks.{i}.conv", _md(round(cin * 6))
             s[f"{p}.inverted_bottleneck.conv.conv.weight"] = (mid, cin, 1, 1)
@@ -159,7 +159,7 @@ def ofa_resnet50_shapes() -> dict[str, tuple]:
     s["input_stem.2.conv.conv.weight"] = (stem_out, stem_mid, 3, 3)
     s |= _bn("input_stem.2.bn.bn", stem_out)
     cin, i = stem_out, 0
-    for width, n in zip((256, 512, 1024, 2048), (4, 4, 6, 4)):
+    for width, n in zip((256, 512, 1024, 2048), (4, 4, 6, 4), strict=True):
         for j in range(n):
             p, mid = f"blocks.{i}", _md(round(width * 0.35))
             s[f"{p}.conv1.conv.conv.weight"] = (mid, cin, 1, 1)
@@ -284,8 +284,8 @@ def test_config_ids_identify_networks_not_spellings(mbv3) -> None:
     for c in configs:
         d = c["d"]
         active = [b < d[s] for s in range(5) for b in range(4)]
-        networks.add((tuple(k if a else 0 for k, a in zip(c["ks"], active)),
-                      tuple(e if a else 0 for e, a in zip(c["e"], active)), tuple(d)))  # fmt: skip
+        networks.add((tuple(k if a else 0 for k, a in zip(c["ks"], active, strict=True)),
+                      tuple(e if a else 0 for e, a in zip(c["e"], active, strict=True)), tuple(d)))  # fmt: skip
     assert space.validate(configs[0])["ks"] == configs[0]["ks"]  # skipped blocks keep their values
     assert len({json.dumps(space.validate(c), sort_keys=True) for c in configs}) == len(configs)
     assert len({space.config_id(c) for c in configs}) == len(networks) < len(configs)
