@@ -325,15 +325,6 @@ api("objective-direction", "`create_study(space, {'accuracy': 'max'})`",
 
 
 # -- the tests -------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def study_db(tmp_path_factory) -> Path:
-    """A SQLite study 's' of the built-in problem holding 6 evaluations; each test gets a copy."""
-    path = tmp_path_factory.mktemp("study") / "s.db"
-    assert main(["search", "--problem", PROBLEM, "--quiet", "--n-evals", "6", "--searcher", "random",
-                 "--storage", f"sqlite:///{path}", "--study", "s"]) == 0
-    return path
-
-
 @pytest.fixture
 def tmp(tmp_path, study_db) -> Path:
     shutil.copy(study_db, tmp_path / "s.db")

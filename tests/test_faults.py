@@ -43,15 +43,6 @@ def no_temporary_files(folder: Path) -> bool:
     return not [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
 
 
-@pytest.fixture(scope="module")
-def study_db(tmp_path_factory) -> Path:
-    """A study 's' of the built-in problem with 6 evaluations; each test gets a copy."""
-    path = tmp_path_factory.mktemp("faults") / "s.db"
-    assert main(["search", "--problem", PROBLEM, "--quiet", "--n-evals", "6", "--searcher", "random",
-                 "--storage", f"sqlite:///{path}", "--study", "s"]) == 0
-    return path
-
-
 @pytest.fixture
 def db(tmp_path, study_db) -> Path:
     shutil.copy(study_db, tmp_path / "s.db")

@@ -103,12 +103,6 @@ class _Heartbeats:
         with self._lock:
             self._ids.discard(trial_id)
 
-    @property
-    def held(self) -> set[int]:
-        """The trials this process claimed and has not finished."""
-        with self._lock:
-            return set(self._ids)
-
     def _beat(self) -> None:
         while True:
             time.sleep(HEARTBEAT_INTERVAL_S)
@@ -195,6 +189,7 @@ class Study:
         self._others_running = 0  # trials other workers held at the last read: a search waits for them
         self._last_requeue = 0.0
         self._beats = _Heartbeats(self._storage)
+        self._held: dict[int, Trial] = {}  # claimed by this process (ask), not yet told
 
     @property
     def name(self) -> str:
@@ -473,7 +468,7 @@ class Study:
             if "config_id" in t.user_attrs and not _is_attempt_only(t):
                 known.add(t.user_attrs["config_id"])
                 if t.state == TrialState.RUNNING:
-                    others_running += t._trial_id not in self._beats.held
+                    others_running += t._trial_id not in self._held
                     continue
                 finished += 1
                 if self._searcher is not None and t.user_attrs["config_id"] not in history:
@@ -664,10 +659,25 @@ class Study:
             trial_id = None if config_id in self._known else self._claim(config, config_id)
             if trial_id is None:
                 continue  # another worker holds or finished it; its result arrives through the storage
-            self._known.add(config_id)
-            self._beats.add(trial_id)
-            trials.append(Trial(self._storage.get_trial_number_from_id(trial_id), config, config_id, trial_id))
+            trials.append(self._hold(Trial(self._storage.get_trial_number_from_id(trial_id), config, config_id,
+                                           trial_id)))
         return trials
+
+    def _hold(self, trial: Trial) -> Trial:
+        """Note a claimed trial as this process's until it is told: heartbeat, known, released on a stop."""
+        self._known.add(trial.config_id)
+        self._held[trial.trial_id] = trial
+        self._beats.add(trial.trial_id)
+        return trial
+
+    def _release_held(self, cause: BaseException) -> None:
+        """Release every trial this process claimed and has not told (a search that stops mid-way)."""
+        for trial in list(self._held.values()):
+            try:
+                self._beats.discard(trial.trial_id)
+                self._release(trial, cause)
+            except Exception:  # noqa: BLE001 - the heartbeat's absence re-queues it later anyway
+                pass
 
     def _refresh_shared(self) -> None:
         """Catch up with the other processes on a shared storage: more than :data:`HEARTBEAT_INTERVAL_S`
@@ -710,6 +720,7 @@ class Study:
     ) -> TrialRecord | None:
         """Record the outcome of ``trial`` (see :meth:`tell`) without telling the searcher."""
         self._beats.discard(trial.trial_id)
+        self._held.pop(trial.trial_id, None)
         if error is None and raw is None:
             self._release(trial, ElasticNASError("tell got neither metrics nor an error"))
             raise ElasticNASError("tell needs the evaluation's metrics or error=")
@@ -761,9 +772,7 @@ class Study:
         trial_id = self._claim(config, config_id)
         if trial_id is None:
             return None
-        self._known.add(config_id)
-        self._beats.add(trial_id)
-        trial = Trial(self._storage.get_trial_number_from_id(trial_id), config, config_id, trial_id)
+        trial = self._hold(Trial(self._storage.get_trial_number_from_id(trial_id), config, config_id, trial_id))
         record = self._evaluate(trial, evaluate, self._cheap if cheap_metrics is None else cheap_metrics)
         if self._searcher is not None:
             self._searcher.tell([record])
@@ -842,6 +851,9 @@ class Study:
                         "candidate violates a constraint on a cheap metric"
                         + (", or other workers hold every proposal" if waiting else "")
                     )
+        except BaseException as stop:  # e.g. Ctrl-C or SIGTERM between a claim and its evaluation
+            self._release_held(stop)
+            raise
         finally:
             bar.close()
             self.save_diagnostics()

@@ -147,15 +147,6 @@ def deadline(seconds: float) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def study_db(tmp_path_factory) -> Path:
-    """A study 's' of the built-in problem with 4 evaluations; every case gets a copy."""
-    path = tmp_path_factory.mktemp("fuzz") / "s.db"
-    assert main(["search", "--problem", PROBLEM, "--quiet", "--n-evals", "4", "--searcher", "random",
-                 "--storage", f"sqlite:///{path}", "--study", "s"]) == 0
-    return path
-
-
-@pytest.fixture(scope="module")
 def config() -> dict:
     from elasticnas.supernets import create_supernet
 
