@@ -190,6 +190,7 @@ class Study:
         self._last_requeue = 0.0
         self._beats = _Heartbeats(self._storage)
         self._held: dict[int, Trial] = {}  # claimed by this process (ask), not yet told
+        self._claiming: int | None = None  # a trial being claimed, not yet held
 
     @property
     def name(self) -> str:
@@ -501,6 +502,7 @@ class Study:
             user_attrs={"config": json.dumps(config), "config_id": config_id},
         )
         trial_id = self._storage.create_new_trial(self._study_id, template_trial=template)
+        self._claiming = trial_id  # until it is held or refused: released if the search stops in between
         if is_heartbeat_enabled(self._storage):  # a trial without a heartbeat is never found stale
             self._storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
         return trial_id
@@ -520,6 +522,7 @@ class Study:
         if rivals:
             self._storage.set_trial_user_attr(trial_id, "duplicate_of", min(rivals))
             self._storage.set_trial_state_values(trial_id, TrialState.FAIL)
+            self._claiming = None
             return None
         return trial_id
 
@@ -538,6 +541,7 @@ class Study:
         else:
             self._storage.set_trial_user_attr(trial_id, "error", error)
             self._storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        self._held.pop(trial_id, None)
         return self._record(self._storage.get_trial(trial_id))
 
     def _check_metrics(self, raw: Any) -> tuple[dict[str, float], str | None]:
@@ -667,16 +671,23 @@ class Study:
         """Note a claimed trial as this process's until it is told: heartbeat, known, released on a stop."""
         self._known.add(trial.config_id)
         self._held[trial.trial_id] = trial
+        self._claiming = None
         self._beats.add(trial.trial_id)
         return trial
 
     def _release_held(self, cause: BaseException) -> None:
         """Release every trial this process claimed and has not told (a search that stops mid-way)."""
+        claiming, self._claiming = self._claiming, None
+        try:
+            if claiming is not None:
+                self._mark_retry(claiming, cause)
+        except Exception:  # noqa: BLE001 - the heartbeat's absence re-queues it later anyway
+            pass
         for trial in list(self._held.values()):
             try:
                 self._beats.discard(trial.trial_id)
                 self._release(trial, cause)
-            except Exception:  # noqa: BLE001 - the heartbeat's absence re-queues it later anyway
+            except Exception:  # noqa: BLE001 - as above
                 pass
 
     def _refresh_shared(self) -> None:
@@ -719,8 +730,7 @@ class Study:
         cheap_metrics: Mapping[str, CheapMetric],
     ) -> TrialRecord | None:
         """Record the outcome of ``trial`` (see :meth:`tell`) without telling the searcher."""
-        self._beats.discard(trial.trial_id)
-        self._held.pop(trial.trial_id, None)
+        self._beats.discard(trial.trial_id)  # it stays held until its outcome is written
         if error is None and raw is None:
             self._release(trial, ElasticNASError("tell got neither metrics nor an error"))
             raise ElasticNASError("tell needs the evaluation's metrics or error=")
@@ -743,11 +753,15 @@ class Study:
         """Not an outcome of this configuration (an interruption, or a usage error such as unreadable
         data or a missing objective): it is evaluated again, first, by the next :meth:`ask` here or by
         the search that resumes the study."""
-        self._storage.set_trial_user_attr(trial.trial_id, "retry", True)
-        self._storage.set_trial_user_attr(trial.trial_id, "interrupted_by", _describe(cause))
-        self._storage.set_trial_state_values(trial.trial_id, TrialState.FAIL)
+        self._mark_retry(trial.trial_id, cause)
+        self._held.pop(trial.trial_id, None)
         self._known.discard(trial.config_id)
         self._requeued.append(trial.config)
+
+    def _mark_retry(self, trial_id: int, cause: BaseException) -> None:
+        self._storage.set_trial_user_attr(trial_id, "retry", True)
+        self._storage.set_trial_user_attr(trial_id, "interrupted_by", _describe(cause))
+        self._storage.set_trial_state_values(trial_id, TrialState.FAIL)
 
     def _evaluate(self, trial: Trial, evaluate: Evaluate, cheap_metrics: Mapping[str, CheapMetric]) -> TrialRecord:
         """Run ``evaluate`` on a claimed trial and record the outcome; what it raised is re-raised."""
