@@ -39,5 +39,5 @@ def run_facts() -> dict[str, Any]:
         "os": platform.platform(),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }

@@ -70,7 +70,7 @@ class ExportRecord:
 
     @property
     def config(self) -> dict[str, Any]:
-        return json.loads(self.config_json)  # type: ignore[no-any-return]
+        return json.loads(self.config_json)  # type: ignore[no-any-return]  # written from a config dict
 
     def to_json(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if k != "config_json"}
@@ -344,7 +344,7 @@ def load_subnet(path: str | os.PathLike[str]) -> nn.Module:
     except (KeyError, ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{src!r} holds an inconsistent sub-network: {first}") from None
-    net.elasticnas_info = {  # type: ignore[assignment]
+    net.elasticnas_info = {  # type: ignore[assignment]  # a plain attribute on the rebuilt module
         "supernet": data.get("supernet"),
         "config": json.loads(data["config"]),
         "input_shape": _as_tuples(data["input_shape"]),

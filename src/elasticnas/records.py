@@ -40,7 +40,7 @@ class Objective:
 def as_objectives(objectives: Mapping[str, str] | Sequence[Objective]) -> tuple[Objective, ...]:
     """Normalise ``{"name": "maximize", ...}`` or a sequence of Objectives."""
     objs = (
-        tuple(Objective(n, d) for n, d in objectives.items())  # type: ignore[arg-type]
+        tuple(Objective(n, d) for n, d in objectives.items())  # type: ignore[arg-type]  # Objective checks d
         if isinstance(objectives, Mapping)
         else tuple(objectives)
     )

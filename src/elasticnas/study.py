@@ -110,7 +110,7 @@ class _Heartbeats:
                 ids = list(self._ids)
             for trial_id in ids:
                 try:
-                    self._storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+                    self._storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]  # is_heartbeat_enabled checked
                 except Exception:  # noqa: BLE001 - a missed beat is retried next interval
                     pass
 
@@ -208,7 +208,7 @@ class Study:
             config=json.loads(attrs["config"]),
             config_id=attrs["config_id"],
             metrics=attrs.get("metrics", {}),
-            state=_STATES[t.state],  # type: ignore[arg-type]
+            state=_STATES[t.state],  # type: ignore[arg-type]  # the literal states of _STATES
             duration_s=duration,
             error=attrs.get("error"),
         )
@@ -504,7 +504,7 @@ class Study:
         trial_id = self._storage.create_new_trial(self._study_id, template_trial=template)
         self._claiming = trial_id  # until it is held or refused: released if the search stops in between
         if is_heartbeat_enabled(self._storage):  # a trial without a heartbeat is never found stale
-            self._storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+            self._storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]  # is_heartbeat_enabled checked
         return trial_id
 
     def _claim(self, config: Config, config_id: str) -> int | None:
@@ -1013,7 +1013,7 @@ def list_studies(storage: str | optuna.storages.BaseStorage) -> list[StudySummar
             n_complete=store.get_n_trials(study_id, TrialState.COMPLETE),
             n_failed=store.get_n_trials(study_id, TrialState.FAIL),
             n_running=store.get_n_trials(study_id, TrialState.RUNNING),
-            objectives=tuple(name for name, _ in meta["objectives"]) if mine else (),  # type: ignore[index]
+            objectives=tuple(name for name, _ in meta["objectives"]) if mine else (),  # type: ignore[index]  # mine: a mapping
             elasticnas=mine,
         ))
     return out

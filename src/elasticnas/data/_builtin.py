@@ -55,7 +55,7 @@ class BuiltinDataset:
         """``(images, labels)`` of split ``name`` (one of ``train``, ``calib``, ``val``)."""
         if name not in SPLITS:
             raise ElasticNASError(f"unknown split {name!r}; choose one of: {', '.join(SPLITS)}")
-        return getattr(self, name)  # type: ignore[no-any-return]
+        return getattr(self, name)  # type: ignore[no-any-return]  # one of the split fields
 
     def loader(self, name: str, *, batch_size: int = 64, shuffle: bool = False, seed: int = 0) -> DataLoader[tuple[torch.Tensor, ...]]:
         """A ``DataLoader`` over split ``name`` (shuffling seeded with ``seed``)."""

@@ -541,7 +541,7 @@ def model_inputs(spec: InputSpec, batch_size: int = 1, seed: int = 0) -> Inputs:
     if batch_size < 1:
         raise MeasurementError(f"batch size must be >= 1, got {batch_size}")
     if not (isinstance(spec, tuple) and spec and all(isinstance(x, torch.Tensor) for x in spec)):
-        return (example_input(spec, batch_size, seed),)  # type: ignore[arg-type]
+        return (example_input(spec, batch_size, seed),)  # type: ignore[arg-type]  # not tensors: a shape
     batches = {int(x.shape[0]) if x.dim() else -1 for x in spec}
     if batches != {batch_size}:
         raise MeasurementError(f"example inputs of batch sizes {sorted(batches)} given for batch size {batch_size}")

@@ -26,7 +26,7 @@ def bn_param(net: nn.Module) -> dict[str, float]:
     """``{"momentum", "eps"}`` of the first batch norm of ``net`` (PyTorch's defaults without one)."""
     for m in net.modules():
         if isinstance(m, nn.BatchNorm2d):
-            return {"momentum": m.momentum, "eps": m.eps}  # type: ignore[dict-item]
+            return {"momentum": m.momentum, "eps": m.eps}  # type: ignore[dict-item]  # OFA sets a float momentum
     return {"momentum": 0.1, "eps": 1e-5}
 
 

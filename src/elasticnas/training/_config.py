@@ -75,7 +75,7 @@ class TrainConfig:
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-able form (tuples as lists)."""
-        return json.loads(json.dumps(asdict(self)))  # type: ignore[no-any-return]
+        return json.loads(json.dumps(asdict(self)))  # type: ignore[no-any-return]  # a JSON object of the fields
 
 
 def _is_number(value: object, kind: type) -> bool:
@@ -89,5 +89,5 @@ def _is_number(value: object, kind: type) -> bool:
 
 
 def _check(name: str, value: object, kind: type, ok: Callable[[float], bool], what: str) -> None:
-    if not (_is_number(value, kind) and ok(value)):  # type: ignore[arg-type]
+    if not (_is_number(value, kind) and ok(value)):  # type: ignore[arg-type]  # a number: _is_number checked
         raise ElasticNASError(f"{name} must be {what}, got {value!r}")
