@@ -4,8 +4,16 @@ import json
 import pytest
 from toy_supernet import WIDTHS, ToySupernet
 
-from elasticnas.measure import FAST_POLICY, LookupTable, LUTEntry, LUTError, build_lut, collect_layer_specs, lut_error
-from elasticnas.measure import list_runtimes
+from elasticnas.measure import (
+    FAST_POLICY,
+    LookupTable,
+    LUTEntry,
+    LUTError,
+    build_lut,
+    collect_layer_specs,
+    list_runtimes,
+    lut_error,
+)
 
 
 def _all_keys(net: ToySupernet) -> set[str]:
