@@ -827,11 +827,11 @@ class Study:
         if show_progress is None:
             show_progress = sys.stderr.isatty()
         bar = tqdm(total=n_evals, initial=min(done, n_evals), disable=not show_progress, unit="eval", desc=self.name)
-        idle, idle_since = 0, time.monotonic()
+        idle, idle_since, seen = 0, time.monotonic(), self._finished_seen
         try:
             while done < n_evals:
                 waiting = self._shared and self._others_running > 0  # other workers may free proposals
-                if idle and waiting:
+                if idle and self._shared:
                     time.sleep(min(0.05 * idle, 2.0))  # let other workers finish what they hold
                 if self._shared:  # their evaluations count toward n_evals too
                     self._refresh_shared()
@@ -853,10 +853,11 @@ class Study:
                                         hv=f"{self.hypervolume(records=feasible):.4g}")
                 new.extend(records)
                 searcher.tell(records)
-                if records:
+                if records or self._finished_seen > seen:  # this process or another one made progress
                     idle, idle_since = 0, time.monotonic()
                 else:
                     idle += 1
+                seen = self._finished_seen
                 stalled = idle > 200 if waiting else idle > 20 or time.monotonic() - idle_since > STALL_S
                 if idle and stalled:
                     raise ElasticNASError(
