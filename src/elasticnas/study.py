@@ -241,6 +241,12 @@ class Study:
         """Number of finished evaluations (completed or failed)."""
         return len(self._finished())
 
+    @property
+    def n_evals_seen(self) -> int:
+        """:attr:`n_evals` as of the last read of the storage (by :meth:`set_searcher` or :meth:`ask` on a
+        shared storage), without reading it again."""
+        return self._finished_seen
+
     def feasible(self, records: Sequence[TrialRecord]) -> list[TrialRecord]:
         return [r for r in records if r.violation(self.constraints) == 0.0]
 

@@ -73,7 +73,7 @@ def optimize_parallel(
         )
     study.set_searcher(searcher, seed=seed, cheap_metrics=cheap_metrics, initial_configs=initial_configs,
                        **searcher_kwargs)
-    done = study.n_evals
+    done = study.n_evals_seen
     if done >= n_evals:
         return []
     if isinstance(evaluator, WorkerPool):
@@ -124,7 +124,7 @@ def _run(
             if free > 0:
                 for trial in study.ask(free):
                     send(_Job(trial))
-                done = max(done, study.n_evals)  # other processes' evaluations count too
+                done = max(done, study.n_evals_seen)  # other processes' evaluations, read by ask
             if not running and done >= n_evals:
                 break
             if not running:
