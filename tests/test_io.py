@@ -6,7 +6,16 @@ import os
 
 import pytest
 
-from elasticnas._io import MAX_JSON_DEPTH, InputError, OutputPathError, atomic_write_text, parse_json, read_text
+from elasticnas._io import (
+    MAX_JSON_DEPTH,
+    InputError,
+    OutputPathError,
+    atomic_write_dir,
+    atomic_write_text,
+    check_output_dir,
+    parse_json,
+    read_text,
+)
 
 
 def test_read_text_refuses_what_is_not_a_small_regular_utf8_file(tmp_path):
@@ -61,3 +70,44 @@ def test_an_sqlite_database_is_never_overwritten_by_an_output(tmp_path):
     with pytest.raises(OutputPathError, match="is an SQLite database"):
         atomic_write_text(db, "trial,a\n")
     assert db.read_bytes() == before and en.load_study(f"sqlite:///{db}", "s").name == "s"
+
+
+def _write_folder(marker: str, fail: bool = False):
+    def write(tmp: str) -> None:
+        with open(os.path.join(tmp, "weights.bin"), "wb") as fh:
+            fh.write(b"new")
+        if fail:
+            raise OSError(28, "No space left on device")
+        with open(os.path.join(tmp, marker), "w") as fh:
+            fh.write("{}")
+
+    return write
+
+
+def test_folder_outputs_replace_only_empty_or_own_folders_and_appear_whole(tmp_path):
+    marker = "elasticnas.json"
+    out = tmp_path / "model"
+    atomic_write_dir(out, _write_folder(marker), marker=marker)
+    assert sorted(os.listdir(out)) == [marker, "weights.bin"]
+    (out / "weights.bin").write_bytes(b"old")
+    with pytest.raises(OutputPathError, match="No space left"):  # a failed rewrite keeps the old folder whole
+        atomic_write_dir(out, _write_folder(marker, fail=True), marker=marker)
+    assert (out / "weights.bin").read_bytes() == b"old"
+    atomic_write_dir(out, _write_folder(marker), marker=marker)  # its own folder: replaced
+    assert (out / "weights.bin").read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary folder left behind
+
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "cat.jpg").write_bytes(b"x")
+    afile = tmp_path / "notes.txt"
+    afile.write_text("x")
+    link = tmp_path / "link"
+    link.symlink_to(out)
+    for target, message in ((foreign, "did not write"), (afile, "not a folder"), (link, "symbolic link")):
+        with pytest.raises(OutputPathError, match=message):
+            check_output_dir(target, marker=marker)
+    assert (foreign / "cat.jpg").read_bytes() == b"x" and afile.read_text() == "x"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert atomic_write_dir(empty, _write_folder(marker), marker=marker) == empty

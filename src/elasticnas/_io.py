@@ -12,12 +12,17 @@ work and written atomically.
   it into place, so the target is either the old file or the complete new one, also
   when the disk fills; the temporary file is always removed. The new file gets the
   permissions of a plain ``open(path, "w")``: ``0o666`` less the user's umask.
+- Folder outputs (exported models, elastic super-networks) follow the same rules with
+  :func:`check_output_dir` and :func:`atomic_write_dir`: a folder is replaced only when it is
+  empty or was written by elasticnas (it holds the marker file), and a new folder appears
+  complete or not at all.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable
@@ -179,3 +184,80 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, what: str = "o
             fh.write(text)
 
     return atomic_write(path, write, what=what)
+
+
+def check_output_dir(path: str | os.PathLike[str], *, marker: str, what: str = "output folder") -> Path:
+    """``path`` as a :class:`Path`, after checking that a folder may be written there.
+
+    The target must not exist, or be an empty folder, or a folder elasticnas wrote (it holds
+    ``marker``); files, links and other folders are refused in one :class:`OutputPathError` line.
+    """
+    out = Path(os.fspath(path))
+    if not str(out).strip():
+        raise OutputPathError(f"the {what} path is empty")
+    try:
+        st = out.lstat()
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise OutputPathError(f"cannot write {what} {str(out)!r}: {_reason(exc)}") from None
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            raise OutputPathError(f"{what} {str(out)!r} is a symbolic link; elasticnas replaces its own folders only")
+        if not stat.S_ISDIR(st.st_mode):
+            raise OutputPathError(f"{what} {str(out)!r} exists and is not a folder; choose another name")
+        try:
+            entries = os.listdir(out)
+        except OSError as exc:
+            raise OutputPathError(f"cannot write {what} {str(out)!r}: {_reason(exc)}") from None
+        if entries and marker not in entries:
+            raise OutputPathError(
+                f"{what} {str(out)!r} is a folder with files elasticnas did not write (no {marker}); "
+                "choose a new or empty folder"
+            )
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputPathError(f"cannot write {what} {str(out)!r}: folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"cannot write {what} {str(out)!r}: folder {str(parent)!r} is not writable")
+    return out
+
+
+def atomic_write_dir(
+    path: str | os.PathLike[str], write: Callable[[str], None], *, marker: str, what: str = "output folder"
+) -> Path:
+    """Call ``write(tmp_dir)`` on a temporary folder beside ``path``, then move it onto ``path``.
+
+    ``path`` is checked with :func:`check_output_dir` first, and ``write`` must create ``marker``
+    in the folder. An old folder at ``path`` is replaced only after the new one is complete; the
+    temporary folders are always removed. Files get the permissions of plain ``open(.., "w")``.
+    """
+    out = check_output_dir(path, marker=marker, what=what)
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        tmp = tempfile.mkdtemp(dir=parent, prefix=f".{out.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OutputPathError(f"cannot write {what} {str(out)!r}: {_reason(exc)}") from None
+    old = None
+    try:
+        write(tmp)
+        if not os.path.isfile(os.path.join(tmp, marker)):
+            raise OutputPathError(f"{what} {str(out)!r} was not written completely ({marker} missing)")
+        mode = 0o666 & ~_umask()
+        for root, _dirs, files in os.walk(tmp):
+            for name in files:
+                os.chmod(os.path.join(root, name), mode)
+        os.chmod(tmp, 0o777 & ~_umask())
+        if out.exists():
+            old = tempfile.mkdtemp(dir=parent, prefix=f".{out.name}.", suffix=".old")
+            os.replace(out, os.path.join(old, "previous"))
+        os.replace(tmp, out)
+    except OSError as exc:
+        if old is not None and not out.exists():  # put the old folder back
+            os.replace(os.path.join(old, "previous"), out)
+        raise OutputPathError(f"cannot write {what} {str(out)!r}: {_reason(exc)}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return out
