@@ -805,13 +805,13 @@ class Study:
         searcher: str | Searcher | None = None,
         seed: Seed = None,
         cheap_metrics: Mapping[str, CheapMetric] | None = None,
-        batch_size: int = 1,
+        round_size: int = 1,
         show_progress: bool | None = None,
         initial_configs: Sequence[Mapping[str, Any]] = (),
         **searcher_kwargs: Any,
     ) -> list[TrialRecord]:
         """Evaluate configurations until the study holds ``n_evals`` finished evaluations: a loop of
-        :meth:`ask` (``batch_size`` at a time), ``evaluate`` and :meth:`tell`.
+        :meth:`ask` (``round_size`` at a time), ``evaluate`` and :meth:`tell`.
 
         ``evaluate(config)`` returns a dict of metrics including every
         objective; ``cheap_metrics`` are computed exactly for any candidate (and
@@ -823,8 +823,8 @@ class Study:
         """
         if n_evals < 0:
             raise ElasticNASError(f"n_evals must be >= 0, got {n_evals}")
-        if batch_size < 1:
-            raise ElasticNASError(f"batch_size must be >= 1, got {batch_size}")
+        if round_size < 1:
+            raise ElasticNASError(f"round_size must be >= 1, got {round_size}")
         searcher = self.set_searcher(searcher, seed=seed, cheap_metrics=cheap_metrics,
                                      initial_configs=initial_configs, **searcher_kwargs)
         done = self._finished_seen
@@ -845,7 +845,7 @@ class Study:
                     if done >= n_evals:
                         break
                 records = []
-                for trial in self._ask(batch_size, min(batch_size, n_evals - done)):
+                for trial in self._ask(round_size, min(round_size, n_evals - done)):
                     record = self._evaluate(trial, evaluate, self._cheap)
                     records.append(record)
                     done += 1

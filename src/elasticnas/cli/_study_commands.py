@@ -264,7 +264,7 @@ def _search(args: argparse.Namespace) -> int:
             searcher=args.searcher,
             seed=args.seed,
             cheap_metrics=problem.cheap_metrics,
-            batch_size=args.round_size,
+            round_size=args.round_size,
             show_progress=progress,
             initial_configs=initial,
         )
