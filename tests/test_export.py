@@ -10,6 +10,7 @@ import onnx
 import pytest
 import torch
 
+from elasticnas._io import OutputPathError
 from elasticnas.cli import main
 from elasticnas.errors import CheckpointError, InvalidConfigError
 from elasticnas.export import ExportError, ExportRecord, export_subnet, load_subnet
@@ -51,6 +52,30 @@ def test_pt_export_reloads_exactly_and_restores_the_supernet(tiny, tmp_path: Pat
     with torch.no_grad():
         assert torch.equal(net(x), tiny.extract(TINY_CFG)(x))
     assert json.loads(json.dumps(record.to_json()))["config_id"] == tiny.search_space.config_id(TINY_CFG)
+
+
+def test_safetensors_folder_reloads_exactly_and_replaces_only_its_own_folders(tiny, tmp_path: Path) -> None:
+    out = tmp_path / "net"
+    record = export_subnet(tiny, TINY_CFG, "safetensors", out, recalibrate=False)
+    assert record.max_abs_diff == 0.0 and sorted(p.name for p in out.iterdir()) == ["elasticnas.json", "model.safetensors"]
+    net = load_subnet(out)
+    assert net.elasticnas_info["config"] == tiny.search_space.validate(TINY_CFG)
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(net(x), tiny.extract(TINY_CFG)(x))
+    export_subnet(tiny, tiny.min_config(), "safetensors", out, recalibrate=False)  # its own folder: replaced
+    assert load_subnet(out).elasticnas_info["config"] == tiny.min_config()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "cat.jpg").write_bytes(b"x")
+    with pytest.raises(OutputPathError, match="did not write"):
+        export_subnet(tiny, TINY_CFG, "safetensors", photos, recalibrate=False)
+    assert [p.name for p in photos.iterdir()] == ["cat.jpg"]
+    with pytest.raises(CheckpointError, match="not an elasticnas export folder"):
+        load_subnet(photos)
+    with pytest.raises(ExportError, match="Hugging Face super-networks"):
+        export_subnet(tiny, TINY_CFG, "hf", tmp_path / "hf", recalibrate=False)
+    assert not (tmp_path / "hf").exists()
 
 
 def test_onnx_export_matches_pytorch_in_onnxruntime(tiny, tmp_path: Path) -> None:

@@ -1,11 +1,18 @@
-"""Export sub-networks as standalone PyTorch (``pt``) or ONNX files, with a parity check.
+"""Export sub-networks as standalone files or folders, with a parity check.
 
-``pt`` files hold the super-network's family, the architecture as JSON (OFA ``net.config``
-format for the OFA families) and the weights, and reload with :func:`load_subnet` through
-``torch.load(..., weights_only=True)`` (no pickled code) and the builder registered for the
-family (:func:`~elasticnas.supernets.register_subnet_builder`). ``onnx`` files take one input per
-tensor of the family's ``example_inputs``, each with a dynamic batch axis, and are checked in
-ONNX Runtime against the PyTorch sub-network on the same seeded inputs.
+- ``pt``: one file with the super-network's family, the architecture as JSON (OFA ``net.config``
+  format for the OFA families) and the weights; reloads with :func:`load_subnet` through
+  ``torch.load(..., weights_only=True)`` (no pickled code) and the builder registered for the
+  family (:func:`~elasticnas.supernets.register_subnet_builder`).
+- ``safetensors``: the same as a folder of ``model.safetensors`` and ``elasticnas.json``, also read
+  by :func:`load_subnet`.
+- ``onnx``: one input per tensor of the family's ``example_inputs``, each with a dynamic batch axis.
+- ``hf``: a Hugging Face folder (``save_pretrained``, with the tokenizer or image processor of the
+  super-network's folder) that ``AutoModelFor*.from_pretrained`` loads without remote code; for
+  sub-networks of Hugging Face super-networks whose layers share one shape.
+
+Every export is reloaded (or run in ONNX Runtime) and compared with the PyTorch sub-network on
+the same seeded inputs before it replaces anything.
 """
 
 from __future__ import annotations
@@ -28,9 +35,12 @@ if TYPE_CHECKING:  # PyTorch is imported where it is used, so that FORMATS loads
     from elasticnas.measure.latency import Inputs
     from elasticnas.supernets import Supernet
 
-FORMATS = ("pt", "onnx")
+FORMATS = ("pt", "onnx", "safetensors", "hf")
+FOLDER_FORMATS = ("safetensors", "hf")
 _PT_FORMAT = "elasticnas-subnet"
 _PT_VERSION = 1
+INFO_FILE = "elasticnas.json"  # in exported folders: what was exported (and the mark of a folder elasticnas wrote)
+WEIGHTS_FILE = "model.safetensors"
 
 
 class ExportError(ElasticNASError):
@@ -132,7 +142,7 @@ def _calibration(calibration_data: Any, recalibrate: bool, sub: nn.Module, super
 def export_subnet(
     supernet: Supernet | str,
     config: Mapping[str, Any],
-    format: Literal["pt", "onnx"] = "pt",  # noqa: A002 - the public name users pass
+    format: Literal["pt", "onnx", "safetensors", "hf"] = "pt",  # noqa: A002 - the public name users pass
     path: str | os.PathLike[str] | None = None,
     *,
     weights: str | os.PathLike[str] | None = None,
@@ -158,7 +168,7 @@ def export_subnet(
     """
     import torch
 
-    from elasticnas._io import atomic_write, check_output_path
+    from elasticnas._io import atomic_write, atomic_write_dir, check_output_dir, check_output_path
 
     if format not in FORMATS:
         raise ExportError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
@@ -166,7 +176,10 @@ def export_subnet(
         raise ExportError("export_subnet needs an output path")
     from elasticnas.data._spec import resolve_data
 
-    out = os.fspath(check_output_path(path, what="export file"))
+    if format in FOLDER_FORMATS:
+        out = os.fspath(check_output_dir(path, marker=INFO_FILE, what="export folder"))
+    else:
+        out = os.fspath(check_output_path(path, what="export file"))
     val = None if val_data is None else resolve_data(val_data)  # a bad data spec is refused before any work
     if isinstance(supernet, str):
         supernet = create_supernet(supernet, weights=weights)
@@ -174,9 +187,9 @@ def export_subnet(
         supernet.load_weights(weights)
     space = supernet.search_space
     cfg = space.validate(config)
-    if format == "pt" and supernet.family not in SUBNET_BUILDERS:
+    if format in ("pt", "safetensors") and supernet.family not in SUBNET_BUILDERS:
         raise ExportError(
-            f"super-network {supernet.name or type(supernet).__name__!r} cannot be exported as pt: its family "
+            f"super-network {supernet.name or type(supernet).__name__!r} cannot be exported as {format}: its family "
             f"{supernet.family!r} has no sub-network builder (register_subnet_builder); export it as onnx"
         )
     xs = supernet.example_inputs(cfg, batch_size, seed=seed)
@@ -188,27 +201,36 @@ def export_subnet(
     used = 0 if calibration is None else supernet.calibrate(sub, cfg, calibration)
     with torch.no_grad():
         ref = sub(*xs)
+
+    info = {
+        "format": _PT_FORMAT,
+        "version": _PT_VERSION,
+        "supernet": supernet.name,
+        "family": supernet.family,
+        "config": json.dumps(cfg),
+        "input_shape": _as_lists(shape),
+        "arch": json.dumps(supernet.arch(cfg)),
+    }
     diffs: list[float] = []
+    accuracies: list[float] = []
 
     def write(tmp: str) -> None:
         if format == "pt":
-            torch.save(
-                {
-                    "format": _PT_FORMAT,
-                    "version": _PT_VERSION,
-                    "supernet": supernet.name,
-                    "family": supernet.family,
-                    "config": json.dumps(cfg),
-                    "input_shape": _as_lists(shape),
-                    "arch": json.dumps(supernet.arch(cfg)),
-                    "state_dict": sub.state_dict(),
-                },
-                tmp,
-            )
+            torch.save({**info, "state_dict": sub.state_dict()}, tmp)
+        elif format == "safetensors":
+            from safetensors.torch import save_model
+
+            save_model(sub, os.path.join(tmp, WEIGHTS_FILE))
+        elif format == "hf":
+            _save_hf(supernet, cfg, sub, tmp)
+        if format in FOLDER_FORMATS:
+            with open(os.path.join(tmp, INFO_FILE), "w", encoding="utf-8") as fh:
+                json.dump({**info, "format": f"{_PT_FORMAT}-{format}"}, fh, indent=1)
+        if format == "onnx":
+            diff = _export_onnx(sub, xs, tmp, opset, ref)
+        else:
             with torch.no_grad():
                 diff = _max_diff(load_subnet(tmp)(*xs), ref)
-        else:
-            diff = _export_onnx(sub, xs, tmp, opset, ref)
         if check and not diff <= atol:
             raise ExportError(
                 f"exported {format} model differs from the PyTorch sub-network by {diff:.3g} > atol {atol:g}"
@@ -217,8 +239,10 @@ def export_subnet(
         if val is not None:  # scored before it replaces anything: unreadable data leaves the old file
             accuracies.append(_file_accuracy(tmp, format, val, supernet, cfg, val_batches))
 
-    accuracies: list[float] = []
-    atomic_write(out, write, what="export file")
+    if format in FOLDER_FORMATS:
+        atomic_write_dir(out, write, marker=INFO_FILE, what="export folder")
+    else:
+        atomic_write(out, write, what="export file")
     costs = supernet.costs(cfg)
     return ExportRecord(
         path=out,
@@ -237,6 +261,17 @@ def export_subnet(
     )
 
 
+def _save_hf(supernet: Supernet, config: Mapping[str, Any], sub: nn.Module, folder: str) -> None:
+    """Write sub-network ``config`` (extracted as ``sub``) as a Hugging Face folder, if its family can."""
+    save = getattr(supernet, "save_subnet_pretrained", None)
+    if save is None:
+        raise ExportError(
+            f"format hf is for sub-networks of Hugging Face super-networks (--supernet hf:PATH); export "
+            f"{supernet.name or type(supernet).__name__!r} sub-networks as onnx, pt or safetensors"
+        )
+    save(config, sub, folder)
+
+
 def _file_accuracy(
     path: str, format: str, val_data: Any, supernet: Supernet, config: Mapping[str, Any], max_batches: int | None
 ) -> float:
@@ -246,7 +281,7 @@ def _file_accuracy(
     from elasticnas.measure.accuracy import evaluate_accuracy
     from elasticnas.supernets import ImageSupernet
 
-    model = load_subnet(path) if format == "pt" else _onnx_module(path)
+    model = _onnx_module(path) if format == "onnx" else load_subnet(path)
     resolution, channels = None, 3
     if isinstance(supernet, ImageSupernet):
         channels, resolution, _ = supernet.input_shape(config)
@@ -294,32 +329,36 @@ def _onnx_module(path: str) -> nn.Module:
     import torch
     from torch import nn
 
+    from elasticnas.measure.latency import onnx_feed
+
     class OnnxModule(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-            self.input_name = self.session.get_inputs()[0].name
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            (logits,) = self.session.run(None, {self.input_name: x.detach().cpu().numpy()})
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            (logits,) = self.session.run(None, onnx_feed(self.session, inputs))
             return torch.from_numpy(logits)
 
     return OnnxModule()
 
 
 def load_subnet(path: str | os.PathLike[str]) -> nn.Module:
-    """Rebuild a sub-network written by :func:`export_subnet` in ``pt`` format (eval mode).
+    """Rebuild a sub-network written by :func:`export_subnet` (eval mode): a ``pt`` file, or a
+    ``safetensors`` or ``hf`` folder.
 
-    Reads with ``torch.load(..., weights_only=True)`` and rebuilds the module with the builder
-    registered for the recorded family (files without one name it in the architecture, as OFA's
-    ``net.config`` does). The exported configuration and super-network name are on
-    ``module.elasticnas_info``.
+    ``pt`` files are read with ``torch.load(..., weights_only=True)``; the module is rebuilt with
+    the builder registered for the recorded family (files without one name it in the
+    architecture, as OFA's ``net.config`` does). The exported configuration and super-network
+    name are on ``module.elasticnas_info``.
     """
     import torch
 
     from elasticnas.supernets import build_subnet
 
     src = os.fspath(path)
+    if os.path.isdir(src):
+        return _load_folder(src)
     try:
         data = torch.load(src, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -344,12 +383,43 @@ def load_subnet(path: str | os.PathLike[str]) -> nn.Module:
     except (KeyError, ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{src!r} holds an inconsistent sub-network: {first}") from None
+    return _with_info(net, data)
+
+
+def _with_info(net: nn.Module, info: Mapping[str, Any]) -> nn.Module:
     net.elasticnas_info = {  # type: ignore[assignment]  # a plain attribute on the rebuilt module
-        "supernet": data.get("supernet"),
-        "config": json.loads(data["config"]),
-        "input_shape": _as_tuples(data["input_shape"]),
+        "supernet": info.get("supernet"),
+        "config": json.loads(info["config"]),
+        "input_shape": _as_tuples(info["input_shape"]),
     }
     return net.eval()
+
+
+def _load_folder(src: str) -> nn.Module:
+    """A ``safetensors`` or ``hf`` export folder as a module (see :func:`load_subnet`)."""
+    from elasticnas._io import InputError, parse_json, read_text
+    from elasticnas.supernets import build_subnet
+
+    try:
+        info = parse_json(read_text(os.path.join(src, INFO_FILE), what="export description"))
+    except InputError as exc:
+        raise CheckpointError(f"{src!r} is not an elasticnas export folder: {exc}") from None
+    kind = info.get("format") if isinstance(info, dict) else None
+    if kind not in (f"{_PT_FORMAT}-safetensors", f"{_PT_FORMAT}-hf") or info.get("version") != _PT_VERSION:
+        raise CheckpointError(f"{src!r} holds no elasticnas sub-network this version reads ({INFO_FILE}: {kind!r})")
+    try:
+        if kind.endswith("-hf"):
+            from elasticnas.supernets.hf import load_hf_subnet
+
+            return _with_info(load_hf_subnet(src), info)
+        from safetensors.torch import load_model
+
+        net = build_subnet(json.loads(info["arch"]), info["family"])
+        load_model(net, os.path.join(src, WEIGHTS_FILE), strict=True)
+    except (KeyError, ValueError, RuntimeError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{src!r} holds an inconsistent sub-network: {first}") from None
+    return _with_info(net, info)
 
 
 __all__ = ["ExportError", "ExportRecord", "export_subnet", "load_subnet"]
