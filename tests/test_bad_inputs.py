@@ -115,9 +115,14 @@ cli("unknown-command", "`elasticnas serch`", ("serch",),
 cli("unknown-searcher", "`--searcher nsga4`", SEARCH + ("--searcher", "nsga4"),
     PREFIX + "unknown searcher 'nsga4'; choose one of: agemoea, linas, nsga2, optuna_nsga2, optuna_tpe, predicted_hvi, "
     "random, smsemoa")
-cli("nothing-to-search", "neither `--problem` nor `--supernet` (for a new study)", ("search", "--storage", "{db}", "--study", "new"),
-    PREFIX + "give exactly one of --problem NAME or --supernet NAME to start study 'new' (no study named 'new' in '{db}'; "
-    "studies there: s)")
+cli(
+    "nothing-to-search",
+    "neither `--problem` nor `--supernet` (for a new study)",
+    ("search", "--storage", "{db}", "--study", "new"),
+    PREFIX
+    + "give exactly one of --problem NAME or --supernet NAME to start study 'new' (no study named 'new' in '{db}'; "
+    "studies there: s)",
+)
 cli("two-things-to-search", "both `--problem` and `--supernet`", SEARCH + ("--supernet", "tiny_mbv3"),
     PREFIX + "give exactly one of --problem NAME or --supernet NAME")
 cli("unknown-problem", "`--problem nosuch`", ("search", "--problem", "nosuch", "--storage", "{db}"),
@@ -133,8 +138,12 @@ cli("ray-address-refused", "`--ray-address 127.0.0.1:1` (nothing listens)", SEAR
 # -- constraint syntax
 cli("constraint-syntax", "`--constraint 'latency<<3'`", SEARCH + ("--constraint", "latency<<3"),
     PREFIX + "cannot parse constraint 'latency<<3'; write METRIC<=NUMBER or METRIC>=NUMBER, e.g. latency_ms<=20")
-cli("constraint-infinite", "`--constraint 'latency_note10_ms<=1e999'`", SEARCH + ("--constraint", "latency_note10_ms<=1e999"),
-    PREFIX + "constraint 'latency_note10_ms<=1e999': the bound must be a finite number")
+cli(
+    "constraint-infinite",
+    "`--constraint 'latency_note10_ms<=1e999'`",
+    SEARCH + ("--constraint", "latency_note10_ms<=1e999"),
+    PREFIX + "constraint 'latency_note10_ms<=1e999': the bound must be a finite number",
+)
 cli("constraint-two-points", "`--constraint 'latency_note10_ms<=1.2.3'`",
     SEARCH + ("--constraint", "latency_note10_ms<=1.2.3"),
     PREFIX + "cannot parse constraint 'latency_note10_ms<=1.2.3'; write METRIC<=NUMBER or METRIC>=NUMBER, "
@@ -181,9 +190,13 @@ cli("data-is-a-file", "`--val-data` a file, not a folder", FRESH + ("--val-data"
     PREFIX + "image folder '{tmp}/a_file' does not exist or is not a directory")
 cli("data-empty", "`--val-data` an empty folder", FRESH + ("--val-data", "{tmp}/data_empty/val"),
     PREFIX + "image folder '{tmp}/data_empty/val' has no class sub-folders (expected root/<class>/<image>)")
-cli("data-no-images", "`--val-data` whose class folders hold no images", FRESH + ("--val-data", "{tmp}/data_no_images/val"),
+cli(
+    "data-no-images",
+    "`--val-data` whose class folders hold no images",
+    FRESH + ("--val-data", "{tmp}/data_no_images/val"),
     PREFIX + "image folder '{tmp}/data_no_images/val' holds no images (.jpg, .jpeg, .png, .bmp, .gif, .tif, .tiff, "
-    ".webp, .ppm)")
+    ".webp, .ppm)",
+)
 cli("data-unreadable-image", "`--val-data` holding an image that cannot be decoded",
     FRESH + ("--val-data", "{tmp}/data_corrupt/val"),
     PREFIX + "cannot decode image '{tmp}/data_corrupt/val/cat/0.png': cannot identify image file "
@@ -191,9 +204,13 @@ cli("data-unreadable-image", "`--val-data` holding an image that cannot be decod
 # -- storage
 cli("storage-scheme", "`--storage ftp://host/db`", ("search", "--problem", PROBLEM, "--storage", "ftp://host/db"),
     PREFIX + "cannot open storage 'ftp://host/db': use sqlite:///FILE.db, postgresql://USER@HOST/DB or mysql://...")
-cli("storage-no-folder", "`--storage` SQLite file in a folder that does not exist",
+cli(
+    "storage-no-folder",
+    "`--storage` SQLite file in a folder that does not exist",
     ("search", "--problem", PROBLEM, "--storage", "sqlite:////nonexistent-dir/x.db"),
-    PREFIX + "cannot open storage 'sqlite:////nonexistent-dir/x.db': (sqlite3.OperationalError) unable to open database file")
+    PREFIX
+    + "cannot open storage 'sqlite:////nonexistent-dir/x.db': (sqlite3.OperationalError) unable to open database file",
+)
 cli("storage-not-a-database", "`--storage` a file that is not SQLite",
     ("pareto", "--storage", "sqlite:///{tmp}/not_sqlite.db", "--study", "s"),
     "elasticnas pareto: error: cannot open storage 'sqlite:///{tmp}/not_sqlite.db': (sqlite3.DatabaseError) file is "
@@ -243,8 +260,12 @@ cli("csv-onto-the-database", "`pareto --csv` naming the study's own database fil
     ("pareto", "--storage", "{db}", "--study", "s", "--csv", "{tmp}/s.db"),
     "elasticnas pareto: error: CSV file '{tmp}/s.db' is an SQLite database (a study storage?); elasticnas does not "
     "overwrite it: choose another file name")
-cli("objective-twice", "`--objectives accuracy_top1,accuracy_top1`", SEARCH + ("--objectives", "accuracy_top1,accuracy_top1"),
-    PREFIX + "--objectives names 'accuracy_top1' twice; give each objective once")
+cli(
+    "objective-twice",
+    "`--objectives accuracy_top1,accuracy_top1`",
+    SEARCH + ("--objectives", "accuracy_top1,accuracy_top1"),
+    PREFIX + "--objectives names 'accuracy_top1' twice; give each objective once",
+)
 cli("config-nested-too-deep", "`export --config` nested 10,000 levels deep", EXPORT + ("[" * 10_000 + "]" * 10_000,),
     "elasticnas export: error: --config nests deeper than 64 levels")
 
@@ -473,7 +494,9 @@ def test_export_to_an_unwritable_path_is_one_line(tmp, capsys):
 # -- the documentation lists every case with its message
 def test_docs_table_lists_every_case_with_its_exact_message():
     text = DOC.read_text()
-    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([a-z0-9-]+)` \|[^|]*\|[^|]*\|\s*`(.+)`\s*\|$", text, re.M)}
+    rows = {
+        m.group(1): m.group(2) for m in re.finditer(r"^\| `([a-z0-9-]+)` \|[^|]*\|[^|]*\|\s*`(.+)`\s*\|$", text, re.M)
+    }
     assert len(CASES) >= 30
     for case in CASES:
         assert case.id in rows, f"{case.id} is missing from {DOC.name}"

@@ -78,7 +78,9 @@ def test_full_disk_while_writing_the_checkpoint_keeps_the_previous_one(tmp_path,
     monkeypatch.setattr(torch, "save", half_then_full)
     capsys.readouterr()
     status, err = run([*TRAIN, "--out", str(out), "--overwrite", "--seed", "1"], capsys)
-    assert status == 2 and err == [f"elasticnas train: error: cannot write checkpoint {str(out)!r}: No space left on device"]
+    assert status == 2 and err == [
+        f"elasticnas train: error: cannot write checkpoint {str(out)!r}: No space left on device"
+    ]
     assert out.read_bytes() == before and no_temporary_files(tmp_path)
 
 
@@ -93,8 +95,9 @@ def test_full_disk_while_writing_the_weights_leaves_no_file(tmp_path, capsys, mo
 
     monkeypatch.setattr(torch, "save", full_for_weights)
     status, err = run([*TRAIN, "--out", str(tmp_path / "ck.pt"), "--weights-out", str(tmp_path / "w.pt")], capsys)
-    assert status == 2 and err[-1] == (f"elasticnas train: error: cannot write weights file {str(tmp_path / 'w.pt')!r}: "
-                                       "No space left on device")
+    assert status == 2 and err[-1] == (
+        f"elasticnas train: error: cannot write weights file {str(tmp_path / 'w.pt')!r}: No space left on device"
+    )
     assert not (tmp_path / "w.pt").exists() and no_temporary_files(tmp_path)
     assert torch.load(tmp_path / "ck.pt", weights_only=True)["epoch"] == 1  # the finished epoch is kept
 
@@ -132,7 +135,9 @@ def small_tmpfs(tmp_path) -> Iterator[Path]:
     """A real 256 KiB file system (needs root; skipped elsewhere)."""
     mount = tmp_path / "small"
     mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True, check=False).returncode:
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True, check=False
+    ).returncode:
         pytest.skip("cannot mount a tmpfs here")
     try:
         yield mount
@@ -198,7 +203,8 @@ def test_a_mistyped_database_path_is_refused_and_not_created(tmp_path, capsys):
         status, err = run([*argv, "--storage", f"sqlite:///{tmp_path / 'typo.db'}"], capsys)
         typo = tmp_path / "typo.db"
         assert status == 2 and err == [
-            f"elasticnas {argv[0]}: error: cannot open storage 'sqlite:///{typo}': no database file '{typo}'; check the path"
+            f"elasticnas {argv[0]}: error: cannot open storage 'sqlite:///{typo}': "
+            f"no database file '{typo}'; check the path"
         ]
     assert os.listdir(tmp_path) == []
 

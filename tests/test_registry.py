@@ -46,7 +46,13 @@ print(json.dumps({{"heavy": [m for m in {HEAVY!r} if m in sys.modules], "names":
 
 @pytest.mark.parametrize(
     "argv",
-    [["search", "--help"], ["measure", "--help"], ["lut", "build", "--help"], ["export", "--help"], ["train", "--help"]],
+    [
+        ["search", "--help"],
+        ["measure", "--help"],
+        ["lut", "build", "--help"],
+        ["export", "--help"],
+        ["train", "--help"],
+    ],
     ids=" ".join,
 )
 def test_help_listing_names_loads_no_heavy_library(argv):

@@ -120,7 +120,8 @@ def check_output_path(path: str | os.PathLike[str], *, what: str = "output file"
             raise OutputPathError(f"{what} {str(out)!r} is a symbolic link; elasticnas replaces regular files only")
         if not stat.S_ISREG(st.st_mode):
             raise OutputPathError(
-                f"{what} {str(out)!r} is a special file (device, FIFO or socket); elasticnas replaces regular files only"
+                f"{what} {str(out)!r} is a special file (device, FIFO or socket); "
+                "elasticnas replaces regular files only"
             )
         if _is_sqlite_database(out):
             raise OutputPathError(

@@ -366,9 +366,13 @@ def load_subnet(path: str | os.PathLike[str]) -> nn.Module:
     except Exception as exc:  # noqa: BLE001
         raise CheckpointError(f"sub-network file {src!r} could not be read safely: {type(exc).__name__}") from None
     if not isinstance(data, dict) or data.get("format") != _PT_FORMAT:
-        raise CheckpointError(f"{src!r} is not an elasticnas sub-network file (written by export_subnet(..., format='pt'))")
+        raise CheckpointError(
+            f"{src!r} is not an elasticnas sub-network file (written by export_subnet(..., format='pt'))"
+        )
     if data.get("version") != _PT_VERSION:
-        raise CheckpointError(f"{src!r} has sub-network format version {data.get('version')!r}; this elasticnas reads {_PT_VERSION}")
+        raise CheckpointError(
+            f"{src!r} has sub-network format version {data.get('version')!r}; this elasticnas reads {_PT_VERSION}"
+        )
     family = data.get("family")
     try:
         arch = json.loads(data["arch"])

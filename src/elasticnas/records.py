@@ -93,7 +93,9 @@ class Constraint:
             raise ElasticNASError(f"constraint operator {self.op!r} is not one of {', '.join(_OPS)}")
         bound = _finite(self.bound)
         if bound is None:
-            raise ElasticNASError(f"constraint on {self.metric!r}: the bound must be a finite number, got {self.bound!r}")
+            raise ElasticNASError(
+                f"constraint on {self.metric!r}: the bound must be a finite number, got {self.bound!r}"
+            )
         object.__setattr__(self, "bound", bound)
 
     @classmethod

@@ -88,7 +88,8 @@ class Registry(Generic[T]):
         return key in self._entries or key in self._aliases
 
     def _load_plugins(self) -> None:
-        """Register the entry points of this kind's group (once), lazily; a clash with a name is warned of and skipped."""
+        """Register the entry points of this kind's group (once), lazily; a clash with a name is warned of
+        and skipped."""
         group, self._plugin_group = self._plugin_group, None
         if group is None:
             return

@@ -51,7 +51,9 @@ _RUNS_ATTR = "elasticnas_runs"  # one entry per optimize call: searcher, seed, v
 REFERENCE_TRIALS = 10
 STALL_S = 10.0  # a search alone on its study gives up after proposing nothing new for this long
 # user attributes of a trial that hold elasticnas bookkeeping: no metric is copied onto these names
-_RESERVED_TRIAL_ATTRS = frozenset({"config", "config_id", "metrics", "error", "retry", "duplicate_of", "interrupted_by"})
+_RESERVED_TRIAL_ATTRS = frozenset(
+    {"config", "config_id", "metrics", "error", "retry", "duplicate_of", "interrupted_by"}
+)
 _STATES = {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed"}
 
 
@@ -388,7 +390,8 @@ class Study:
         ]
         if not chosen:
             limits = ", ".join(
-                f"{n} {'<=' if sign[n] > 0 else '>='} {b:g} (best on the front: {sign[n] * min(sign[n] * r.metrics[n] for r in front):g})"
+                f"{n} {'<=' if sign[n] > 0 else '>='} {b:g} "
+                f"(best on the front: {sign[n] * min(sign[n] * r.metrics[n] for r in front):g})"
                 for n, b in bounds.items()
             )
             raise ElasticNASError(f"no feasible trial of study {self.name!r} meets {limits}")
@@ -567,7 +570,8 @@ class Study:
             missing = [n for n in names if n not in metrics]
             if missing:
                 raise EvaluationError(
-                    f"the evaluator did not return {kind} {missing[0]!r}; it returned: {', '.join(metrics) or 'nothing'}"
+                    f"the evaluator did not return {kind} {missing[0]!r}; "
+                    f"it returned: {', '.join(metrics) or 'nothing'}"
                 )
         bad = [k for k, v in metrics.items() if not math.isfinite(v)]
         if bad:

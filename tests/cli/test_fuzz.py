@@ -287,8 +287,12 @@ def test_every_numeric_option_uses_a_checked_type():
     assert not loose, loose
 
 
-NUMERIC = [(command, _name(a)) for command, parser in PARSERS.items() for a in options(parser)
-           if a.type is not None and getattr(a.type, "__module__", "") == _args.__name__ and a.type is not _args.input_file]
+NUMERIC = [
+    (command, _name(a))
+    for command, parser in PARSERS.items()
+    for a in options(parser)
+    if a.type is not None and getattr(a.type, "__module__", "") == _args.__name__ and a.type is not _args.input_file
+]
 
 
 @pytest.mark.parametrize(("command", "option"), NUMERIC, ids=lambda x: x.replace(" ", "-") if isinstance(x, str) else x)

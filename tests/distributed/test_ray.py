@@ -169,7 +169,8 @@ def test_workers_the_cluster_cannot_place_are_one_clear_error(ray_cluster):
     with pytest.raises(en.ElasticNASError) as exc:
         WorkerPool(SlowToyEvaluator("/nonexistent"), n_workers=1, actor_options={"num_cpus": 64}, start_timeout_s=2)
     assert str(exc.value) == (
-        "1 evaluation workers did not start within 2 s; does the Ray cluster have free resources for each (num_cpus=64)?"
+        "1 evaluation workers did not start within 2 s; "
+        "does the Ray cluster have free resources for each (num_cpus=64)?"
     )
 
 

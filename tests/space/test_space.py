@@ -199,14 +199,18 @@ def test_inactive_genes_are_canonicalised_everywhere(skips):
     G = np.array([[0, 1, 2], [1, 1, 2]])
     np.testing.assert_array_equal(skips.canonical_genes(G), [[0, 1, 0], [1, 1, 2]])
     np.testing.assert_array_equal(skips.validate_genes(G), skips.canonical_genes(G))
-    assert skips.from_genes_many(G) == [skips.from_genes(g) for g in G] == [{"d": 1, "ks": [5, 3]}, {"d": 2, "ks": [5, 7]}]
+    assert (
+        skips.from_genes_many(G) == [skips.from_genes(g) for g in G] == [{"d": 1, "ks": [5, 3]}, {"d": 2, "ks": [5, 7]}]
+    )
     np.testing.assert_array_equal(skips.encode_genes(G)[0], [1, 0, 0, 1, 0, 0, 0, 0])  # block 1 columns all zero
 
 
 def test_validate_genes_names_row_key_and_position(space):
     G = np.zeros((3, space.n_genes), dtype=int)
     G[2, 21] = 3
-    with pytest.raises(en.InvalidConfigError, match=r"row 2: gene 3 out of range for key 'e' position 1; it takes 0..2"):
+    with pytest.raises(
+        en.InvalidConfigError, match=r"row 2: gene 3 out of range for key 'e' position 1; it takes 0..2"
+    ):
         space.validate_genes(G)
     with pytest.raises(en.InvalidConfigError, match="expected 46 genes"):
         space.validate_genes(np.zeros((2, 5), dtype=int))
@@ -244,10 +248,13 @@ def test_product_is_flat_and_its_parts_canonicalise_their_keys(space, product):
     assert product.validate(cfg) == {**arch, "depth": 1, "rank": [8, 4], "bits": [4, 8, 8]}
     assert product.split(cfg) == [arch, {"depth": 1, "rank": [8, 4]}, {"bits": [4, 8, 8]}]
     np.testing.assert_array_equal(product.to_genes(cfg), np.concatenate([space.to_genes(arch), [0, 1, 0], [0, 1, 1]]))
-    assert product.config_id(cfg) == product.config_id({**cfg, "rank": [8, 4]}) != product.config_id({**cfg, "depth": 2})
+    assert (
+        product.config_id(cfg) == product.config_id({**cfg, "rank": [8, 4]}) != product.config_id({**cfg, "depth": 2})
+    )
     G = np.stack([product.to_genes(cfg)] * 2)
     np.testing.assert_array_equal(
-        product.encode_genes(G), np.hstack([p.encode_genes(G[:, s]) for p, s in zip(product.parts, product._slices, strict=True)])
+        product.encode_genes(G),
+        np.hstack([p.encode_genes(G[:, s]) for p, s in zip(product.parts, product._slices, strict=True)]),
     )
 
 
@@ -281,4 +288,6 @@ def test_property_product_genes_round_trip(a, b, seed):
     product = a * b
     cfg = product.sample(seed=seed)
     assert product.from_genes(product.to_genes(cfg)) == cfg
-    np.testing.assert_array_equal(product.to_genes(cfg), np.concatenate([a.to_genes(product.split(cfg)[0]), b.to_genes(product.split(cfg)[1])]))
+    np.testing.assert_array_equal(
+        product.to_genes(cfg), np.concatenate([a.to_genes(product.split(cfg)[0]), b.to_genes(product.split(cfg)[1])])
+    )

@@ -139,7 +139,10 @@ def ofa_mbv3_shapes(width_mult: float) -> dict[str, tuple]:
             if se:
                 r = _md(mid // 4)
                 s[f"{p}.depth_conv.se.fc.reduce.weight"], s[f"{p}.depth_conv.se.fc.reduce.bias"] = (r, mid, 1, 1), (r,)
-                s[f"{p}.depth_conv.se.fc.expand.weight"], s[f"{p}.depth_conv.se.fc.expand.bias"] = (mid, r, 1, 1), (mid,)
+                s[f"{p}.depth_conv.se.fc.expand.weight"], s[f"{p}.depth_conv.se.fc.expand.bias"] = (
+                    (mid, r, 1, 1),
+                    (mid,),
+                )
             s[f"{p}.point_linear.conv.conv.weight"] = (width, mid, 1, 1)
             s |= _bn(f"{p}.point_linear.bn.bn", width)
             cin, i = width, i + 1
@@ -189,7 +192,11 @@ def _ofa_checkpoint(name: str, legacy: bool, seed: int = 3) -> dict[str, torch.T
     """A state dict as OFA writes it, random values; ``legacy``: the older spelling
     (``mobile_inverted_conv``, flat ``.bn.`` / ``conv.weight``) OFA's own loader accepts."""
     gen = torch.Generator().manual_seed(seed)
-    shapes = ofa_mbv3_shapes(1.0 if name == "ofa_mbv3_w10" else 1.2) if name.startswith("ofa_mbv3") else ofa_resnet50_shapes()
+    shapes = (
+        ofa_mbv3_shapes(1.0 if name == "ofa_mbv3_w10" else 1.2)
+        if name.startswith("ofa_mbv3")
+        else ofa_resnet50_shapes()
+    )
     out = {}
     for key, shape in shapes.items():
         value = torch.randint(0, 5, shape, generator=gen) if not shape else 0.1 * torch.randn(shape, generator=gen)

@@ -123,7 +123,8 @@ def non_negative_float(text: str) -> float:
 
 
 def input_file(text: str) -> str:
-    """argparse type: a file to read; one that exists must be a regular file (a FIFO or device would block or never end).
+    """argparse type: a file to read; one that exists must be a regular file (a FIFO or device would
+    block or never end).
 
     A missing file passes: its reader says so in its own words.
     """

@@ -34,7 +34,9 @@ def read_config(text: str) -> dict[str, Any]:
     except InputError as exc:
         raise InvalidConfigError(str(exc)) from None
     if not isinstance(data, dict):
-        raise InvalidConfigError(f"{source} must be a JSON object such as {{\"ks\": [...], \"e\": [...], \"d\": [...], \"r\": 224}}")
+        raise InvalidConfigError(
+            f"{source} must be a JSON object such as " '{"ks": [...], "e": [...], "d": [...], "r": 224}'
+        )
     return data
 
 
@@ -64,8 +66,8 @@ def _fill(p: argparse.ArgumentParser) -> None:
     trial.add_argument("--trial", type=non_negative_int, help="trial number (see 'elasticnas pareto')")
     direct = p.add_argument_group("or a super-network and a configuration")
     direct.add_argument("--supernet", help="registered super-network name, e.g. ofa_mbv3_w10, tiny_mbv3")
-    direct.add_argument("--weights", type=input_file, help="checkpoint of the super-network (default: its built-in weights if it has "
-                        "some, else seeded random ones)")
+    direct.add_argument("--weights", type=input_file, help="checkpoint of the super-network (default: its built-in "
+                        "weights if it has some, else seeded random ones)")
     direct.add_argument("--config", help="configuration as JSON text, or @FILE holding it")
     p.add_argument("--format", choices=FORMATS, default="onnx", help="output format")
     p.add_argument("--out", required=True, help="output file")
@@ -74,7 +76,8 @@ def _fill(p: argparse.ArgumentParser) -> None:
                       "NAME:SPLIT (default: what the study recorded, else the super-network's built-in calibration "
                       "split)")
     data.add_argument("--no-recalibrate", action="store_true",
-                      help="keep the super-network's BatchNorm statistics (the file then differs from what was measured)")
+                      help="keep the super-network's BatchNorm statistics (the file then differs from what was "
+                      "measured)")
     data.add_argument("--val-data", help="data to score the exported file on (default: what the study recorded, else "
                       "the super-network's built-in validation split)")
     p.add_argument("--atol", type=positive_float, default=1e-4, help="largest accepted |exported - PyTorch|")
@@ -86,7 +89,9 @@ def _direct(args: argparse.Namespace) -> ExportRecord:
     from elasticnas.problems._supernet import BUILTIN_DATA, builtin_data
 
     if args.config is None:
-        raise ElasticNASError("--supernet needs --config JSON (or @FILE); or export a study's trial with --study and --trial")
+        raise ElasticNASError(
+            "--supernet needs --config JSON (or @FILE); or export a study's trial with --study and --trial"
+        )
     config = read_config(args.config)
     builtin = builtin_data(args.supernet) if args.supernet in BUILTIN_DATA else {}
     calib = None if args.no_recalibrate else args.calib_data or builtin.get("calib_data")

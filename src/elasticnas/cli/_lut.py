@@ -56,7 +56,8 @@ def _build(args: argparse.Namespace) -> int:
     print(
         f"wrote {len(lut)} layer latencies of {lut.supernet} to {out} "
         f"(runtime {lut.runtime}, device {lut.device}, batch {lut.batch_size}, threads {lut.threads}, "
-        f"per-call overhead {lut.overhead_ms:.4f} ms, scale {lut.scale:.3f} from {lut.calibration_n} whole sub-networks)"
+        f"per-call overhead {lut.overhead_ms:.4f} ms, scale {lut.scale:.3f} "
+        f"from {lut.calibration_n} whole sub-networks)"
     )
     return 0
 

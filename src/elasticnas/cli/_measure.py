@@ -93,7 +93,8 @@ def _measure(args: argparse.Namespace) -> int:
         if not rows:
             raise type(exc)(f"no sub-network was measured; {out} was not written") from None
         _write_csv(out, header, rows)
-        raise type(exc)(f"the {len(rows)} of {len(configs)} sub-networks measured so far are written to {out}") from None
+        done = f"the {len(rows)} of {len(configs)} sub-networks measured so far are written to {out}"
+        raise type(exc)(done) from None
     _write_csv(out, header, rows)
     threads = measurer.threads if measurer.threads is not None else 1
     print(
@@ -147,7 +148,8 @@ def _fill(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--supernet", required=True, help="registered super-network name, e.g. tiny_mbv3")
     p.add_argument("--weights", type=input_file, help="checkpoint of the super-network (loaded with weights_only=True)")
-    p.add_argument("--configs", type=input_file, required=True, help="JSONL file: one sub-network configuration per line")
+    p.add_argument("--configs", type=input_file, required=True,
+                   help="JSONL file: one sub-network configuration per line")
     p.add_argument("--metrics", default=DEFAULT_METRICS, help="comma-separated metrics")
     p.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=list_runtimes(), help="latency runtime")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -180,7 +182,8 @@ def _fill(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-val-batches", type=positive_int, help="evaluate on at most this many batches")
     p.add_argument("--seed", type=seed, default=0, help="seed of inputs and calibration batches")
-    p.add_argument("--out", required=True, help="CSV file to write (written whole, or after Ctrl-C with the rows measured so far)")
+    p.add_argument("--out", required=True,
+                   help="CSV file to write (written whole, or after Ctrl-C with the rows measured so far)")
     p.add_argument("--quiet", action="store_true", help="no progress bar (as --no-progress)")
     add_progress_flag(p)
     p.set_defaults(func=_measure)

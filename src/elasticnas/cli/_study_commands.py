@@ -320,10 +320,11 @@ def _fill_search(p: argparse.ArgumentParser) -> None:
     r.add_argument("--workers", type=positive_int, help="evaluate on N Ray workers at once (local Ray runtime)")
     r.add_argument("--ray-address", metavar="auto|HOST:PORT", help="evaluate on the workers of a running Ray cluster")
     m = p.add_argument_group("measurement (with --supernet)")
-    m.add_argument("--weights", action=_Explicit, type=input_file, help="checkpoint of the super-network (default: its built-in "
-                   "weights, if any)")
+    m.add_argument("--weights", action=_Explicit, type=input_file,
+                   help="checkpoint of the super-network (default: its built-in weights, if any)")
     m.add_argument("--val-data", action=_Explicit, help="validation data: an ImageNet-layout image folder or a "
-                   "built-in NAME:SPLIT (default: the super-network's built-in data set, e.g. digits:val for tiny_mbv3)")
+                   "built-in NAME:SPLIT (default: the super-network's built-in data set, e.g. digits:val for "
+                   "tiny_mbv3)")
     m.add_argument("--calib-data", action=_Explicit, help="data for BatchNorm recalibration (default: --val-data, "
                    "or the built-in calibration split)")
     m.add_argument("--runtime", action=_Explicit, default=DEFAULT_RUNTIME, choices=list_runtimes(),
@@ -439,7 +440,8 @@ def _fill_pareto(p: argparse.ArgumentParser) -> None:
                    help="choose the trial to deploy: bounds such as 'latency_ms<=0.1' or 'accuracy_top1>=best-1' "
                    "(within 1 point of the best); may be repeated")
     p.add_argument("--optimize", metavar="OBJECTIVE",
-                   help="with --pick: the objective to optimise among the trials kept (default: the first unbounded one)")
+                   help="with --pick: the objective to optimise among the trials kept (default: the first "
+                   "unbounded one)")
     p.set_defaults(func=_pareto)
 
 

@@ -154,7 +154,8 @@ def _run(
                     if job.attempts < max_attempts:
                         retries.append(job)
                     else:
-                        finish(job, None, f"WorkerDied: the worker died {job.attempts} times evaluating it ({_cause(exc)})")
+                        died = f"WorkerDied: the worker died {job.attempts} times evaluating it ({_cause(exc)})"
+                        finish(job, None, died)
                     continue
                 except ray.exceptions.RayTaskError as exc:  # the evaluator raised
                     idle_actors.append(job.actor)

@@ -155,6 +155,7 @@ def make_hwgpt_problem(device: Literal["gpu", "cpu"]) -> Problem:
         evaluate=evaluate,
         cheap_metrics={"latency_ms": latency_ms},
         reference_point=(float(ref[0]), float(ref[1])),
-        description=f"HW-GPT-Bench GPT-S: perplexity (expensive) and latency on {where} (cheap), 10,000 tabulated sub-networks",
+        description=f"HW-GPT-Bench GPT-S: perplexity (expensive) and latency on {where} (cheap), "
+        "10,000 tabulated sub-networks",
         reference_front_fn=lambda: front.copy(),
     )

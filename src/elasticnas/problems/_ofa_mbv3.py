@@ -79,7 +79,9 @@ class OFAAccuracyPredictor:
 
     def __init__(self, path: str | Path | None = None) -> None:
         z = np.load(Path(path) if path is not None else DATA_DIR / "acc_predictor_mbv3_w12.npz")
-        self._layers = [(z[f"{i}_weight"].T.astype(np.float64), z[f"{i}_bias"].astype(np.float64)) for i in (0, 2, 4, 6)]
+        self._layers = [
+            (z[f"{i}_weight"].T.astype(np.float64), z[f"{i}_bias"].astype(np.float64)) for i in (0, 2, 4, 6)
+        ]
 
     @staticmethod
     def features(space: OFAMobileNetV3Space, genes: np.ndarray) -> np.ndarray:

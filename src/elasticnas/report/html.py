@@ -22,13 +22,15 @@ from elasticnas.study import Study
 POOR_TAU = 0.3  # a predictor whose cross-validated Kendall tau is below this ranks its metric poorly
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1200px;color:#1f2933;padding:0 1rem}
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1200px;color:#1f2933;
+padding:0 1rem}
 h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #e4e7eb}
 .meta{color:#52606d}table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
 td,th{border:1px solid #e4e7eb;padding:.25rem .5rem;text-align:right;vertical-align:top}th{background:#f5f7fa}
 td.cfg{text-align:left;font-family:monospace;font-size:.75rem;max-width:520px;word-break:break-all}
 table.facts td,table.facts th{text-align:left}.scroll{overflow-x:auto}
-.warning{background:#fff8e6;border:1px solid #f0b429;border-left:6px solid #de911d;border-radius:4px;padding:.6rem 1rem;margin:1rem 0}
+.warning{background:#fff8e6;border:1px solid #f0b429;border-left:6px solid #de911d;border-radius:4px;
+padding:.6rem 1rem;margin:1rem 0}
 .warning p{margin:.3rem 0}.plots{display:flex;gap:1rem;align-items:flex-start}
 .figs{display:flex;flex-direction:column;gap:1rem;flex:0 1 640px;min-width:0}.figs svg{max-width:100%;height:auto}
 .pt{cursor:pointer}.pt:hover>:first-child{stroke:#1f2933;stroke-width:2}

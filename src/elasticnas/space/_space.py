@@ -321,7 +321,8 @@ class SearchSpace:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InvalidConfigError(f"configuration is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+            where = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+            raise InvalidConfigError(f"configuration is not valid JSON: {where}") from None
         return self.validate(data)
 
 

@@ -646,7 +646,12 @@ class ElasticConvLayer(nn.Module):
     """Convolution + batch norm + activation with elastic output width (OFA ``DynamicConvLayer``)."""
 
     def __init__(
-        self, max_in: int, out_channels_list: Sequence[int], kernel_size: int = 3, stride: int = 1, act_func: str = "relu"
+        self,
+        max_in: int,
+        out_channels_list: Sequence[int],
+        kernel_size: int = 3,
+        stride: int = 1,
+        act_func: str = "relu",
     ) -> None:
         super().__init__()
         self.out_channels_list = list(out_channels_list)
@@ -708,7 +713,9 @@ class ElasticBottleneck(nn.Module):
         max_in, max_out = max(self.in_channels_list), max(self.out_channels_list)
         max_mid = middle_channels(max_out, max(self.expand_ratios))
         self.conv1 = _ElasticParts(
-            ("conv", ElasticConv2d(max_in, max_mid)), ("bn", ElasticBatchNorm2d(max_mid)), ("act", build_activation(act_func))
+            ("conv", ElasticConv2d(max_in, max_mid)),
+            ("bn", ElasticBatchNorm2d(max_mid)),
+            ("act", build_activation(act_func)),
         )
         self.conv2 = _ElasticParts(
             ("conv", ElasticConv2d(max_mid, max_mid, kernel_size, stride)),
@@ -793,7 +800,9 @@ class ElasticLinearLayer(nn.Module):
         return F.linear(x, lin.weight[:, : x.size(1)].contiguous(), lin.bias)
 
     def extract(self, in_features: int) -> LinearLayer:
-        layer = LinearLayer(in_features, self.out_features, self.bias, self.dropout_rate).to(self.linear.linear.weight.device)
+        layer = LinearLayer(in_features, self.out_features, self.bias, self.dropout_rate).to(
+            self.linear.linear.weight.device
+        )
         with torch.no_grad():
             layer.linear.weight.copy_(self.linear.linear.weight[:, :in_features])
             if self.bias:

@@ -48,7 +48,9 @@ def set_arch_bn_param(net: nn.Module, arch: Mapping[str, Any]) -> nn.Module:
 # ---------------------------------------------------------------------------
 
 
-def _conv(cin: int, cout: int, k: int, hw: int, groups: int = 1, bias: bool = False, bn: bool = True) -> tuple[int, int]:
+def _conv(
+    cin: int, cout: int, k: int, hw: int, groups: int = 1, bias: bool = False, bn: bool = True
+) -> tuple[int, int]:
     """(MACs, params) of a k x k convolution producing an ``hw x hw`` map."""
     w = cin // groups * k * k * cout
     return w * hw * hw, w + (cout if bias else 0) + (2 * cout if bn else 0)
@@ -87,7 +89,13 @@ def layer_costs(cfg: Mapping[str, Any], size: int) -> tuple[int, int, int]:
         i, o_ = cfg["in_features"], cfg["out_features"]
         return i * o_, i * o_ + (o_ if cfg.get("bias", True) else 0), 1
     if name == "ResNetBottleneckBlock":
-        cin, cout, k, s, mid = (cfg["in_channels"], cfg["out_channels"], cfg.get("kernel_size", 3), cfg["stride"], cfg["mid_channels"])
+        cin, cout, k, s, mid = (
+            cfg["in_channels"],
+            cfg["out_channels"],
+            cfg.get("kernel_size", 3),
+            cfg["stride"],
+            cfg["mid_channels"],
+        )
         m1, p1 = _conv(cin, mid, 1, size)
         o = out_size(size, s)
         m2, p2 = _conv(mid, mid, k, o)

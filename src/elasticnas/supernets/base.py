@@ -92,7 +92,9 @@ class Supernet(nn.Module, ABC):
         raise NotImplementedError(f"super-network {self.name or type(self).__name__!r} does not list its layers")
 
     @abstractmethod
-    def example_inputs(self, config: Mapping[str, Any], batch_size: int = 1, *, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    def example_inputs(
+        self, config: Mapping[str, Any], batch_size: int = 1, *, seed: int = 0
+    ) -> tuple[torch.Tensor, ...]:
         """Seeded inputs of a batch of ``batch_size`` for sub-network ``config``: ``module(*inputs)`` runs it."""
 
     def _calibrate(self, module: nn.Module, config: Config, calibration: Calibration) -> int:

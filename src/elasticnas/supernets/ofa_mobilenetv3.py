@@ -192,7 +192,9 @@ class MobileNetV3Space(SearchSpace):
             raise ValueError("ks and e must be lists of equal size, d a list and r a scalar")
         max_depth = max(int(v) for v in d.values)
         if ks.size != d.size * max_depth:
-            raise ValueError(f"ks has {ks.size} blocks but {d.size} stages x depth {max_depth} need {d.size * max_depth}")
+            raise ValueError(
+                f"ks has {ks.size} blocks but {d.size} stages x depth {max_depth} need {d.size * max_depth}"
+            )
         self.n_stages, self.max_depth = d.size, max_depth
 
     def active_blocks(self, config: Mapping[str, Any]) -> list[bool]:
@@ -274,7 +276,9 @@ class ElasticMobileNetV3(ImageSupernet):
                 feature_dim = width
         self.blocks = nn.ModuleList(blocks)
         self.final_expand_layer = ConvLayer(feature_dim, final_expand_width, 1, act_func="h_swish")
-        self.feature_mix_layer = ConvLayer(final_expand_width, last_channel, 1, bias=False, use_bn=False, act_func="h_swish")
+        self.feature_mix_layer = ConvLayer(
+            final_expand_width, last_channel, 1, bias=False, use_bn=False, act_func="h_swish"
+        )
         self.classifier = LinearLayer(last_channel, num_classes, dropout_rate=dropout_rate)
         set_bn_param(self, *bn_param)
         if seed is not None:
@@ -368,7 +372,9 @@ class ElasticMobileNetV3(ImageSupernet):
         cin = cast(MBConvLayer, self._first_block().conv).out_channels
         for i, k, e in self._active_blocks(config):
             block = self._block(i)
-            blocks.append(ResidualBlock(block.extract(cin, k, e), cast(ResidualBlock, self.blocks[i]).shortcut is not None))
+            blocks.append(
+                ResidualBlock(block.extract(cin, k, e), cast(ResidualBlock, self.blocks[i]).shortcut is not None)
+            )
             cin = block.out_channels
         return MobileNetV3Net(
             copy.deepcopy(self.first_conv),

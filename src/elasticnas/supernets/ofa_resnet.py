@@ -146,9 +146,15 @@ def resnet_layer_specs(arch: Mapping[str, Any], resolution: int) -> list[LayerSp
         size = o
     cl = arch["classifier"]
     c = cl["in_features"]
-    specs.append(LayerSpec(f"AvgPool2D-input:{shape_key(c, size)}-output:{shape_key(c, 1)}", (c, size, size), GlobalAvgPool))
     specs.append(
-        LayerSpec(f"Logits-input:{shape_key(c, 1)}-output:{cl['out_features']}", (c, 1, 1), spec_builder(cl, wrap_flatten=True))
+        LayerSpec(f"AvgPool2D-input:{shape_key(c, size)}-output:{shape_key(c, 1)}", (c, size, size), GlobalAvgPool)
+    )
+    specs.append(
+        LayerSpec(
+            f"Logits-input:{shape_key(c, 1)}-output:{cl['out_features']}",
+            (c, 1, 1),
+            spec_builder(cl, wrap_flatten=True),
+        )
     )
     return specs
 
@@ -333,7 +339,11 @@ class ElasticResNet(ImageSupernet):
             if isinstance(layer, ResidualBlock):
                 conv = cast(ElasticConvLayer, layer.conv).active_config(i, o)
                 stem_cfg.append(
-                    {"name": "ResidualBlock", "conv": conv, "shortcut": {"name": "IdentityLayer", "in_channels": [i], "out_channels": [o]}}
+                    {
+                        "name": "ResidualBlock",
+                        "conv": conv,
+                        "shortcut": {"name": "IdentityLayer", "in_channels": [i], "out_channels": [o]},
+                    }
                 )
             else:
                 stem_cfg.append(cast(ElasticConvLayer, layer).active_config(i, o))

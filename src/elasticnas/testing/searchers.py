@@ -116,7 +116,9 @@ class SearcherContract:
             calls.append(space.config_id(c))
             return toy_metrics(space, c)
 
-        first = en.create_study(space, {"accuracy": "maximize", "latency_ms": "minimize"}, storage=storage, study_name="s")
+        first = en.create_study(
+            space, {"accuracy": "maximize", "latency_ms": "minimize"}, storage=storage, study_name="s"
+        )
         first.optimize(evaluate, n_evals=10, searcher=searcher_name, seed=0, **self.searcher_kwargs)
         again = en.load_study(storage, "s")
         again.optimize(evaluate, n_evals=self.n_evals, searcher=searcher_name, seed=0, **self.searcher_kwargs)
