@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from elasticnas.space import Choice, SearchSpace
     from elasticnas.study import Study, Trial, create_study, extremes, list_studies, load_study
     from elasticnas.supernets import Supernet, create_supernet, list_supernets, register_supernet
+    from elasticnas.supernets.hf import elasticize
 
 __version__ = "0.1.0"
 
@@ -53,6 +54,7 @@ _LAZY = {
     "create_supernet": "elasticnas.supernets",
     "list_supernets": "elasticnas.supernets",
     "register_supernet": "elasticnas.supernets",
+    "elasticize": "elasticnas.supernets.hf",
 }
 
 
@@ -79,6 +81,7 @@ __all__ = [
     "create_searcher",
     "create_study",
     "create_supernet",
+    "elasticize",
     "export_subnet",
     "extremes",
     "list_searchers",

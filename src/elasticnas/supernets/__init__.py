@@ -80,6 +80,7 @@ def build_subnet(arch: Mapping[str, Any], family: str | None = None) -> nn.Modul
 
 
 RANDOM_WEIGHTS = "random"
+HF_PREFIX = "hf:"  # create_supernet("hf:/path/to/folder"): a Hugging Face model folder
 
 
 def create_supernet(
@@ -93,9 +94,21 @@ def create_supernet(
     and no factory arguments are given, else keeps the seeded random
     initialisation, as ``weights="random"`` always does. Further keyword
     arguments (``seed``, ``num_classes``, ...) go to the factory.
+
+    ``"hf:PATH"`` names a Hugging Face model folder: an elastic transformer over it
+    (:func:`~elasticnas.supernets.hf.load_hf_supernet`; keyword arguments such as
+    ``task`` and the space options go there, ``weights`` is a checkpoint of the super-network).
     """
     from elasticnas.data import builtin_weights, has_builtin_weights
 
+    if name.startswith(HF_PREFIX):  # a Hugging Face folder, made elastic
+        from elasticnas.supernets.hf import load_hf_supernet
+
+        hf_net = load_hf_supernet(name[len(HF_PREFIX) :], **kwargs)
+        hf_net.name = name
+        if weights is not None:
+            hf_net.load_weights(weights)
+        return hf_net.eval()
     canonical = SUPERNETS.canonical(name)
     net = SUPERNETS.get(canonical)(**kwargs)
     net.name = canonical
@@ -120,6 +133,7 @@ SUPERNETS.register_lazy(
 SUPERNETS.register_lazy("ofa_resnet50", "elasticnas.supernets.ofa_resnet:ofa_resnet50", aliases=("ofa_resnet50d",))
 SUBNET_BUILDERS.register_lazy("MobileNetV3", "elasticnas.supernets.ofa_mobilenetv3:build_mobilenetv3")
 SUBNET_BUILDERS.register_lazy("ResNets", "elasticnas.supernets.ofa_resnet:build_resnet")
+SUBNET_BUILDERS.register_lazy("hf", "elasticnas.supernets.hf:build_hf_subnet")
 
 __all__ = [
     "SUBNET_BUILDERS",

@@ -211,7 +211,8 @@ class SupernetContract:
         net = self.make_supernet(supernet_name)
         for cfg in self.configs(net):
             expected = count_by_forward(net.extract(cfg), self.inputs(net, cfg, batch=1))
-            assert net.costs(cfg, **self.sizes(net, cfg)) == expected
+            costs = net.costs(cfg, **self.sizes(net, cfg))
+            assert {k: costs[k] for k in expected} == expected  # families may count more (params_non_embedding)
 
     def test_costs_rise_with_the_largest_choices(self, supernet_name: str) -> None:
         net = self.make_supernet(supernet_name)
