@@ -58,7 +58,12 @@ FAMILIES: tuple[Family, ...] = (
         attention="attn",
         linears=(("attn.c_attn", "qkv"), ("attn.c_proj", "o"), ("mlp.c_fc", "up"), ("mlp.c_proj", "down")),
         norms=("ln_1", "ln_2"),
-        globals=(("transformer.wte", "embed"), ("transformer.wpe", "embed"), ("transformer.ln_f", "norm"), ("lm_head", "head")),
+        globals=(
+            ("transformer.wte", "embed"),
+            ("transformer.wpe", "embed"),
+            ("transformer.ln_f", "norm"),
+            ("lm_head", "head"),
+        ),
         head_attrs=(("num_heads", "heads"), ("split_size", "width")),
         ffn_key="n_inner",
         config_head_dim=False,
@@ -140,7 +145,9 @@ def family_of(model_type: str, task: str | None = None) -> Family:
         if model_type in fam.model_types and task in (None, fam.task):
             return fam
     served = ", ".join(f"{t} ({f.task})" for f in FAMILIES for t in f.model_types)
-    raise ValueError(f"no elastic family for model type {model_type!r}{f' and task {task!r}' if task else ''}; supported: {served}")
+    raise ValueError(
+        f"no elastic family for model type {model_type!r}{f' and task {task!r}' if task else ''}; supported: {served}"
+    )
 
 
 def infer_task(architectures: list[str] | None) -> Task:
@@ -152,7 +159,14 @@ def infer_task(architectures: list[str] | None) -> Task:
             return "sequence-classification"
         if arch.endswith("ForImageClassification"):
             return "image-classification"
-    raise ValueError(f"cannot infer the task from architectures {architectures!r}: pass task= (one of {', '.join(TASKS)})")
+    raise ValueError(
+        f"cannot infer the task from architectures {architectures!r}: pass task= (one of {', '.join(TASKS)})"
+    )
+
+
+def task_of(model: Any) -> Task:
+    """The task of a transformers model: from its config's ``architectures``, else its class name."""
+    return infer_task(model.config.architectures or [type(model).__name__])
 
 
 @dataclass(frozen=True)

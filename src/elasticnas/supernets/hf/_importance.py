@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from elasticnas.supernets.hf._families import Dims, Family, Task, family_of, infer_task
+from elasticnas.supernets.hf._families import Dims, Family, Task, family_of, task_of
 from elasticnas.supernets.hf._modules import blocks_of, linear_axes, module_at
 from elasticnas.supernets.hf._supernet import HFSupernet
 
@@ -90,7 +90,7 @@ def score_importance(
 ) -> Importance:
     """Importance scores of ``model``'s heads, FFN neurons, hidden channels and blocks on at most ``batches``
     batches of ``calibration_data`` (see :func:`elasticize`)."""
-    task = task or infer_task(model.config.architectures)
+    task = task or task_of(model)
     fam = family_of(model.config.model_type, task)
     dims = Dims.of(model.config, fam)
     blocks = blocks_of(model, fam.layers)
@@ -121,7 +121,9 @@ def score_importance(
         norms += [block.get_submodule(p) for p in fam.norms]
     for j, norm in enumerate(norms):
         handles.append(norm.register_forward_hook(output_of(f"hidden.{j}")))
-    data: Iterable[Any] = calibration_data.split(CALIBRATION_BATCH) if isinstance(calibration_data, Tensor) else calibration_data
+    data: Iterable[Any] = (
+        calibration_data.split(CALIBRATION_BATCH) if isinstance(calibration_data, Tensor) else calibration_data
+    )
     was_training = model.training
     model.train(False)
     try:
@@ -187,7 +189,7 @@ def _reindex(t: Tensor, axis: int, index: Tensor) -> None:
 def sort_by_importance(model: PreTrainedModel, importance: Importance, *, task: Task | None = None) -> tuple[int, ...]:
     """Permute ``model``'s weights in place so that the most important heads (within each key-value group
     with GQA), FFN neurons and hidden channels come first; returns the blocks from most to least important."""
-    task = task or infer_task(model.config.architectures)
+    task = task or task_of(model)
     fam = family_of(model.config.model_type, task)
     d = Dims.of(model.config, fam)
     groups = d.kv_heads if d.gqa else 1
@@ -241,12 +243,14 @@ def elasticize(
     of inputs (split into batches of 8 rows). ``task`` defaults to the config's ``architectures``;
     ``options`` go to :class:`HFSupernet` (``per_layer``, ``depths``, ``heads``, ``ffn``, ``hidden``, ``seq_len``).
     """
-    task = task or infer_task(model.config.architectures)
+    task = task or task_of(model)
     order = None
     if method == "activation":
         if calibration_data is None:
             raise ValueError('method="activation" needs calibration_data (or use method="first-k")')
-        order = sort_by_importance(model, score_importance(model, calibration_data, task=task, batches=batches), task=task)
+        order = sort_by_importance(
+            model, score_importance(model, calibration_data, task=task, batches=batches), task=task
+        )
     elif method != "first-k":
         raise ValueError(f'unknown method {method!r}; use "activation" or "first-k"')
     return HFSupernet(model, task=task, layer_order=order, method=method, **options)

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from elasticnas.space import Choice, Config
 from elasticnas.supernets.base import Supernet
-from elasticnas.supernets.hf._families import Dims, Family, LayerRole, Task, family_of, infer_task
+from elasticnas.supernets.hf._families import Dims, Family, LayerRole, Task, family_of, infer_task, task_of
 from elasticnas.supernets.hf._modules import (
     ElasticLayerList,
     ElasticLinear,
@@ -65,8 +65,8 @@ def run(model: nn.Module, task: Task, inputs: Sequence[Tensor]) -> Tensor:
         out = model(pixel_values=inputs[0])
     elif task == "sequence-classification":
         out = model(input_ids=inputs[0], attention_mask=inputs[1] if len(inputs) > 1 else None)
-    else:
-        out = model(input_ids=inputs[0], use_cache=False)
+    else:  # an explicit mask: without one transformers looks for packed sequences (torch.diff, not ONNX-exportable)
+        out = model(input_ids=inputs[0], attention_mask=torch.ones_like(inputs[0]), use_cache=False)
     return cast(Tensor, out.logits)
 
 
@@ -210,7 +210,7 @@ class HFSupernet(Supernet):
     ) -> None:
         super().__init__()
         config = model.config
-        self.task: Task = task or infer_task(config.architectures)
+        self.task: Task = task or task_of(model)
         self.spec: Family = family_of(config.model_type, self.task)
         self.dims = dims = Dims.of(config, self.spec)
         if getattr(config, "scale_attn_by_inverse_layer_idx", False) or getattr(config, "add_cross_attention", False):
@@ -278,7 +278,9 @@ class HFSupernet(Supernet):
 
         def per_block(name: str) -> tuple[int, ...]:
             value = config[name]
-            return tuple(int(value[i]) for i in layers) if isinstance(value, list | tuple) else (int(value),) * len(layers)
+            return (
+                tuple(int(value[i]) for i in layers) if isinstance(value, list | tuple) else (int(value),) * len(layers)
+            )
 
         return Plan(int(config["hidden"]), layers, per_block("heads"), per_block("ffn"))
 
@@ -425,7 +427,11 @@ class HFSupernet(Supernet):
                 macs += h * h
             elif kind == "head":
                 out = int(module.weight.shape[0])
-                n = 0 if any(module.weight is w for w in embed_weights) else out * h + (out if module.bias is not None else 0)
+                n = (
+                    0
+                    if any(module.weight is w for w in embed_weights)
+                    else out * h + (out if module.bias is not None else 0)
+                )
                 params += n
                 if self.task == "causal-lm":
                     embedding += n
@@ -514,12 +520,11 @@ def _checked(name: str, values: Sequence[int] | None, default: list[int], low: i
     return out
 
 
-def load_hf_supernet(
-    path: str | os.PathLike[str], *, task: Task | None = None, **options: Any
-) -> HFSupernet:
-    """The super-network of a Hugging Face folder: ranked and sorted when :meth:`HFSupernet.save_pretrained` wrote it
-    (its ``elasticnas.json``), else (any other folder, an exported sub-network too) in the natural (first-k) order. ``task`` defaults to the recorded one or the
-    config's ``architectures``; ``options`` override the recorded space options (see :class:`HFSupernet`)."""
+def load_hf_supernet(path: str | os.PathLike[str], *, task: Task | None = None, **options: Any) -> HFSupernet:
+    """The super-network of a Hugging Face folder: ranked and sorted when :meth:`HFSupernet.save_pretrained`
+    wrote it (its ``elasticnas.json``), else (any other folder, an exported sub-network too) in the natural
+    (first-k) order. ``task`` defaults to the recorded one or the config's ``architectures``; ``options``
+    override the recorded space options (see :class:`HFSupernet`)."""
     from transformers import AutoConfig
 
     src = os.fspath(path)
