@@ -311,8 +311,13 @@ def test_an_extracted_decoder_generates_with_a_kv_cache(folders, name) -> None:
 
 @pytest.mark.parametrize("name", ["llama", "vit"])
 def test_save_pretrained_and_hf_folders_in_create_supernet(folders, name, tmp_path) -> None:
-    net = supernet(folders, name, per_layer=False)
+    source = tmp_path / "source"
+    load(folders, name).save_pretrained(source)
+    (source / "tokenizer.json").write_text("{}")
+    model = getattr(transformers, AUTO_CLASSES[TASKS[name]]).from_pretrained(source)
+    net = elasticize(model, calibration(name), per_layer=False)
     net.save_pretrained(tmp_path)
+    assert (tmp_path / "tokenizer.json").read_text() == "{}"  # the source folder's tokenizer goes along
     info = json.loads((tmp_path / "elasticnas.json").read_text())
     assert info["layer_order"] == list(net.layer_order) and info["method"] == "activation"
     again = create_supernet(f"hf:{tmp_path}")
@@ -367,3 +372,33 @@ class TestContract(SupernetContract):
     @pytest.fixture(params=FAMILIES)
     def supernet_name(self, request: pytest.FixtureRequest, registered: None) -> str:
         return f"hf_tiny_{request.param}"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: transformers.LlamaForCausalLM(
+            transformers.LlamaConfig(hidden_size=32, intermediate_size=48, vocab_size=61, num_key_value_heads=4, **TINY)
+        ),
+        lambda: transformers.Qwen2ForCausalLM(
+            transformers.Qwen2Config(hidden_size=32, intermediate_size=48, vocab_size=61, num_key_value_heads=2, **TINY)
+        ),
+    ],
+    ids=["llama-mha", "qwen2"],
+)
+def test_multi_head_llama_and_qwen2(make) -> None:
+    torch.manual_seed(0)
+    model = make().eval()
+    xs = inputs("llama")
+    reference = logits(model, "llama", xs)
+    net = elasticize(model, calibration("llama"))
+    assert net.search_space.choices["heads"].values == ((1, 2, 3, 4) if net.dims.kv_heads == 4 else (2, 4))
+    with torch.no_grad():
+        assert max_abs_diff(net(*xs), reference) <= 1e-4
+    for cfg in net.search_space.sample_many(2, seed=2):
+        net.activate(cfg)
+        sub = net.extract(cfg)
+        with torch.no_grad():
+            assert max_abs_diff(net(*xs), sub(*xs)) <= 1e-5
+        counted = count_by_forward(sub, net.example_inputs(cfg, 1))
+        assert {k: net.costs(cfg)[k] for k in counted} == counted

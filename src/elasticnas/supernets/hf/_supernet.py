@@ -462,7 +462,7 @@ class HFSupernet(Supernet):
     # -- files ----------------------------------------------------------------------------
     def save_subnet_pretrained(self, config: Mapping[str, Any], sub: nn.Module, directory: str) -> None:
         """Write ``sub`` (sub-network ``config`` as :meth:`extract` gave it) as a Hugging Face folder, with the
-        tokenizer / image processor files of this super-network's folder; ``config`` must be :meth:`is_uniform`."""
+        tokenizer / image processor files of the model's source folder; ``config`` must be :meth:`is_uniform`."""
         from elasticnas.export import ExportError
 
         if not self.is_uniform(config) or not isinstance(sub, HFSubnet):
@@ -471,15 +471,21 @@ class HFSupernet(Supernet):
                 "head_dim) have a Hugging Face config; export this one as pt or safetensors"
             )
         sub.hf_model.save_pretrained(directory)
-        source = self.weights_source
-        if source is not None and os.path.isdir(source):
+        self._copy_processor_files(directory)
+
+    def _copy_processor_files(self, directory: str | os.PathLike[str]) -> None:
+        """Copy the tokenizer / image processor files of the model's source folder (if any) into ``directory``."""
+        source = str(getattr(self.model, "name_or_path", ""))
+        if source and os.path.isdir(source) and os.path.abspath(source) != os.path.abspath(directory):
             for name in PROCESSOR_FILES:
                 if os.path.isfile(os.path.join(source, name)):
                     shutil.copyfile(os.path.join(source, name), os.path.join(directory, name))
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> None:
-        """Write the (permuted) model as a Hugging Face folder plus ``elasticnas.json`` (layer ranking, task, space)."""
+        """Write the (permuted) model as a Hugging Face folder plus ``elasticnas.json`` (layer ranking, task, space),
+        with the tokenizer / image processor files of the model's source folder."""
         self.model.save_pretrained(directory)
+        self._copy_processor_files(directory)
         info = {
             "format": _INFO_FORMAT,
             "version": 1,
