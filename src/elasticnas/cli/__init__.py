@@ -16,20 +16,21 @@ entry points (:data:`elasticnas.registry.ENTRY_POINT_GROUPS`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import io
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import FrameType
 
-from elasticnas.cli import _export, _lut, _measure, _study_commands, _train
+from elasticnas.cli import _export, _hf, _lut, _measure, _study_commands, _train
 from elasticnas.cli._args import LazySubParsers
 from elasticnas.errors import ElasticNASError
 
-SUBCOMMAND_MODULES = [_study_commands, _export, _measure, _lut, _train]
+SUBCOMMAND_MODULES = [_study_commands, _export, _measure, _lut, _train, _hf]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         module.register(subparsers)
     return parser
 
+
+QUIET_LIBRARIES = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error"}
 
 KEPT_ON_INTERRUPT = {"search": "finished evaluations are saved", "demo": "finished evaluations are saved"}
 """What an interrupted command keeps, unless it says so itself (``KeyboardInterrupt(message)``)."""
@@ -104,6 +107,28 @@ def import_plugins(modules: Sequence[str]) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """Hugging Face's loading and saving bars and advice stay quiet: our progress bars and one-line
+    errors say enough. Environment defaults for a library imported later, switches (restored after)
+    for one already imported."""
+    for variable, value in QUIET_LIBRARIES.items():
+        os.environ.setdefault(variable, value)
+    hf_logging = getattr(sys.modules.get("transformers"), "logging", None)
+    if hf_logging is None:
+        yield
+        return
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; the exit status follows what happened.
 
@@ -126,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if on_main_thread else None
     try:
-        with storage_errors(getattr(args, "storage", None)):
+        with storage_errors(getattr(args, "storage", None)), _quiet_libraries():
             status = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return status

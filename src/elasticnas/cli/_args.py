@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from elasticnas.errors import ElasticNASError
+
 if TYPE_CHECKING:  # generic only for type checkers: the class is not subscriptable at run time
     _SubParsersAction = argparse._SubParsersAction[argparse.ArgumentParser]
 else:
@@ -153,3 +155,23 @@ def wants_progress(args: argparse.Namespace) -> bool:
     if args.progress is not None:
         return bool(args.progress)
     return sys.stdout.isatty() and sys.stderr.isatty() and not getattr(args, "quiet", False)
+
+
+TASKS = ("causal-lm", "sequence-classification", "image-classification")  # elasticnas.supernets.hf's tasks
+HF_PREFIX = "hf:"  # as elasticnas.supernets.HF_PREFIX; not imported, so that building parsers loads no torch
+
+
+def add_task_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--task``, for super-networks given as ``hf:PATH``."""
+    p.add_argument("--task", choices=TASKS, help="with --supernet hf:PATH: the model's task (default: the "
+                   "folder's elasticnas.json, else its config's architectures)")
+
+
+def supernet_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of ``create_supernet`` from ``--task``: only for ``hf:`` super-networks."""
+    task = getattr(args, "task", None)
+    if task is None:
+        return {}
+    if not str(args.supernet).startswith(HF_PREFIX):
+        raise ElasticNASError(f"--task is for --supernet hf:PATH (a Hugging Face folder), not {args.supernet!r}")
+    return {"task": task}

@@ -14,12 +14,14 @@ from elasticnas.cli._args import (
     DefaultsFormatter,
     LazySubParsers,
     add_progress_flag,
+    add_task_arg,
     batch_size,
     input_file,
     non_negative_int,
     positive_float,
     positive_int,
     seed,
+    supernet_kwargs,
     thread_count,
     wants_progress,
 )
@@ -56,7 +58,7 @@ def _measure(args: argparse.Namespace) -> int:
     out = check_output_path(args.out, what="CSV file")
     metrics = parse_metrics(args.metrics)  # unknown names fail before anything is built
     check_device(args.device)
-    supernet = create_supernet(args.supernet, weights=args.weights)
+    supernet = create_supernet(args.supernet, weights=args.weights, **supernet_kwargs(args))
     configs = read_configs(args.configs, supernet.search_space)
     policy = TimingPolicy().with_budget(args.budget_s)
     data = _data_specs(args, supernet.name)
@@ -146,7 +148,8 @@ def _fill(p: argparse.ArgumentParser) -> None:
         "Writes a CSV in input order: index, config_id, one column per metric (latency with its "
         "p90, IQR and run count beside the median), config. Metrics: " + ", ".join(list_metrics()) + "."
     )
-    p.add_argument("--supernet", required=True, help="registered super-network name, e.g. tiny_mbv3")
+    p.add_argument("--supernet", required=True, help="registered super-network name, e.g. tiny_mbv3, or hf:FOLDER")
+    add_task_arg(p)
     p.add_argument("--weights", type=input_file, help="checkpoint of the super-network (loaded with weights_only=True)")
     p.add_argument("--configs", type=input_file, required=True,
                    help="JSONL file: one sub-network configuration per line")

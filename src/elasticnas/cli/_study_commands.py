@@ -16,10 +16,12 @@ from elasticnas.cli._args import (
     DefaultsFormatter,
     LazySubParsers,
     add_progress_flag,
+    add_task_arg,
     batch_size,
     input_file,
     positive_int,
     seed,
+    supernet_kwargs,
     thread_count,
     wants_progress,
 )
@@ -127,7 +129,7 @@ def _supernet_problem(args: argparse.Namespace) -> tuple[Problem, dict[str, str]
     objectives = _split(args.objectives or DEFAULT_SUPERNET_OBJECTIVES)
     extra = [c.metric for c in as_constraints(args.constraint)]
     needs_data = any(get_metric(n).name in DATA_METRICS for n in [*objectives, *extra])
-    supernet = create_supernet(args.supernet, weights=args.weights)
+    supernet = create_supernet(args.supernet, weights=args.weights, **supernet_kwargs(args))
     problem = supernet_problem(
         supernet,
         objectives,
@@ -320,6 +322,7 @@ def _fill_search(p: argparse.ArgumentParser) -> None:
     r.add_argument("--workers", type=positive_int, help="evaluate on N Ray workers at once (local Ray runtime)")
     r.add_argument("--ray-address", metavar="auto|HOST:PORT", help="evaluate on the workers of a running Ray cluster")
     m = p.add_argument_group("measurement (with --supernet)")
+    add_task_arg(m)
     m.add_argument("--weights", action=_Explicit, type=input_file,
                    help="checkpoint of the super-network (default: its built-in weights, if any)")
     m.add_argument("--val-data", action=_Explicit, help="validation data: an ImageNet-layout image folder or a "
