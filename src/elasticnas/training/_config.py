@@ -13,14 +13,25 @@ from typing import Any
 
 from elasticnas.errors import ElasticNASError
 
+OPTIMIZERS = ("sgd", "adamw")
+# TrainConfig.finetuning(): AdamW at a small learning rate, weight decay 0.01, gradients clipped at norm 1,
+# no warm-up epoch, label smoothing or image augmentation (the usual settings for fine-tuning a transformer)
+FINETUNING: dict[str, Any] = {
+    "optimizer": "adamw", "lr": 5e-5, "weight_decay": 0.01, "grad_clip": 1.0, "warmup_epochs": 0,
+    "label_smoothing": 0.0, "augment_shift": 0,
+}  # fmt: skip
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Hyper-parameters of a training run (all methods; fields name the method they affect).
 
-    ``lr`` is the peak learning rate of SGD with Nesterov momentum, decayed by a
-    cosine schedule per step after ``warmup_epochs`` of linear warm-up;
-    ``weight_decay`` applies to weights of convolutions and linear layers only.
+    ``lr`` is the peak learning rate of the ``optimizer`` ("sgd": SGD with Nesterov
+    ``momentum``; "adamw": AdamW with betas ``(momentum, 0.999)`` and decoupled weight
+    decay), decayed by a cosine schedule per step after ``warmup_epochs`` of linear
+    warm-up; ``weight_decay`` applies to weights of two or more axes (convolutions,
+    linear layers, embeddings), not to biases and norms.
+    ``grad_clip``: the largest norm of all gradients together at each step (0: no clipping).
     ``num_random``: sub-networks sampled per step besides the largest and smallest
     (sandwich) or per step after the first phase (progressive). ``kd_ratio``: weight of
     the distillation term (progressive: CE + kd_ratio * KD; sandwich: students learn
@@ -29,14 +40,16 @@ class TrainConfig:
     elastic, and the share of the epochs each phase gets; ``phase_lr_scale``: the peak
     learning rate of the phases after the first, relative to ``lr``.
     ``augment_shift``: random translation of each training image by up to this many
-    pixels (0 turns augmentation off).
+    pixels (0 turns augmentation off; image super-networks only).
     """
 
     epochs: int = 30
     batch_size: int = 64
+    optimizer: str = "sgd"
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-5
+    grad_clip: float = 0.0
     label_smoothing: float = 0.1
     warmup_epochs: int = 1
     augment_shift: int = 3
@@ -58,10 +71,13 @@ class TrainConfig:
                           ("num_random", 0)):
             _check(name, getattr(self, name), int, functools.partial(operator.le, low), f"an integer >= {low}")
         _check("seed", self.seed, int, lambda v: 0 <= v < 2**32, "an integer 0 <= seed < 2**32")
+        if self.optimizer not in OPTIMIZERS:
+            raise ElasticNASError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         for name, ok, what in (
             ("lr", lambda v: v > 0, "a finite number > 0"),
             ("momentum", lambda v: 0 <= v < 1, "a number 0 <= momentum < 1"),
             ("weight_decay", lambda v: v >= 0, "a finite number >= 0"),
+            ("grad_clip", lambda v: v >= 0, "a finite number >= 0"),
             ("label_smoothing", lambda v: 0 <= v <= 1, "a number from 0 to 1"),
             ("kd_ratio", lambda v: v >= 0, "a finite number >= 0"),
             ("kd_temperature", lambda v: v > 0, "a finite number > 0"),
@@ -72,6 +88,11 @@ class TrainConfig:
             _is_number(f, float) and f >= 0 for f in self.phase_fractions
         ):
             raise ElasticNASError("phase_fractions needs one finite, non-negative share per phase")
+
+    @classmethod
+    def finetuning(cls, **overrides: Any) -> TrainConfig:
+        """Settings for fine-tuning a pretrained transformer (:data:`FINETUNING`), ``overrides`` on top."""
+        return cls(**{**FINETUNING, **overrides})
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-able form (tuples as lists)."""

@@ -7,6 +7,8 @@ value). From the second phase on, sampled sub-networks learn from the labels and
 from a frozen copy of the full network taken at the end of the first phase
 (knowledge distillation: CE + kd_ratio * KD). Each phase restarts the cosine
 learning-rate schedule, the later ones at ``phase_lr_scale`` times the peak rate.
+The default phases name the OFA choices; other families set ``phases`` to theirs
+(a transformer: ``(("full", ()), ("depth", ("depth",)), ("width", ("heads", "ffn", "hidden")))``).
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from elasticnas.data import resize_batch
-from elasticnas.supernets import ImageSupernet
+from elasticnas.errors import ElasticNASError
+from elasticnas.supernets import Supernet
 from elasticnas.training._config import TrainConfig
-from elasticnas.training.base import StepResult, Trainer, soft_cross_entropy
+from elasticnas.training.base import Inputs, StepResult, Trainer
 
 
 class ProgressiveShrinking(Trainer):
@@ -31,9 +33,15 @@ class ProgressiveShrinking(Trainer):
 
     name = "progressive"
 
-    def __init__(self, supernet: ImageSupernet, config: TrainConfig | None = None, *, device: str = "cpu") -> None:
+    def __init__(self, supernet: Supernet, config: TrainConfig | None = None, *, device: str = "cpu") -> None:
         super().__init__(supernet, config, device=device)
-        self.teacher: ImageSupernet | None = None
+        named = {name for _, choices in self.config.phases for name in choices}
+        if not named & set(supernet.search_space.choices):
+            raise ElasticNASError(
+                f"progressive shrinking's phases name none of the choices of {supernet.name or 'the super-network'!r} "
+                f"({', '.join(supernet.search_space.choices)}); set TrainConfig.phases or train with the sandwich rule"
+            )
+        self.teacher: Supernet | None = None
         self.bounds = self.phase_bounds()
 
     def phase_bounds(self) -> list[tuple[int, int]]:
@@ -81,7 +89,7 @@ class ProgressiveShrinking(Trainer):
         if self.phase_index(epoch) > 0 and self.teacher is None:
             self.teacher = self._freeze(copy.deepcopy(self.supernet))
 
-    def _freeze(self, net: ImageSupernet) -> ImageSupernet:
+    def _freeze(self, net: Supernet) -> Supernet:
         net.activate(net.max_config())
         net.eval()
         for p in net.parameters():
@@ -101,25 +109,24 @@ class ProgressiveShrinking(Trainer):
         else:
             self.teacher = None
 
-    def _train_step(self, x: Tensor, y: Tensor, rng: np.random.Generator) -> StepResult:
+    def _train_step(self, inputs: Inputs, target: Tensor, rng: np.random.Generator) -> StepResult:
         cfg = self.config
         epoch = self.epoch
         elastic = self.elastic_choices(epoch)
         self.optimizer.zero_grad(set_to_none=True)
         n_sub = 1 if self.phase_index(epoch) == 0 else max(cfg.num_random, 1)
-        loss_sum, correct = 0.0, 0
+        loss_sum, correct, n = 0.0, 0, 0
         for j in range(n_sub):
             sub = self.sample_config(rng, elastic)
-            logits = self.forward(sub, x)
-            loss = self.loss(logits, y)
+            logits = self.forward(sub, *inputs)
+            loss = self.loss(logits, target)
             if self.teacher is not None and cfg.kd_ratio > 0:
                 with torch.no_grad():
-                    t = self.teacher(resize_batch(x, self.supernet.resolution(sub)))
-                    soft = (t / cfg.kd_temperature).softmax(dim=1)
-                loss = loss + cfg.kd_ratio * soft_cross_entropy(logits, soft, cfg.kd_temperature)
+                    teacher = self.teacher(*self.inputs_for(sub, inputs))
+                loss = loss + cfg.kd_ratio * self.distill(logits, teacher, target)
             loss.backward()
             loss_sum += float(loss.detach())
             if j == 0:
-                correct = int((logits.argmax(dim=1) == y).sum())
-        self.optimizer.step()
-        return StepResult(loss_sum / n_sub, correct, len(y))
+                correct, n = self.count_correct(logits.detach(), target)
+        self.optimizer_step()
+        return StepResult(loss_sum / n_sub, correct, n)

@@ -2,8 +2,8 @@
 Slimmable/US-Nets, Yu & Huang, ICCV 2019).
 
 Every step trains the largest sub-network on the labels, then the smallest and
-``num_random`` random sub-networks on the largest one's soft predictions (detached),
-accumulating the gradients of all of them into one optimizer step.
+``num_random`` random sub-networks on the largest one's soft predictions (detached; per
+token for language models), accumulating the gradients of all of them into one optimizer step.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from torch import Tensor
 
-from elasticnas.training.base import StepResult, Trainer, soft_cross_entropy
+from elasticnas.training.base import Inputs, StepResult, Trainer
 
 
 class SandwichTrainer(Trainer):
@@ -19,21 +19,21 @@ class SandwichTrainer(Trainer):
 
     name = "sandwich"
 
-    def _train_step(self, x: Tensor, y: Tensor, rng: np.random.Generator) -> StepResult:
+    def _train_step(self, inputs: Inputs, target: Tensor, rng: np.random.Generator) -> StepResult:
         cfg = self.config
         net = self.supernet
         self.optimizer.zero_grad(set_to_none=True)
-        logits = self.forward(net.max_config(), x)
-        loss = self.loss(logits, y)
+        logits = self.forward(net.max_config(), *inputs)
+        loss = self.loss(logits, target)
         loss.backward()
-        soft = (logits.detach() / cfg.kd_temperature).softmax(dim=1)
+        teacher = logits.detach()
         students = [net.min_config()] + [self.sample_config(rng) for _ in range(cfg.num_random)]
         for sub in students:
-            out = self.forward(sub, x)
-            sub_loss = soft_cross_entropy(out, soft, cfg.kd_temperature)
+            out = self.forward(sub, *inputs)
+            sub_loss = self.distill(out, teacher, target)
             if cfg.kd_ratio < 1.0:
-                sub_loss = cfg.kd_ratio * sub_loss + (1.0 - cfg.kd_ratio) * self.loss(out, y)
+                sub_loss = cfg.kd_ratio * sub_loss + (1.0 - cfg.kd_ratio) * self.loss(out, target)
             sub_loss.backward()
-        self.optimizer.step()
-        correct = int((logits.argmax(dim=1) == y).sum())
-        return StepResult(float(loss.detach()), correct, len(y))
+        self.optimizer_step()
+        correct, n = self.count_correct(teacher, target)
+        return StepResult(float(loss.detach()), correct, n)

@@ -1,11 +1,21 @@
 """The training loop shared by the methods: epochs, checkpoints, resumption, progress.
 
-:class:`Trainer` does the bookkeeping (per-epoch shuffling and augmentation, the
-learning-rate schedule, a checkpoint after every epoch, resumption, the progress
-bar, validation of the largest and smallest sub-networks with BatchNorm
-recalibration); a method overrides :meth:`Trainer._train_step` (and optionally
-:meth:`Trainer._phase`, :meth:`Trainer._lr_factor`, :meth:`Trainer._start_epoch`,
+:class:`Trainer` trains any :class:`~elasticnas.supernets.Supernet` for its task
+(:func:`task_of`: image or sequence classification, or causal language modelling). It
+does the bookkeeping (per-epoch shuffling, augmentation of images, the learning-rate
+schedule, gradient clipping, a checkpoint after every epoch, resumption, the progress
+bar, validation of the largest and smallest sub-networks); a method overrides
+:meth:`Trainer._train_step` (and optionally :meth:`Trainer._phase`,
+:meth:`Trainer._lr_factor`, :meth:`Trainer._start_epoch`,
 :meth:`Trainer._extra_state` / :meth:`Trainer._load_extra_state`).
+
+A batch is the model inputs followed by the target (``(images, labels)``,
+``(input_ids, target_ids)``, ``(input_ids, attention_mask, labels)``), split by
+:meth:`Trainer.split_batch`. Losses, distillation and accuracy are per sample over the
+classes, or for a causal language model per token over the vocabulary (logits
+``(N, T, V)`` against targets ``(N, T)``; targets of ``IGNORE_INDEX`` do not count).
+Only image super-networks get the image steps: augmentation, inputs resized to each
+sub-network's resolution, BatchNorm recalibration before validation.
 
 Determinism: every epoch draws its randomness (data order, augmentation,
 sub-network sampling, dropout) from generators seeded with ``(seed, epoch)``, so
@@ -32,23 +42,29 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.data import DataLoader, TensorDataset
 
 from elasticnas._io import atomic_write
-from elasticnas.data import as_loader, resize_batch
-from elasticnas.errors import CheckpointError
+from elasticnas.data import DataError, as_loader, resize_batch
+from elasticnas.errors import CheckpointError, ElasticNASError
 from elasticnas.measure.latency import check_device
 from elasticnas.space import Config
-from elasticnas.supernets import ImageSupernet
+from elasticnas.supernets import ImageSupernet, Supernet
 from elasticnas.training._config import TrainConfig
 
 CHECKPOINT_KIND = "elasticnas-training-checkpoint"
 CHECKPOINT_VERSION = 1
+TASKS = ("causal-lm", "sequence-classification", "image-classification")
+IGNORE_INDEX = -100  # a target that does not count (padding), as in F.cross_entropy and transformers
+
+Inputs = tuple[Tensor, ...]
 
 
 @dataclass(frozen=True)
 class EpochResult:
-    """What one epoch did: mean training loss / accuracy (of the main sub-network of each step),
-    validation top-1 (%) of the largest and smallest sub-networks (NaN when not evaluated)."""
+    """What one epoch did: mean training loss / accuracy (of the main sub-network of each step; token
+    accuracy for language models), the validation ``metric`` of the largest and smallest sub-networks
+    (NaN when not evaluated): ``"top1"`` accuracy (%) or ``"perplexity"`` (causal language models)."""
 
     epoch: int
     phase: str
@@ -58,11 +74,21 @@ class EpochResult:
     val_min: float = math.nan
     lr: float = 0.0
     seconds: float = 0.0
+    metric: str = "top1"
+
+    def val_text(self, digits: int = 1) -> str:
+        """``", val largest ..., smallest ..."`` with ``digits`` decimals, or ``""`` when not evaluated."""
+        if math.isnan(self.val_max):
+            return ""
+        if self.metric == "perplexity":
+            return f", val perplexity largest {self.val_max:.{digits}f}, smallest {self.val_min:.{digits}f}"
+        return f", val largest {self.val_max:.{digits}f}%, smallest {self.val_min:.{digits}f}%"
 
 
 @dataclass(frozen=True)
 class StepResult:
-    """Loss and correct predictions of a step's main sub-network, and its batch size."""
+    """Loss and correct predictions of a step's main sub-network, and the predictions counted
+    (samples, or tokens for language models)."""
 
     loss: float
     correct: int
@@ -78,10 +104,33 @@ class TrainResult:
     resumed_from: int = 0
 
 
-def soft_cross_entropy(logits: Tensor, target_probs: Tensor, temperature: float = 1.0) -> Tensor:
-    """Cross-entropy against soft labels (knowledge distillation), scaled by ``temperature**2``."""
-    logp = F.log_softmax(logits / temperature, dim=1)
-    return -(target_probs * logp).sum(dim=1).mean() * temperature**2
+def task_of(supernet: Supernet) -> str:
+    """The task ``supernet`` learns: its ``task`` attribute (one of :data:`TASKS`); an
+    :class:`~elasticnas.supernets.ImageSupernet` without one classifies images."""
+    task = getattr(supernet, "task", None)
+    if task is None and isinstance(supernet, ImageSupernet):
+        return "image-classification"
+    if task not in TASKS:
+        raise ElasticNASError(
+            f"super-network {supernet.name or type(supernet).__name__!r} needs a task attribute, one of "
+            f"{', '.join(TASKS)}; got {task!r}"
+        )
+    return str(task)
+
+
+def distillation_loss(
+    student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0, *, mask: Tensor | None = None
+) -> Tensor:
+    """KL divergence of the student's from the (detached) teacher's softened distribution over the last
+    axis, averaged over the other positions (samples, or tokens where ``mask`` holds), times
+    ``temperature**2``; zero when both agree. The gradient is that of cross-entropy on soft labels."""
+    student = F.log_softmax(student_logits / temperature, dim=-1)
+    teacher = F.log_softmax(teacher_logits.detach() / temperature, dim=-1)
+    kl = (teacher.exp() * (teacher - student)).sum(dim=-1)
+    if mask is None:
+        return kl.mean() * temperature**2
+    weights = mask.to(kl.dtype)
+    return (kl * weights).sum() / weights.sum().clamp_min(1.0) * temperature**2
 
 
 def _no_decay(name: str, p: Tensor) -> bool:
@@ -111,29 +160,36 @@ class Trainer(ABC):
 
     name: str = ""
 
-    def __init__(self, supernet: ImageSupernet, config: TrainConfig | None = None, *, device: str = "cpu") -> None:
+    def __init__(self, supernet: Supernet, config: TrainConfig | None = None, *, device: str = "cpu") -> None:
         self.supernet = supernet
         self.config = config or TrainConfig()
+        self.task = task_of(supernet)
         self.device = torch.device(check_device(device))
         self.supernet.to(self.device)
         decay = [p for n, p in supernet.named_parameters() if not _no_decay(n, p)]
         no_decay = [p for n, p in supernet.named_parameters() if _no_decay(n, p)]
         cfg = self.config
-        self.optimizer = torch.optim.SGD(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=cfg.lr,
-            momentum=cfg.momentum,
-            nesterov=cfg.momentum > 0,
-        )
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        self.optimizer: torch.optim.Optimizer
+        if cfg.optimizer == "adamw":
+            self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
+        else:
+            self.optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
         self.epoch = 0  # completed epochs
         self.step = 0  # completed optimizer steps
         self.steps_per_epoch = 0
         self.history: list[EpochResult] = []
 
+    @property
+    def val_metric(self) -> str:
+        """What :meth:`evaluate` reports: ``"perplexity"`` for a causal language model, else ``"top1"``."""
+        return "perplexity" if self.task == "causal-lm" else "top1"
+
     # -- hooks ----------------------------------------------------------------------------
     @abstractmethod
-    def _train_step(self, x: Tensor, y: Tensor, rng: np.random.Generator) -> StepResult:
-        """One optimizer step on batch ``(x, y)`` (at the data's resolution); ``rng`` samples sub-networks."""
+    def _train_step(self, inputs: Inputs, target: Tensor, rng: np.random.Generator) -> StepResult:
+        """One optimizer step on a batch's ``inputs`` (images at the data's resolution) and ``target``;
+        ``rng`` samples sub-networks."""
 
     def _phase(self, epoch: int) -> str:
         """Name of the training phase epoch ``epoch`` (0-based) belongs to."""
@@ -160,15 +216,50 @@ class Trainer(ABC):
         """Restore what :meth:`_extra_state` returned."""
 
     # -- helpers for the methods ------------------------------------------------------------
-    def forward(self, config: Config, x: Tensor) -> Tensor:
-        """Logits of sub-network ``config`` on ``x`` resized to its resolution."""
+    def split_batch(self, batch: Any) -> tuple[Inputs, Tensor]:
+        """A batch's model inputs (all but the last element) and target (the last, as integers) on the
+        device; the images of an image super-network as floats."""
+        if not isinstance(batch, tuple | list) or len(batch) < 2 or not all(torch.is_tensor(t) for t in batch):
+            raise DataError(f"a batch must be a tuple of tensors (inputs..., target), got {type(batch).__name__}")
+        *inputs, target = (t.to(self.device) for t in batch)
+        if isinstance(self.supernet, ImageSupernet):
+            inputs = [x.float() for x in inputs]
+        return tuple(inputs), target.long()
+
+    def inputs_for(self, config: Config, inputs: Sequence[Tensor]) -> Inputs:
+        """``inputs`` as sub-network ``config`` takes them: images resized to its resolution."""
+        if isinstance(self.supernet, ImageSupernet):
+            return (resize_batch(inputs[0], self.supernet.resolution(config)), *inputs[1:])
+        return tuple(inputs)
+
+    def forward(self, config: Config, *inputs: Tensor) -> Tensor:
+        """Logits of sub-network ``config`` on ``inputs`` (see :meth:`inputs_for`)."""
         self.supernet.activate(config)
-        logits: Tensor = self.supernet(resize_batch(x, self.supernet.resolution(config)))
+        logits: Tensor = self.supernet(*self.inputs_for(config, inputs))
         return logits
 
-    def loss(self, logits: Tensor, y: Tensor) -> Tensor:
-        """Label-smoothed cross-entropy."""
-        return F.cross_entropy(logits, y, label_smoothing=self.config.label_smoothing)
+    def loss(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Label-smoothed cross-entropy over the classes, or per token over the vocabulary ((N*T, V) rows)."""
+        return F.cross_entropy(
+            logits.flatten(0, -2), target.flatten(), label_smoothing=self.config.label_smoothing,
+            ignore_index=IGNORE_INDEX,
+        )  # fmt: skip
+
+    def distill(self, logits: Tensor, teacher_logits: Tensor, target: Tensor) -> Tensor:
+        """:func:`distillation_loss` of ``logits`` from ``teacher_logits`` at ``config.kd_temperature``,
+        over the samples, or the tokens whose ``target`` counts."""
+        return distillation_loss(logits, teacher_logits, self.config.kd_temperature, mask=target != IGNORE_INDEX)
+
+    def count_correct(self, logits: Tensor, target: Tensor) -> tuple[int, int]:
+        """Correct top-1 predictions and predictions counted (samples, or tokens whose target counts)."""
+        counted = target != IGNORE_INDEX
+        return int(((logits.argmax(dim=-1) == target) & counted).sum()), int(counted.sum())
+
+    def optimizer_step(self) -> None:
+        """Clip the gradients' total norm to ``config.grad_clip`` (when > 0), then step the optimizer."""
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.supernet.parameters(), self.config.grad_clip)
+        self.optimizer.step()
 
     def sample_config(self, rng: np.random.Generator, elastic: Sequence[str] | None = None) -> Config:
         """A random sub-network; choices not named in ``elastic`` (None: all) take their largest value."""
@@ -214,8 +305,9 @@ class Trainer(ABC):
             )
             if ckpt.get(key) != mine
         ]
-        if ckpt.get("config") != self.config.to_json():
-            theirs, mine = ckpt.get("config") or {}, self.config.to_json()
+        # settings added since the checkpoint was written had their default values then
+        theirs, mine = {**TrainConfig().to_json(), **(ckpt.get("config") or {})}, self.config.to_json()
+        if theirs != mine:
             diff = [f"{k}={theirs.get(k)!r} vs {mine[k]!r}" for k in mine if theirs.get(k) != mine[k]]
             mismatch.append("settings " + ", ".join(diff))
         if mismatch:
@@ -257,21 +349,54 @@ class Trainer(ABC):
         self.load_state_dict(ckpt, source=f"checkpoint {os.fspath(path)!r}")
 
     def evaluate(self, val_data: Any, calib_data: Any, *, batch_size: int = 128) -> tuple[float, float]:
-        """Validation top-1 (%) of the largest and smallest sub-networks, BatchNorm recalibrated on ``calib_data``."""
-        from elasticnas.measure.accuracy import measure_accuracy
-
-        out = []
+        """The :attr:`val_metric` of the largest and smallest sub-networks on ``val_data``: top-1 (%), for
+        image super-networks after BatchNorm recalibration on ``calib_data``, or a language model's perplexity."""
         was_training = self.supernet.training
         self.supernet.eval()
-        for cfg in (self.supernet.max_config(), self.supernet.min_config()):
-            sub = self.supernet.extract(cfg)
-            r = self.supernet.resolution(cfg)
-            res = measure_accuracy(
-                sub, val_data, calib_data=calib_data, resolution=r, batch_size=batch_size, device=str(self.device)
+        try:
+            largest, smallest = (
+                self._validate(cfg, val_data, calib_data, batch_size)
+                for cfg in (self.supernet.max_config(), self.supernet.min_config())
             )
-            out.append(res.top1)
-        self.supernet.train(was_training)
-        return out[0], out[1]
+        finally:
+            self.supernet.train(was_training)
+        return largest, smallest
+
+    @torch.no_grad()
+    def _validate(self, config: Config, val_data: Any, calib_data: Any, batch_size: int) -> float:
+        """The :attr:`val_metric` of sub-network ``config`` (an image one extracted and recalibrated, as measured)."""
+        if isinstance(self.supernet, ImageSupernet):
+            from elasticnas.measure.accuracy import measure_accuracy
+
+            sub = self.supernet.extract(config)
+            r = self.supernet.resolution(config)
+            return measure_accuracy(
+                sub, val_data, calib_data=calib_data, resolution=r, batch_size=batch_size, device=str(self.device)
+            ).top1
+        self.supernet.activate(config)
+        loss_sum, correct, n = 0.0, 0, 0
+        for batch in self._loader(val_data, batch_size=batch_size):
+            inputs, target = self.split_batch(batch)
+            logits = self.supernet(*inputs)
+            loss_sum += float(
+                F.cross_entropy(logits.flatten(0, -2), target.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
+            )
+            hits, counted = self.count_correct(logits, target)
+            correct, n = correct + hits, n + counted
+        if n == 0:
+            raise DataError("the validation data is empty")
+        return math.exp(loss_sum / n) if self.val_metric == "perplexity" else 100.0 * correct / n
+
+    def _loader(self, data: Any, *, batch_size: int, shuffle: bool = False, seed: int = 0) -> DataLoader[Any]:
+        """A ``DataLoader`` over ``data`` (see :func:`~elasticnas.data.as_loader`); the tensors of a
+        super-network other than an image one keep their types (token ids stay integers), however many."""
+        if isinstance(self.supernet, ImageSupernet) or not isinstance(data, tuple | list):
+            return as_loader(data, batch_size=batch_size, shuffle=shuffle, seed=seed)
+        tensors = [t if isinstance(t, Tensor) else torch.as_tensor(np.asarray(t)) for t in data]
+        if len({len(t) for t in tensors}) != 1:
+            raise DataError(f"the tensors of the data differ in length: {[len(t) for t in tensors]}")
+        gen = torch.Generator().manual_seed(seed)
+        return DataLoader(TensorDataset(*tensors), batch_size=batch_size, shuffle=shuffle, generator=gen)
 
     def fit(
         self,
@@ -284,13 +409,15 @@ class Trainer(ABC):
         progress: bool = True,
         callback: Callable[[EpochResult], None] | None = None,
     ) -> TrainResult:
-        """Train for ``config.epochs`` epochs on ``train_data`` (tensors, Dataset or path).
+        """Train for ``config.epochs`` epochs on ``train_data`` (tensors, a Dataset or DataLoader of batches
+        ``(inputs..., target)``, or an image folder's path).
 
         With ``out``, a checkpoint is written after every epoch; when ``out`` already
         holds a checkpoint of this run and ``resume`` is true, training continues after
         its last epoch. With ``val_data`` (and ``calib_data`` for BatchNorm
-        recalibration), the largest and smallest sub-networks are validated after every
-        epoch. ``callback`` gets each epoch's result after its checkpoint is written.
+        recalibration of image super-networks), the largest and smallest sub-networks are
+        validated after every epoch (:meth:`evaluate`). ``callback`` gets each epoch's
+        result after its checkpoint is written.
         """
         from tqdm.auto import tqdm
 
@@ -299,7 +426,7 @@ class Trainer(ABC):
         if out is not None and resume and Path(out).exists():
             self.load(out)
             resumed_from = self.epoch
-        self.steps_per_epoch = len(as_loader(train_data, batch_size=cfg.batch_size))
+        self.steps_per_epoch = len(self._loader(train_data, batch_size=cfg.batch_size))
         self.supernet.train()
         while self.epoch < cfg.epochs:
             epoch = self.epoch
@@ -307,7 +434,7 @@ class Trainer(ABC):
             torch.manual_seed(seed)
             rng = np.random.default_rng(seed)
             aug_gen = torch.Generator().manual_seed(seed + 1)
-            loader = as_loader(train_data, batch_size=cfg.batch_size, shuffle=True, seed=seed)
+            loader = self._loader(train_data, batch_size=cfg.batch_size, shuffle=True, seed=seed)
             self._start_epoch(epoch)
             phase = self._phase(epoch)
             start = time.perf_counter()
@@ -322,12 +449,12 @@ class Trainer(ABC):
             )
             lr = cfg.lr
             for i, batch in enumerate(bar):
-                x, y = batch[0].to(self.device).float(), batch[1].to(self.device).long()
-                x = self._augment(x, aug_gen)
+                inputs, target = self.split_batch(batch)
+                inputs = self._augment(inputs, aug_gen)
                 lr = cfg.lr * self._lr_factor(epoch, i / max(self.steps_per_epoch, 1))
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
-                res = self._train_step(x, y, rng)
+                res = self._train_step(inputs, target, rng)
                 self.step += 1
                 loss_sum += res.loss * res.n
                 correct += res.correct
@@ -347,12 +474,14 @@ class Trainer(ABC):
                 val_min=val_min,
                 lr=lr,
                 seconds=time.perf_counter() - start,
+                metric=self.val_metric,
             )
             self.history.append(result)
             self.epoch += 1
             if progress:
-                extra = "" if math.isnan(val_max) else f", val largest {val_max:.1f}%, smallest {val_min:.1f}%"
-                tqdm.write(f"epoch {result.epoch}: loss {result.loss:.3f}, train acc {result.train_acc:.1f}%{extra}")
+                tqdm.write(
+                    f"epoch {result.epoch}: loss {result.loss:.3f}, train acc {result.train_acc:.1f}%{result.val_text()}"
+                )
             if out is not None:
                 self.save(out)
             if callback is not None:
@@ -360,11 +489,13 @@ class Trainer(ABC):
         self.supernet.eval()
         return TrainResult(tuple(self.history), Path(out) if out is not None else None, resumed_from)
 
-    def _augment(self, x: Tensor, gen: torch.Generator) -> Tensor:
-        """Random translation by up to ``augment_shift`` pixels (border padding)."""
+    def _augment(self, inputs: Inputs, gen: torch.Generator) -> Inputs:
+        """The images of an image super-network translated at random by up to ``augment_shift`` pixels
+        (border padding); other inputs unchanged."""
         shift = self.config.augment_shift
-        if shift <= 0 or x.dim() != 4:
-            return x
+        x = inputs[0]
+        if shift <= 0 or not isinstance(self.supernet, ImageSupernet) or x.dim() != 4:
+            return inputs
         n, _, h, w = x.shape
         t = (torch.rand(n, 2, generator=gen) * 2 - 1) * shift
         theta = torch.zeros(n, 2, 3)
@@ -372,5 +503,5 @@ class Trainer(ABC):
         theta[:, 0, 2] = t[:, 0] * 2 / w
         theta[:, 1, 2] = t[:, 1] * 2 / h
         grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
+        shifted = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return (shifted, *inputs[1:])
