@@ -104,8 +104,9 @@ def create_supernet(
     if name.startswith(HF_PREFIX):  # a Hugging Face folder, made elastic
         from elasticnas.supernets.hf import load_hf_supernet
 
-        hf_net = load_hf_supernet(name[len(HF_PREFIX) :], **kwargs)
-        hf_net.name = name
+        folder = os.path.abspath(name[len(HF_PREFIX) :])
+        hf_net = load_hf_supernet(folder, **kwargs)
+        hf_net.name = HF_PREFIX + folder  # a study records it: found again from any working directory
         if weights is not None:
             hf_net.load_weights(weights)
         return hf_net.eval()

@@ -546,8 +546,7 @@ def load_hf_supernet(path: str | os.PathLike[str], *, task: Task | None = None, 
         model, task=task, layer_order=info.get("layer_order"), method=info.get("method", "first-k"),
         **{**info.get("space", {}), **options},
     )  # fmt: skip
-    net.weights_source = os.path.abspath(src)
-    return net
+    return net  # weights_source None: create_supernet("hf:" + path) gives these weights again
 
 
 def load_hf_subnet(path: str | os.PathLike[str], *, task: Task | None = None) -> HFSubnet:
