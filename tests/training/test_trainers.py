@@ -151,3 +151,19 @@ def test_checkpoints_hold_plain_data_and_load_as_weights(
         net.load_weights(path)
         sd = trainer.supernet.state_dict()
         assert all(torch.equal(v, sd[k]) for k, v in net.state_dict().items())
+
+
+def test_a_checkpoint_written_before_the_optimizer_settings_resumes(
+    small_supernet, digits16: tuple[torch.Tensor, torch.Tensor], tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    x, y = digits16
+    out = tmp_path / "c.pt"
+    create_trainer("sandwich", small_supernet(), _config(epochs=1)).fit((x[:32], y[:32]), out=out, progress=False)
+    ckpt = torch.load(out, weights_only=True)
+    for key in ("optimizer", "grad_clip"):  # settings added later: such a checkpoint had their defaults
+        del ckpt["config"][key]
+    torch.save(ckpt, out)
+    result = create_trainer("sandwich", small_supernet(), _config(epochs=1)).fit((x[:32], y[:32]), out=out)
+    assert result.resumed_from == 1
+    with pytest.raises(CheckpointError, match="grad_clip=0.0 vs 1.0"):
+        create_trainer("sandwich", small_supernet(), _config(epochs=1, grad_clip=1.0)).fit((x[:32], y[:32]), out=out)
