@@ -1,7 +1,8 @@
-"""Data loading: tensors, Datasets, DataLoaders and ImageNet-layout image folders (Pillow-decoded).
+"""Data loading: tensors, Datasets, DataLoaders, ImageNet-layout image folders (Pillow-decoded) and
+built-in byte-level text (``pystdlib``) for language models.
 
-The names below are imported on first use (PEP 562), so ``list_builtin_datasets()`` does not
-load PyTorch.
+The names below are imported on first use (PEP 562), so ``list_builtin_datasets()`` and
+``list_text_corpora()`` do not load PyTorch.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
         eval_transform,
         resize_batch,
     )
+    from elasticnas.data._text import TextCorpus, list_text_corpora, register_text_corpus, text_corpus
+    from elasticnas.data._tokens import TokenWindows
 
 _LAZY = {
     "BuiltinDataset": "elasticnas.data._builtin",
@@ -53,6 +56,11 @@ _LAZY = {
     "as_loader": "elasticnas.data._imagefolder",
     "eval_transform": "elasticnas.data._imagefolder",
     "resize_batch": "elasticnas.data._imagefolder",
+    "TextCorpus": "elasticnas.data._text",
+    "list_text_corpora": "elasticnas.data._text",
+    "register_text_corpus": "elasticnas.data._text",
+    "text_corpus": "elasticnas.data._text",
+    "TokenWindows": "elasticnas.data._tokens",
 }
 
 
@@ -78,4 +86,9 @@ __all__ = [
     "as_loader",
     "eval_transform",
     "resize_batch",
+    "TextCorpus",
+    "TokenWindows",
+    "list_text_corpora",
+    "register_text_corpus",
+    "text_corpus",
 ]

@@ -1,7 +1,8 @@
 """Data named by a string, so that a study can record it and a later export can find it again.
 
-A spec is the path of an image folder (ImageNet layout) or ``NAME:SPLIT`` of a built-in
-data set (``digits:val``). :func:`resolve_data` turns a spec into something
+A spec is the path of an image folder (ImageNet layout), ``NAME:SPLIT`` of a built-in
+image data set (``digits:val``) or of a built-in text corpus (``pystdlib:val``: windows of
+128 byte tokens). :func:`resolve_data` turns a spec into something
 :func:`~elasticnas.data.as_loader` reads; any other object (tensors, a Dataset, a
 DataLoader) passes through unchanged and has no spec.
 """
@@ -20,7 +21,8 @@ def data_spec(data: Any) -> str | None:
 
 
 def resolve_data(data: Any) -> Any:
-    """An existing image-folder path (returned as a string), a built-in ``NAME:SPLIT`` (its tensors),
+    """An existing image-folder path (returned as a string), a built-in image ``NAME:SPLIT`` (its tensors),
+    a built-in text ``NAME:SPLIT`` (its :class:`~elasticnas.data.TokenWindows` of the default length),
     or ``data`` itself when it is not a string; an unknown string raises one clear line."""
     spec = data_spec(data)
     if spec is None:
@@ -28,11 +30,15 @@ def resolve_data(data: Any) -> Any:
     if os.path.exists(spec):
         return spec
     from elasticnas.data._builtin import builtin_dataset, list_builtin_datasets
+    from elasticnas.data._text import list_text_corpora, text_corpus
 
     name, _, split = spec.partition(":")
     if name in list_builtin_datasets():
         return builtin_dataset(name).split(split or "val")
+    if name in list_text_corpora():
+        return text_corpus(name).windows(split or "val")
+    known = [*list_builtin_datasets(), *list_text_corpora()]
     raise ElasticNASError(
         f"data {spec!r} is neither an existing image folder nor a built-in data set NAME:SPLIT "
-        f"({', '.join(f'{n}:val' for n in list_builtin_datasets())})"
+        f"({', '.join(f'{n}:val' for n in known)})"
     )
