@@ -10,6 +10,9 @@
 - ``hf``: a Hugging Face folder (``save_pretrained``, with the tokenizer or image processor of the
   super-network's folder) that ``AutoModelFor*.from_pretrained`` loads without remote code; for
   sub-networks of Hugging Face super-networks whose layers share one shape.
+- ``peft``: a PEFT adapter folder (``adapter_config.json``, ``adapter_model.safetensors``) with its base
+  model as a Hugging Face folder in ``base/``, for adapter super-networks over Hugging Face ones
+  (:class:`elasticnas.adapters.LoraSupernet`); ``peft.PeftModel.from_pretrained`` loads it.
 
 Every export is reloaded (or run in ONNX Runtime) and compared with the PyTorch sub-network on
 the same seeded inputs before it replaces anything.
@@ -35,8 +38,8 @@ if TYPE_CHECKING:  # PyTorch is imported where it is used, so that FORMATS loads
     from elasticnas.measure.latency import Inputs
     from elasticnas.supernets import Supernet
 
-FORMATS = ("pt", "onnx", "safetensors", "hf")
-FOLDER_FORMATS = ("safetensors", "hf")
+FORMATS = ("pt", "onnx", "safetensors", "hf", "peft")
+FOLDER_FORMATS = ("safetensors", "hf", "peft")
 _PT_FORMAT = "elasticnas-subnet"
 _PT_VERSION = 1
 INFO_FILE = "elasticnas.json"  # in exported folders: what was exported (and the mark of a folder elasticnas wrote)
@@ -142,7 +145,7 @@ def _calibration(calibration_data: Any, recalibrate: bool, sub: nn.Module, super
 def export_subnet(
     supernet: Supernet | str,
     config: Mapping[str, Any],
-    format: Literal["pt", "onnx", "safetensors", "hf"] = "pt",  # noqa: A002 - the public name users pass
+    format: Literal["pt", "onnx", "safetensors", "hf", "peft"] = "pt",  # noqa: A002 - the public name users pass
     path: str | os.PathLike[str] | None = None,
     *,
     weights: str | os.PathLike[str] | None = None,
@@ -223,6 +226,8 @@ def export_subnet(
             save_model(sub, os.path.join(tmp, WEIGHTS_FILE))
         elif format == "hf":
             _save_hf(supernet, cfg, sub, tmp)
+        elif format == "peft":
+            _save_peft(supernet, cfg, tmp)
         if format in FOLDER_FORMATS:
             with open(os.path.join(tmp, INFO_FILE), "w", encoding="utf-8") as fh:
                 json.dump({**info, "format": f"{_PT_FORMAT}-{format}"}, fh, indent=1)
@@ -270,6 +275,17 @@ def _save_hf(supernet: Supernet, config: Mapping[str, Any], sub: nn.Module, fold
             f"{supernet.name or type(supernet).__name__!r} sub-networks as onnx, pt or safetensors"
         )
     save(config, sub, folder)
+
+
+def _save_peft(supernet: Supernet, config: Mapping[str, Any], folder: str) -> None:
+    """Write sub-network ``config`` as a PEFT adapter folder with its base model, if the super-network can."""
+    save = getattr(supernet, "save_peft_pretrained", None)
+    if save is None:
+        raise ExportError(
+            f"format peft is for adapter super-networks (elasticnas.adapters.LoraSupernet); export "
+            f"{supernet.name or type(supernet).__name__!r} sub-networks as onnx, pt, safetensors or hf"
+        )
+    save(config, folder)
 
 
 def _file_accuracy(
@@ -345,7 +361,7 @@ def _onnx_module(path: str) -> nn.Module:
 
 def load_subnet(path: str | os.PathLike[str]) -> nn.Module:
     """Rebuild a sub-network written by :func:`export_subnet` (eval mode): a ``pt`` file, or a
-    ``safetensors`` or ``hf`` folder.
+    ``safetensors``, ``hf`` or ``peft`` folder.
 
     ``pt`` files are read with ``torch.load(..., weights_only=True)``; the module is rebuilt with
     the builder registered for the recorded family (files without one name it in the
@@ -400,7 +416,7 @@ def _with_info(net: nn.Module, info: Mapping[str, Any]) -> nn.Module:
 
 
 def _load_folder(src: str) -> nn.Module:
-    """A ``safetensors`` or ``hf`` export folder as a module (see :func:`load_subnet`)."""
+    """A ``safetensors``, ``hf`` or ``peft`` export folder as a module (see :func:`load_subnet`)."""
     from elasticnas._io import InputError, parse_json, read_text
     from elasticnas.supernets import build_subnet
 
@@ -409,9 +425,13 @@ def _load_folder(src: str) -> nn.Module:
     except InputError as exc:
         raise CheckpointError(f"{src!r} is not an elasticnas export folder: {exc}") from None
     kind = info.get("format") if isinstance(info, dict) else None
-    if kind not in (f"{_PT_FORMAT}-safetensors", f"{_PT_FORMAT}-hf") or info.get("version") != _PT_VERSION:
+    if kind not in [f"{_PT_FORMAT}-{f}" for f in FOLDER_FORMATS] or info.get("version") != _PT_VERSION:
         raise CheckpointError(f"{src!r} holds no elasticnas sub-network this version reads ({INFO_FILE}: {kind!r})")
     try:
+        if kind.endswith("-peft"):
+            from elasticnas.adapters import load_peft_subnet
+
+            return _with_info(load_peft_subnet(src), info)
         if kind.endswith("-hf"):
             from elasticnas.supernets.hf import load_hf_subnet
 
