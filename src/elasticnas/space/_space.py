@@ -187,6 +187,12 @@ class SearchSpace:
         where a gene does not change the network of its row (default: every gene is active)."""
         return np.zeros(np.shape(genes), dtype=bool)
 
+    def inactive_mask_within(self, genes: np.ndarray, product: ProductSpace, product_genes: np.ndarray) -> np.ndarray:
+        """Hook for a part of ``product`` whose genes depend on other parts' (the precision of a layer that an
+        architecture part skips): the inactive mask of its rows ``genes`` given the product's rows
+        ``product_genes``; by default its own :meth:`inactive_mask`."""
+        return self.inactive_mask(genes)
+
     def canonical_genes(self, genes: np.ndarray) -> np.ndarray:
         """Canonical rows of a valid gene matrix (n, n_genes) or row: inactive genes set to 0 (their
         first value). Equal networks get equal rows; always returns a new 2-D int64 matrix."""
@@ -373,18 +379,23 @@ class ProductSpace(SearchSpace):
         return np.concatenate([p._parse(self._keys_of(p, config)) for p in self.parts])
 
     def config_id(self, config: Mapping[str, Any]) -> str:
-        """Hash of the parts' config ids: configurations of equal parts share it."""
-        self._check_keys(config)
-        ids = [p.config_id(self._keys_of(p, config)) for p in self.parts]
+        """Hash of the parts' config ids (of the canonical configuration): configurations of equal parts share it."""
+        cfg = self.validate(config)
+        ids = [p.config_id(self._keys_of(p, cfg)) for p in self.parts]
         return hashlib.sha256(",".join(ids).encode()).hexdigest()[:16]
 
     def inactive_mask(self, genes: np.ndarray) -> np.ndarray:
         G = np.atleast_2d(genes)
-        return np.hstack([p.inactive_mask(G[:, s]) for p, s in zip(self.parts, self._slices, strict=True)])
+        return np.hstack(
+            [p.inactive_mask_within(G[:, s], self, G) for p, s in zip(self.parts, self._slices, strict=True)]
+        )
 
     def canonical_genes(self, genes: np.ndarray) -> np.ndarray:
+        """Each part's canonical rows, then the genes that other parts make inactive set to 0."""
         G = np.array(genes, dtype=np.int64, ndmin=2)
-        return np.hstack([p.canonical_genes(G[:, s]) for p, s in zip(self.parts, self._slices, strict=True)])
+        G = np.hstack([p.canonical_genes(G[:, s]) for p, s in zip(self.parts, self._slices, strict=True)])
+        G[self.inactive_mask(G)] = 0
+        return G
 
     def validate_genes(self, genes: np.ndarray) -> np.ndarray:
         G = np.asarray(genes)
@@ -392,7 +403,9 @@ class ProductSpace(SearchSpace):
             G = G[None, :]
         if G.ndim != 2 or G.shape[1] != self._n_genes:
             raise InvalidConfigError(f"expected {self._n_genes} genes, got shape {np.shape(genes)}")
-        return np.hstack([p.validate_genes(G[:, s]) for p, s in zip(self.parts, self._slices, strict=True)])
+        G = np.hstack([p.validate_genes(G[:, s]) for p, s in zip(self.parts, self._slices, strict=True)])
+        G[self.inactive_mask(G)] = 0
+        return G
 
     def from_genes_many(self, genes: np.ndarray) -> list[Config]:
         """:meth:`from_genes` of every row of a gene matrix, validated and canonicalised in one batch."""
