@@ -19,15 +19,20 @@ from elasticnas.measure import (
 from elasticnas.measure.metrics import METRICS
 
 REQUIRED = {"accuracy_top1", "accuracy_top5", "loss", "macs", "params", "latency_ms", "latency_lut_ms",
-            "latency_note10_ms", "peak_memory_mb"}
+            "latency_note10_ms", "peak_memory_mb", "perplexity", "decode_latency_ms", "params_non_embedding"}
+TOKEN_ONLY = {"perplexity", "decode_latency_ms", "params_non_embedding"}  # tested in test_token_metrics.py
 CFG = {"w": [16, 8, 32], "d": 3, "r": 8}
 
 
 def test_the_issue_metrics_are_registered():
     assert REQUIRED <= set(list_metrics())
     assert set(list_metrics(cheap=True)) | set(list_metrics(cheap=False)) == set(list_metrics())
-    assert {"macs", "params", "latency_lut_ms", "latency_note10_ms"} <= set(list_metrics(cheap=True))
-    assert {"accuracy_top1", "latency_ms", "peak_memory_mb"} <= set(list_metrics(cheap=False))
+    assert {"macs", "params", "params_non_embedding", "latency_lut_ms", "latency_note10_ms"} <= set(
+        list_metrics(cheap=True)
+    )
+    assert {"accuracy_top1", "latency_ms", "peak_memory_mb", "perplexity", "decode_latency_ms"} <= set(
+        list_metrics(cheap=False)
+    )
 
 
 @pytest.mark.parametrize("name", list_metrics())
@@ -49,7 +54,7 @@ def measurer():
                     calib_batches=2, eval_batch_size=16, lut=lut)
 
 
-@pytest.mark.parametrize("name", [n for n in list_metrics() if n != "latency_note10_ms"])
+@pytest.mark.parametrize("name", [n for n in list_metrics() if n != "latency_note10_ms" and n not in TOKEN_ONLY])
 def test_every_metric_measures_the_toy_supernet(measurer, name):
     values = measurer.measure(CFG, [name])
     assert list(values) == list(get_metric(name).columns)
@@ -70,7 +75,9 @@ def test_values_agree_with_their_sources(measurer):
 def test_missing_requirements_fail_before_measuring():
     bare = Measurer(ToySupernet())
     for name, message in [("accuracy_top1", "validation data"), ("loss", "validation data"),
-                          ("latency_lut_ms", "lookup table"), ("latency_note10_ms", "ofa_mbv3_w12")]:
+                          ("latency_lut_ms", "lookup table"), ("latency_note10_ms", "ofa_mbv3_w12"),
+                          ("perplexity", "causal language models"), ("decode_latency_ms", "causal language models"),
+                          ("params_non_embedding", "not counted by super-network 'toy_convnet'")]:
         with pytest.raises(ElasticNASError, match=message):
             bare.check([name])
     assert [m.name for m in bare.check("macs,latency_ms")] == ["macs", "latency_ms"]

@@ -1,5 +1,10 @@
 """Top-1 / top-5 accuracy and loss of a sub-network, after BatchNorm recalibration.
 
+A batch is the model inputs followed by the target (:func:`split_batch`): ``(images, labels)``,
+``(input_ids, target_ids)`` for a causal language model (logits ``(N, T, V)``: accuracy and loss
+per token, targets of :data:`IGNORE_INDEX` left out), ``(input_ids, attention_mask, labels)``.
+Only images (floating-point or 4-D inputs) are converted to float and resized.
+
 A sub-network of an elastic super-network sees different activation
 statistics than the super-network whose running BatchNorm statistics it
 inherits. As in Once-for-All, we reset the running statistics and re-estimate
@@ -22,10 +27,13 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from elasticnas.data import DataError, DataSource, as_loader, resize_batch
 from elasticnas.measure.latency import check_device
 
+IGNORE_INDEX = -100  # a target that does not count (padding), as in F.cross_entropy, transformers and training
+
 
 @dataclass(frozen=True)
 class AccuracyResult:
-    """Accuracy (in %) and mean cross-entropy loss over ``n_samples`` validation samples."""
+    """Accuracy (in %) and mean cross-entropy loss over ``n_samples`` validation predictions (samples, or
+    tokens for per-token logits)."""
 
     top1: float
     top5: float
@@ -66,14 +74,25 @@ def has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, _BatchNorm) for m in model.modules())
 
 
-def _split(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+def split_batch(batch: Any) -> tuple[tuple[torch.Tensor, ...], torch.Tensor | None]:
+    """A batch's model inputs (all elements but the last) and target (the last); a lone tensor or a
+    one-element batch is inputs without a target; a dict ``{"input": ..., "label": ...}`` one input."""
     if isinstance(batch, torch.Tensor):
-        return batch, None
+        return (batch,), None
     if isinstance(batch, tuple | list) and len(batch) >= 1:
-        return batch[0], (batch[1] if len(batch) > 1 else None)
+        return (tuple(batch[:-1]), batch[-1]) if len(batch) > 1 else ((batch[0],), None)
     if isinstance(batch, dict) and "input" in batch:
-        return batch["input"], batch.get("label")
-    raise DataError(f"cannot read a batch of type {type(batch).__name__}; expected (inputs, labels)")
+        return (batch["input"],), batch.get("label")
+    raise DataError(f"cannot read a batch of type {type(batch).__name__}; expected (inputs..., target)")
+
+
+def prepare_inputs(inputs: tuple[torch.Tensor, ...], device: str, resolution: int | None) -> tuple[torch.Tensor, ...]:
+    """``inputs`` on ``device``; images (floating-point or 4-D tensors) as floats resized to ``resolution``,
+    integer inputs (token ids, attention masks) unchanged."""
+    return tuple(
+        resize_batch(x.to(device).float(), resolution) if x.is_floating_point() or x.dim() == 4 else x.to(device)
+        for x in inputs
+    )
 
 
 @torch.no_grad()
@@ -106,8 +125,8 @@ def recalibrate_batchnorm(
     used = 0
     try:
         for batch in itertools.islice(batches, num_batches):
-            x, _ = _split(batch)
-            model(resize_batch(x.to(device).float(), resolution))
+            inputs, _ = split_batch(batch)
+            model(*prepare_inputs(inputs, device, resolution))
             used += 1
     finally:
         for m, momentum, track in saved:
@@ -129,18 +148,23 @@ def evaluate_accuracy(
     max_batches: int | None = None,
     calibration_batches: int = 0,
 ) -> AccuracyResult:
-    """Top-1, top-5 (in %) and mean cross-entropy of ``model`` (eval mode) over labelled ``batches``."""
+    """Top-1, top-5 (in %) and mean cross-entropy of ``model`` (eval mode) over labelled ``batches``: per
+    sample for logits ``(N, C)``, per token for logits ``(N, T, V)`` against targets ``(N, T)``."""
     model.eval()
     correct1 = correct5 = 0
     loss_sum = 0.0
     n = 0
     for batch in itertools.islice(batches, max_batches):
-        x, y = _split(batch)
+        inputs, y = split_batch(batch)
         if y is None:
             raise DataError("validation batches need labels")
-        x = resize_batch(x.to(device).float(), resolution)
         y = y.to(device).long()
-        logits = model(x)
+        logits = model(*prepare_inputs(inputs, device, resolution))
+        if logits.dim() > 2:  # per-token logits (N, T, V) against targets (N, T)
+            logits, y = logits.flatten(0, -2), y.flatten()
+        counted = y != IGNORE_INDEX
+        if not bool(counted.all()):
+            logits, y = logits[counted], y[counted]
         loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
         k = min(5, logits.shape[1])
         top = logits.topk(k, dim=1).indices

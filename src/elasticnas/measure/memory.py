@@ -1,4 +1,4 @@
-"""Peak memory of one inference forward pass at a batch size.
+"""Peak memory of one inference forward pass at a batch size, or of a decoder's prefill and decode step.
 
 * On CUDA we read the caching allocator: ``torch.cuda.max_memory_allocated``
   during the call, which includes the weights and the input.
@@ -9,12 +9,18 @@
   tensor on that storage dies. The peak of that count, plus the weights and
   the input, is the tensor memory of inference. Library-internal scratch
   buffers (oneDNN workspaces) are not tensors and are not counted.
+
+A causal language model generates with a KV cache, which grows with the context:
+:func:`measure_decode_memory` measures the prefill of the context and one decode step,
+so the cache (``kv_cache_mb``) is counted among the activations.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import weakref
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,14 +29,16 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from elasticnas.measure.latency import InputSpec, check_device, model_inputs
+from elasticnas.measure.decoding import cache_bytes, check_context, kv_decoder, prefill
+from elasticnas.measure.latency import Inputs, InputSpec, check_device, model_inputs
 
 MB = float(2**20)
 
 
 @dataclass(frozen=True)
 class MemoryResult:
-    """Peak memory of inference, in MiB: ``peak_mb = weights_mb + input_mb + activations_mb``."""
+    """Peak memory of inference, in MiB: ``peak_mb = weights_mb + input_mb + activations_mb``; for a
+    decoder ``kv_cache_mb``, the cache after the decode step, is part of the activations."""
 
     peak_mb: float
     weights_mb: float
@@ -39,6 +47,7 @@ class MemoryResult:
     batch_size: int
     device: str
     method: str
+    kv_cache_mb: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,31 +110,56 @@ def measure_peak_memory(
     ``input_shape`` may also be the inputs themselves (a tuple of tensors of batch ``batch_size``,
     e.g. a super-network's ``example_inputs``): then ``model(*inputs)`` is measured.
     """
+
+    def forward(m: nn.Module, xs: Inputs) -> None:
+        m(*xs)
+
+    return _measure(model.eval(), model_inputs(input_shape, batch_size, seed), forward, batch_size, device)
+
+
+def measure_decode_memory(model: nn.Module, input_ids: torch.Tensor, *, device: str = "cpu") -> MemoryResult:
+    """Peak memory of a causal language model's prefill of ``input_ids`` ``(N, context_len)`` and one decode
+    step (see :mod:`~elasticnas.measure.decoding`; ``model`` or its ``hf_model`` a transformers decoder),
+    without autograd: weights, the context, activations and the KV cache of ``context_len + 1`` tokens."""
+    decoder = kv_decoder(model).eval()
+    check_context(decoder, int(input_ids.shape[1]))
+    kv = 0
+
+    def generate(m: nn.Module, xs: Inputs) -> None:
+        nonlocal kv
+        cache, step = prefill(m, xs[0])
+        step()
+        kv = cache_bytes(cache)
+
+    result = _measure(decoder, (input_ids,), generate, int(input_ids.shape[0]), device)
+    return dataclasses.replace(result, kv_cache_mb=kv / MB)
+
+
+def _measure(
+    model: nn.Module, xs: Inputs, call: Callable[[nn.Module, Inputs], None], batch_size: int, device: str
+) -> MemoryResult:
+    """Peak memory of ``call(model, xs)`` under ``torch.inference_mode`` (``model`` in eval mode)."""
     device = check_device(device)
-    xs = model_inputs(input_shape, batch_size, seed)
-    model = model.eval()
     w_mb = weight_bytes(model) / MB
     in_mb = sum(x.numel() * x.element_size() for x in xs) / MB
     if device == "cpu":
         counter = _StorageCounter()
         with torch.inference_mode():
             with counter:
-                y = model(*xs)
-            del y
+                call(model, xs)
         act_mb = counter.peak / MB
         method = "tensor-storage-count"
     else:
         model = copy.deepcopy(model).to(device)
         xs = tuple(x.to(device) for x in xs)
         with torch.inference_mode():
-            model(*xs)  # lazy initialisation (cuDNN handles, ...) outside the measured call
+            call(model, xs)  # lazy initialisation (cuDNN handles, ...) outside the measured call
             torch.cuda.synchronize(device)
             base = torch.cuda.memory_allocated(device)
             torch.cuda.reset_peak_memory_stats(device)
-            y = model(*xs)
+            call(model, xs)
             torch.cuda.synchronize(device)
             peak = torch.cuda.max_memory_allocated(device)
-            del y
         act_mb = max(0, peak - base) / MB
         method = "cuda-max-memory-allocated"
     return MemoryResult(

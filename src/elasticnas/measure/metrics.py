@@ -8,6 +8,8 @@ expensive ones (accuracy, measured latency, memory) only for evaluated trials.
 
     measurer = Measurer(supernet, runtime="onnxruntime")
     measurer.measure(config, ["macs", "latency_ms"])
+    Measurer(lm_supernet, runtime="torch", val_data="pystdlib:val", context_len=512).measure(
+        config, "perplexity,decode_latency_ms,peak_memory_mb")
     study.optimize(measurer.evaluator(["accuracy_top1", "latency_ms"]), n_evals=50,
                    cheap_metrics=measurer.cheap_metrics(["macs"]))
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,6 +30,7 @@ from elasticnas.records import Direction, Objective
 from elasticnas.registry import Registry
 
 if TYPE_CHECKING:  # these import PyTorch: the methods needing them import them, so the registry loads without it
+    import torch
     from torch import nn
 
     from elasticnas.measure.accuracy import AccuracyResult, Calibration
@@ -117,6 +121,13 @@ class Measurer:
     Settings (runtime, device, batch size, threads, timing policy, data, lookup
     table) are fixed at construction. The extracted sub-network and the last
     accuracy / latency / memory result are cached per configuration id.
+
+    Token super-networks (those with a ``seq_len``): ``latency_ms`` and a
+    classifier's ``peak_memory_mb`` run ``seq_len`` tokens; ``decode_latency_ms`` and a
+    causal language model's ``peak_memory_mb`` decode after ``context_len`` tokens of
+    context (both default to the super-network's ``seq_len``). Accuracy, loss and
+    perplexity use the windows of the validation data; ``macs`` are the
+    super-network's own (at its ``seq_len``).
     """
 
     def __init__(
@@ -135,8 +146,19 @@ class Measurer:
         max_val_batches: int | None = None,
         lut: LookupTable | str | None = None,
         seed: int = 0,
+        seq_len: int | None = None,
+        context_len: int | None = None,
     ) -> None:
         self.supernet = supernet
+        default_len = getattr(supernet, "seq_len", None)
+        for name, value in (("seq_len", seq_len), ("context_len", context_len)):
+            if value is not None and (default_len is None or int(value) < 1):
+                raise ElasticNASError(
+                    f"{name} must be a positive number of tokens, for a token super-network (with a seq_len); "
+                    f"got {value!r} for {getattr(supernet, 'name', '') or type(supernet).__name__!r}"
+                )
+        self.seq_len: int | None = int(seq_len) if seq_len is not None else default_len
+        self.context_len: int | None = int(context_len) if context_len is not None else default_len
         self.runtime = runtime
         self.device = device
         self.batch_size = batch_size
@@ -184,6 +206,8 @@ class Measurer:
             "batch_size": self.batch_size,
             "threads": self.threads,
             "lut": self._lut_path,
+            "seq_len": self.seq_len,
+            "context_len": self.context_len,
         }
 
     # -- helpers shared by metric implementations ------------------------------------------
@@ -210,6 +234,22 @@ class Measurer:
     def costs(self, config: Config) -> Mapping[str, float]:
         return self._cached(config, "costs", lambda: self.supernet.costs(config))
 
+    def example_inputs(self, config: Config, seq_len: int | None = None) -> tuple[torch.Tensor, ...]:
+        """The super-network's seeded inputs of a batch, of ``seq_len`` tokens for a token super-network
+        (default: this measurer's ``seq_len``)."""
+        length = seq_len if seq_len is not None else self.seq_len
+        extra = {} if length is None else {"seq_len": length}
+        inputs: tuple[torch.Tensor, ...] = self.supernet.example_inputs(
+            config, self.batch_size, seed=self.seed, **extra
+        )
+        return inputs
+
+    @property
+    def task(self) -> str | None:
+        """The super-network's ``task`` (``"causal-lm"``, ...), None for one without."""
+        task = getattr(self.supernet, "task", None)
+        return None if task is None else str(task)
+
     def measure_latencies(self, configs: Sequence[Mapping[str, Any]], rounds: int = 5) -> list[LatencyResult]:
         """Latencies of ``configs`` measured together, interleaved (see
         :func:`~elasticnas.measure.latency.measure_latencies`); :meth:`latency` returns them for these
@@ -229,7 +269,7 @@ class Measurer:
         """:func:`~elasticnas.measure.latency.measure_latencies` under this measurer's settings."""
         return measure_latencies(
             models,
-            [self.supernet.example_inputs(c, self.batch_size, seed=self.seed) for c in configs],
+            [self.example_inputs(c) for c in configs],
             runtime=self.runtime,
             device=self.device,
             batch_size=self.batch_size,
@@ -239,20 +279,38 @@ class Measurer:
             seed=self.seed,
         )
 
-    def memory(self, config: Config) -> MemoryResult:
-        from elasticnas.measure.memory import measure_peak_memory
+    def decode_latency(self, config: Config) -> LatencyResult:
+        """Latency of one decode step after ``context_len`` tokens (causal language models, PyTorch)."""
+        _needs_decoder(self)
 
-        return self._cached(
-            config,
-            "memory",
-            lambda: measure_peak_memory(
+        def make() -> LatencyResult:
+            from elasticnas.measure.decoding import measure_decode_latency
+
+            return measure_decode_latency(
                 self.subnet(config),
-                self.supernet.example_inputs(config, self.batch_size, seed=self.seed),
-                batch_size=self.batch_size,
+                self.example_inputs(config, self.context_len)[0],
                 device=self.device,
+                threads=self.threads,
+                policy=self.policy,
+            )
+
+        return self._cached(config, "decode_latency", make)
+
+    def memory(self, config: Config) -> MemoryResult:
+        """Peak memory of a forward pass, or for a causal language model of the prefill of ``context_len``
+        tokens and one decode step (its KV cache counted)."""
+        from elasticnas.measure.memory import measure_decode_memory, measure_peak_memory
+
+        def make() -> MemoryResult:
+            if self.task == "causal-lm":
+                ids = self.example_inputs(config, self.context_len)[0]
+                return measure_decode_memory(self.subnet(config), ids, device=self.device)
+            return measure_peak_memory(
+                self.subnet(config), self.example_inputs(config), batch_size=self.batch_size, device=self.device,
                 seed=self.seed,
-            ),
-        )
+            )  # fmt: skip
+
+        return self._cached(config, "memory", make)
 
     def accuracy(self, config: Config) -> AccuracyResult:
         _needs_val_data(self)
@@ -263,13 +321,15 @@ class Measurer:
             from elasticnas.measure.accuracy import measure_accuracy
 
             model = copy.deepcopy(self.subnet(config))  # recalibration changes the statistics
-            shape = self.supernet.input_shape(config)
+            channels, resolution = 3, None  # images are resized to the sub-network's resolution, tokens are not
+            if hasattr(self.supernet, "input_shape"):
+                channels, resolution, _ = self.supernet.input_shape(config)
             return measure_accuracy(
                 model,
                 self.val_data,
                 calibration=self.calibration,
-                resolution=shape[-1],
-                channels=shape[0],
+                resolution=resolution,
+                channels=channels,
                 batch_size=self.eval_batch_size,
                 device=self.device,
                 max_batches=self.max_val_batches,
@@ -320,14 +380,59 @@ def _main_value(measurer: Measurer, metric: Metric, config: Config) -> float:
 
 def _costs(key: str) -> Compute:
     def compute(m: Measurer, cfg: Config) -> dict[str, float]:
-        return {key: float(m.costs(cfg)[key])}
+        costs = m.costs(cfg)
+        if key not in costs:
+            raise _no_cost(m, key)
+        return {key: float(costs[key])}
 
     return compute
+
+
+def _cost_keys(m: Measurer) -> list[str]:
+    """The costs the super-network counts (those of its smallest sub-network; the measurer's cache untouched)."""
+    space = m.supernet.search_space
+    return list(m.supernet.costs(space.from_genes(space.cardinalities * 0)))
+
+
+def _no_cost(m: Measurer, key: str) -> ElasticNASError:
+    name = getattr(m.supernet, "name", "") or type(m.supernet).__name__
+    return ElasticNASError(f"{key} is not counted by super-network {name!r} (its costs: {', '.join(_cost_keys(m))})")
+
+
+def _needs_cost(key: str) -> Callable[[Measurer], None]:
+    def check(m: Measurer) -> None:
+        if key not in _cost_keys(m):
+            raise _no_cost(m, key)
+
+    return check
 
 
 def _needs_val_data(m: Measurer) -> None:
     if m.val_data is None:
         raise ElasticNASError("accuracy metrics need validation data (val_data / --val-data)")
+
+
+def _needs_causal_lm(metric: str) -> Callable[[Measurer], None]:
+    def check(m: Measurer) -> None:
+        if m.task != "causal-lm":
+            name = getattr(m.supernet, "name", "") or type(m.supernet).__name__
+            raise ElasticNASError(f"{metric} is defined for causal language models, not {name!r} (task {m.task!r})")
+
+    return check
+
+
+def _needs_perplexity(m: Measurer) -> None:
+    _needs_causal_lm("perplexity")(m)
+    _needs_val_data(m)
+
+
+def _needs_decoder(m: Measurer) -> None:
+    _needs_causal_lm("decode_latency_ms")(m)
+    if m.runtime not in ("torch", "pytorch"):
+        raise ElasticNASError(
+            f"decode_latency_ms is measured on runtime 'torch' only (exporting the KV cache to ONNX is not "
+            f"supported), not {m.runtime!r}: measure with runtime='torch' (--runtime torch)"
+        )
 
 
 def _needs_lut(m: Measurer) -> None:
@@ -348,8 +453,17 @@ def _accuracy(column: str, field: str) -> Compute:
     return compute
 
 
+def _perplexity(m: Measurer, cfg: Config) -> dict[str, float]:
+    _needs_causal_lm("perplexity")(m)
+    return {"perplexity": math.exp(m.accuracy(cfg).loss)}
+
+
 def _latency(m: Measurer, cfg: Config) -> dict[str, float]:
     return m.latency(cfg).columns("latency_ms")
+
+
+def _decode_latency(m: Measurer, cfg: Config) -> dict[str, float]:
+    return m.decode_latency(cfg).columns("decode_latency_ms")
 
 
 def _latency_lut(m: Measurer, cfg: Config) -> dict[str, float]:
@@ -377,31 +491,58 @@ def _memory(m: Measurer, cfg: Config) -> dict[str, float]:
     return {"peak_memory_mb": m.memory(cfg).peak_mb}
 
 
-register_metric(Metric("macs", "minimize", True, _costs("macs"), "MACs", "multiply-accumulates of one image (analytic)"))
-register_metric(Metric("params", "minimize", True, _costs("params"), "", "parameters of the sub-network (analytic)"))
+register_metric(
+    Metric("macs", "minimize", True, _costs("macs"), "MACs",
+           "multiply-accumulates of one input: an image, or a sequence of the super-network's seq_len (analytic)",
+           check=_needs_cost("macs"))
+)
+register_metric(
+    Metric("params", "minimize", True, _costs("params"), "", "parameters of the sub-network (analytic)",
+           check=_needs_cost("params"))
+)
+register_metric(
+    Metric("params_non_embedding", "minimize", True, _costs("params_non_embedding"), "",
+           "parameters without the token / position embeddings and a language model's output head (analytic)",
+           check=_needs_cost("params_non_embedding"))
+)
 register_metric(
     Metric(
         "accuracy_top1", "maximize", False, _accuracy("accuracy_top1", "top1"), "%",
-        "top-1 validation accuracy after BatchNorm recalibration", check=_needs_val_data,
+        "top-1 validation accuracy (per token for causal LMs), after BatchNorm recalibration where there is any",
+        check=_needs_val_data,
     ),
     aliases=("top1",),
 )
 register_metric(
     Metric(
         "accuracy_top5", "maximize", False, _accuracy("accuracy_top5", "top5"), "%",
-        "top-5 validation accuracy after BatchNorm recalibration", check=_needs_val_data,
+        "top-5 validation accuracy (per token for causal LMs), after BatchNorm recalibration where there is any",
+        check=_needs_val_data,
     ),
     aliases=("top5",),
 )
 register_metric(
-    Metric("loss", "minimize", False, _accuracy("loss", "loss"), "nats", "mean validation cross-entropy",
-           check=_needs_val_data)
+    Metric("loss", "minimize", False, _accuracy("loss", "loss"), "nats",
+           "mean validation cross-entropy (per next token for causal LMs)", check=_needs_val_data)
+)
+register_metric(
+    Metric("perplexity", "minimize", False, _perplexity, "",
+           "validation perplexity: exp of the mean next-token cross-entropy (causal LMs)", check=_needs_perplexity),
+    aliases=("ppl",),
 )
 register_metric(
     Metric(
         "latency_ms", "minimize", False, _latency, "ms",
-        "median measured latency of the extracted sub-network (runtime, device, batch, threads as set)",
+        "median measured latency of the extracted sub-network (runtime, device, batch, threads as set; "
+        "token models: the prefill of seq_len tokens)",
         extra_columns=LATENCY_SPREAD,
+    )
+)
+register_metric(
+    Metric(
+        "decode_latency_ms", "minimize", False, _decode_latency, "ms",
+        "median latency of one decode step with a KV cache after context_len tokens (causal LMs, runtime torch)",
+        extra_columns=LATENCY_SPREAD, check=_needs_decoder,
     )
 )
 register_metric(
@@ -418,6 +559,7 @@ register_metric(
 register_metric(
     Metric(
         "peak_memory_mb", "minimize", False, _memory, "MiB",
-        "peak memory of one inference forward pass at the batch size (weights + input + activations)",
+        "peak memory of one inference forward pass at the batch size (weights + input + activations; "
+        "causal LMs: prefill of context_len tokens and one decode step, KV cache included)",
     )
 )
