@@ -416,9 +416,15 @@ def export_onnx(model: nn.Module, example: torch.Tensor | Inputs, path: str | os
 
     Uses the TorchScript-based exporter, which takes a fraction of a second
     per network, and falls back to the ``torch.export``-based one (onnxscript).
+    A module that holds an ONNX model already (a quantized sub-network: a ``save_onnx(path)``
+    method) writes that model instead.
     """
     import torch
 
+    save_onnx = getattr(model, "save_onnx", None)
+    if callable(save_onnx):
+        save_onnx(path)
+        return
     model = model.eval()
     args = tuple(x.cpu() for x in (example if isinstance(example, tuple) else (example,)))
     names = onnx_input_names(len(args))
