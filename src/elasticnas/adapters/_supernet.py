@@ -236,6 +236,11 @@ class LoraSupernet(Supernet):
             sub(*xs)
         for h in hooks:
             h.remove()
+        if not rows:
+            raise ValueError(
+                "no adapted module runs at its own name in the extracted sub-network: LoraSupernet adapts super-networks"
+                " whose extracted sub-networks keep the names of their linear modules"
+            )
         out = []
         for s in self.sites:
             if s.path in rows:
