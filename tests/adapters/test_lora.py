@@ -350,3 +350,15 @@ def test_bad_input_is_one_clear_error() -> None:
         net.activate(too_big)
     with pytest.raises(InvalidConfigError, match="unknown key 'rank_gate'"):
         net.activate({**net.max_config(), "rank_gate": 2})
+
+
+def test_ranks_of_dropped_blocks_are_inactive() -> None:
+    """With depth 1 the second block's rank genes change nothing: they take their first value, one config id."""
+    net = lora_net("gpt2")
+    space = net.search_space
+    cfg = {**net.max_config(), "depth": 1}
+    other = {**cfg, "rank_qkv": [cfg["rank_qkv"][0], net.ranks[0]]}
+    dropped = 1 - net.base.layer_order[0]  # the block depth 1 leaves out
+    assert space.validate(cfg)["rank_qkv"][dropped] == net.ranks[0]
+    assert space.config_id(cfg) == space.config_id(other)
+    assert net.costs(cfg) == net.costs(other)

@@ -11,15 +11,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
+import numpy as np
 import torch
 from peft import LoraConfig, get_peft_model, inject_adapter_in_model
 from torch import Tensor, nn
 from transformers.pytorch_utils import Conv1D
 
 from elasticnas.adapters._layer import ADAPTER, ElasticLoraLinear, make_elastic, merge_lora
-from elasticnas.space import Choice, Config, SearchSpace
+from elasticnas.space import Choice, Config, ProductSpace, SearchSpace
 from elasticnas.supernets import ImageSupernet, Supernet, build_subnet, register_subnet_builder
-from elasticnas.supernets.hf import HFSubnet, HFSupernet, load_hf_subnet
+from elasticnas.supernets.hf import HFSubnet, HFSupernet, TransformerSpace, load_hf_subnet
 from elasticnas.supernets.hf._modules import Index, take
 from elasticnas.supernets.hf._supernet import role_shape
 
@@ -55,6 +56,30 @@ class SubSite:
     out_features: int
     in_features: int
     rows: int
+
+
+class RankSpace(SearchSpace):
+    """The rank genes ``rank_<group>`` (one per block, or shared); in a product with an elastic transformer's
+    :class:`~elasticnas.supernets.hf.TransformerSpace`, the per-block genes of the blocks its depth drops are
+    inactive."""
+
+    def inactive_mask_within(self, genes: np.ndarray, product: ProductSpace, product_genes: np.ndarray) -> np.ndarray:
+        mask = self.inactive_mask(genes)
+        arch = next((p for p in product.parts if isinstance(p, TransformerSpace)), None)
+        if arch is None:
+            return mask
+        n = len(arch.layer_order)
+        offset = sum(p.n_genes for p in product.parts[: product.parts.index(arch)])
+        depths = np.asarray(arch.choices["depth"].values, dtype=np.int64)[np.atleast_2d(product_genes)[:, offset]]
+        order = np.empty(n, dtype=np.int64)
+        order[list(arch.layer_order)] = np.arange(n)
+        dropped = order[None, :] >= depths[:, None]  # (rows, blocks)
+        start = 0
+        for choice in self.choices.values():
+            if choice.size == n:
+                mask[:, start : start + n] |= dropped
+            start += choice.length
+        return mask
 
 
 def default_ranks(features: int) -> tuple[int, ...]:
@@ -139,7 +164,7 @@ class LoraSupernet(Supernet):
         genes: dict[str, int | None] = {}
         for s in self.sites:
             genes[s.gene] = None if s.position is None else max(s.position + 1, genes.get(s.gene) or 0)
-        rank_space = SearchSpace({g: Choice(self.ranks, size=size) for g, size in genes.items()})
+        rank_space = RankSpace({g: Choice(self.ranks, size=size) for g, size in genes.items()})
         self.rank_space = rank_space
         self.search_space = rank_space if self.base_config is not None else base.search_space * rank_space
         base.activate(self.base_config or base.max_config())  # before the wrappers: the base sees its own modules
