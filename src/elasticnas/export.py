@@ -13,6 +13,9 @@
 - ``peft``: a PEFT adapter folder (``adapter_config.json``, ``adapter_model.safetensors``) with its base
   model as a Hugging Face folder in ``base/``, for adapter super-networks over Hugging Face ones
   (:class:`elasticnas.adapters.LoraSupernet`); ``peft.PeftModel.from_pretrained`` loads it.
+- ``qdq``: the ONNX file of a quantized sub-network as it was measured (QuantizeLinear /
+  DequantizeLinear around its INT8 layers), for quantized super-networks
+  (:func:`elasticnas.quantization.quantize_supernet`).
 
 Every export is reloaded (or run in ONNX Runtime) and compared with the PyTorch sub-network on
 the same seeded inputs before it replaces anything.
@@ -38,7 +41,7 @@ if TYPE_CHECKING:  # PyTorch is imported where it is used, so that FORMATS loads
     from elasticnas.measure.latency import Inputs
     from elasticnas.supernets import Supernet
 
-FORMATS = ("pt", "onnx", "safetensors", "hf", "peft")
+FORMATS = ("pt", "onnx", "safetensors", "hf", "peft", "qdq")
 FOLDER_FORMATS = ("safetensors", "hf", "peft")
 _PT_FORMAT = "elasticnas-subnet"
 _PT_VERSION = 1
@@ -145,7 +148,7 @@ def _calibration(calibration_data: Any, recalibrate: bool, sub: nn.Module, super
 def export_subnet(
     supernet: Supernet | str,
     config: Mapping[str, Any],
-    format: Literal["pt", "onnx", "safetensors", "hf", "peft"] = "pt",  # noqa: A002 - the public name users pass
+    format: Literal["pt", "onnx", "safetensors", "hf", "peft", "qdq"] = "pt",  # noqa: A002 - the public name users pass
     path: str | os.PathLike[str] | None = None,
     *,
     weights: str | os.PathLike[str] | None = None,
@@ -199,6 +202,11 @@ def export_subnet(
     shapes = tuple(tuple(int(n) for n in x.shape[1:]) for x in xs)
     shape = shapes[0] if len(shapes) == 1 else shapes
     sub = supernet.extract(cfg).eval()
+    if (format == "qdq") != callable(getattr(sub, "save_onnx", None)):
+        raise ExportError(
+            "format qdq is the ONNX model of a quantized sub-network (elasticnas.quantization.quantize_supernet), "
+            "which exports as qdq only"
+        )
     calibration = _calibration(calibration_data, recalibrate, sub, supernet.name)
     parity = _supernet_parity(supernet, cfg, sub, xs)
     used = 0 if calibration is None else supernet.calibrate(sub, cfg, calibration)
@@ -233,6 +241,8 @@ def export_subnet(
                 json.dump({**info, "format": f"{_PT_FORMAT}-{format}"}, fh, indent=1)
         if format == "onnx":
             diff = _export_onnx(sub, xs, tmp, opset, ref)
+        elif format == "qdq":
+            diff = _save_qdq(sub, xs, tmp, ref)
         else:
             with torch.no_grad():
                 diff = _max_diff(load_subnet(tmp)(*xs), ref)
@@ -297,7 +307,7 @@ def _file_accuracy(
     from elasticnas.measure.accuracy import evaluate_accuracy
     from elasticnas.supernets import ImageSupernet
 
-    model = _onnx_module(path) if format == "onnx" else load_subnet(path)
+    model = _onnx_module(path) if format in ("onnx", "qdq") else load_subnet(path)
     resolution, channels = None, 3
     if isinstance(supernet, ImageSupernet):
         channels, resolution, _ = supernet.input_shape(config)
@@ -337,6 +347,18 @@ def _export_onnx(sub: nn.Module, xs: Inputs, out: str, opset: int, ref: torch.Te
     session = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
     (got,) = session.run(None, onnx_feed(session, xs))
     return _max_diff(torch.from_numpy(got), ref)
+
+
+def _save_qdq(sub: nn.Module, xs: Inputs, out: str, ref: torch.Tensor) -> float:
+    """Write the ONNX model ``sub`` holds and run the file in ONNX Runtime: its largest difference from ``ref``."""
+    import onnxruntime as ort
+    import torch
+
+    from elasticnas.measure.latency import onnx_feed
+
+    sub.save_onnx(out)  # type: ignore[operator]  # checked by export_subnet: a quantized sub-network's method
+    session = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+    return _max_diff(torch.from_numpy(session.run(None, onnx_feed(session, xs))[0]), ref)
 
 
 def _onnx_module(path: str) -> nn.Module:
