@@ -24,6 +24,7 @@ from elasticnas.measure import FAST_POLICY, Measurer, evaluate_accuracy  # noqa:
 from elasticnas.measure.accuracy import IGNORE_INDEX, split_batch  # noqa: E402
 from elasticnas.measure.decoding import cache_bytes, prefill  # noqa: E402
 from elasticnas.measure.latency import MeasurementError  # noqa: E402
+from elasticnas.measure.memory import measure_decode_memory  # noqa: E402
 from elasticnas.problems import supernet_problem  # noqa: E402
 from elasticnas.supernets.hf import HFSupernet  # noqa: E402
 
@@ -211,6 +212,8 @@ def test_classifier_peak_memory_grows_with_the_sequence_length(nets):
     cfg = net.max_config()
     assert long.memory(long.validate(cfg)).peak_mb > short.memory(short.validate(cfg)).peak_mb
     assert long.memory(long.validate(cfg)).kv_cache_mb == 0.0
+    with pytest.raises(MeasurementError, match="needs a transformers causal language model"):
+        measure_decode_memory(net.extract(cfg), torch.zeros((1, 8), dtype=torch.long))
 
 
 @pytest.mark.parametrize("family", list(MODELS))

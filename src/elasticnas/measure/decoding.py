@@ -38,13 +38,13 @@ from elasticnas.measure.latency import (
 
 def kv_decoder(model: nn.Module) -> nn.Module:
     """The transformers decoder of ``model``: its ``hf_model`` (an extracted token sub-network), or ``model``
-    itself when it is a transformers model with a KV cache (``use_cache``); else one clear error."""
+    itself when it is a transformers model that generates (``can_generate()``); else one clear error."""
     hf = getattr(model, "hf_model", model)
-    config = getattr(hf, "config", None)
-    if not isinstance(hf, nn.Module) or config is None or not hasattr(config, "use_cache"):
+    can_generate = getattr(hf, "can_generate", None)
+    if not isinstance(hf, nn.Module) or not callable(can_generate) or not can_generate():
         raise MeasurementError(
             f"decoding needs a transformers causal language model (an extracted sub-network's hf_model), "
-            f"not {type(model).__name__}"
+            f"not {type(hf).__name__}"
         )
     return hf
 
