@@ -1,4 +1,5 @@
-"""Trustworthy measurement: accuracy with BatchNorm recalibration, latency, lookup tables, memory, metrics.
+"""Trustworthy measurement: accuracy with BatchNorm recalibration, latency, lookup tables, memory, metrics;
+for causal language models also perplexity and KV-cache decoding (latency, memory).
 
 The names below are imported on first use (PEP 562), so ``list_metrics()`` and
 ``list_runtimes()`` do not load PyTorch.
@@ -17,7 +18,9 @@ if TYPE_CHECKING:
         evaluate_accuracy,
         measure_accuracy,
         recalibrate_batchnorm,
+        split_batch,
     )
+    from elasticnas.measure.decoding import measure_decode_latency
     from elasticnas.measure.latency import (
         DEFAULT_RUNTIME,
         FAST_POLICY,
@@ -43,7 +46,7 @@ if TYPE_CHECKING:
         collect_layer_specs,
         lut_error,
     )
-    from elasticnas.measure.memory import MemoryResult, measure_peak_memory
+    from elasticnas.measure.memory import MemoryResult, measure_decode_memory, measure_peak_memory
     from elasticnas.measure.metrics import (
         Measurer,
         Metric,
@@ -60,6 +63,8 @@ _LAZY = {
     "evaluate_accuracy": "elasticnas.measure.accuracy",
     "measure_accuracy": "elasticnas.measure.accuracy",
     "recalibrate_batchnorm": "elasticnas.measure.accuracy",
+    "split_batch": "elasticnas.measure.accuracy",
+    "measure_decode_latency": "elasticnas.measure.decoding",
     "FAST_POLICY": "elasticnas.measure.latency",
     "LatencyResult": "elasticnas.measure.latency",
     "LatencyStats": "elasticnas.measure.latency",
@@ -83,6 +88,7 @@ _LAZY = {
     "lut_error": "elasticnas.measure.lut",
     "MemoryResult": "elasticnas.measure.memory",
     "measure_peak_memory": "elasticnas.measure.memory",
+    "measure_decode_memory": "elasticnas.measure.memory",
     "Measurer": "elasticnas.measure.metrics",
     "Metric": "elasticnas.measure.metrics",
     "get_metric": "elasticnas.measure.metrics",
@@ -123,6 +129,8 @@ __all__ = [
     "DEFAULT_RUNTIME",
     "lut_error",
     "measure_accuracy",
+    "measure_decode_latency",
+    "measure_decode_memory",
     "measure_latencies",
     "measure_latency",
     "measure_peak_memory",
@@ -131,5 +139,6 @@ __all__ = [
     "recalibrate_batchnorm",
     "register_metric",
     "register_runtime",
+    "split_batch",
     "time_callable",
 ]
