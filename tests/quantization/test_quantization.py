@@ -127,8 +127,12 @@ def test_all_int8_model_keeps_accuracy_and_holds_qdq_only_around_int8_layers(tin
     kinds = {n.op_type for n in model.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= kinds
     plans = {qtiny.layout.layers[p.index].name: p.module for p in qtiny.layout.plan(arch)}
-    for k, (name, precision) in enumerate(zip((q.name for q in qtiny.precision_space.layers), mixed["precision"])):
-        convs = [n for n in model.graph.node if n.op_type in ("Conv", "Gemm") and n.name.startswith(onnx_scope(plans[name]))]
+    for k, (name, precision) in enumerate(
+        zip((q.name for q in qtiny.precision_space.layers), mixed["precision"], strict=True)
+    ):
+        convs = [
+            n for n in model.graph.node if n.op_type in ("Conv", "Gemm") and n.name.startswith(onnx_scope(plans[name]))
+        ]
         assert convs, name
         assert all(_weight_is_dequantized(model, n) == (precision == "int8") for n in convs), (k, name)
 
@@ -279,7 +283,9 @@ def _llama():
 
 def test_transformer_layers_take_int8_and_int4_weight_only():
     net = _llama()
-    q = quantize_supernet(net, int4=True, settings=QuantizationSettings(calib_batches=1, calib_batch_size=2, int4_block_size=16))
+    q = quantize_supernet(
+        net, int4=True, settings=QuantizationSettings(calib_batches=1, calib_batch_size=2, int4_block_size=16)
+    )
     n_linear = 7
     assert len(q.precision_space.layers) == 3 * n_linear + 1  # 7 linears per block and the LM head
     arch = {**net.max_config(), "depth": 2}
