@@ -239,7 +239,7 @@ def test_adapter_metrics_and_a_search_over_ranks_and_widths() -> None:
     from elasticnas import create_study
 
     net = lora_net("gpt2")
-    measurer = Measurer(net, runtime="torch", policy=FAST_POLICY)
+    measurer = Measurer(net, runtime="torch", policy=FAST_POLICY, context_len=8)
     cfg = net.min_config()
     values = measurer.measure(cfg, ["adapter_params", "latency_ms", "latency_merged_ms", "peak_memory_merged_mb"])
     assert values["adapter_params"] == net.costs(cfg)["adapter_params"] > 0

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import copy
 
-from torch import nn
-
 from elasticnas.adapters._layer import merge_lora
 from elasticnas.adapters._supernet import LoraSupernet
 from elasticnas.errors import ElasticNASError
-from elasticnas.measure.latency import measure_latencies
-from elasticnas.measure.memory import measure_peak_memory
 from elasticnas.measure.metrics import LATENCY_SPREAD, Config, Measurer, Metric, register_metric
 
 
@@ -22,9 +18,14 @@ def _needs_lora(m: Measurer) -> None:
         )
 
 
-def _merged(m: Measurer, cfg: Config) -> nn.Module:
-    """The measured sub-network with its adapters merged into the base weights (a copy)."""
-    return merge_lora(copy.deepcopy(m.subnet(cfg))).eval()
+def _merged_twin(m: Measurer, cfg: Config) -> Measurer:
+    """A copy of ``m`` (same settings, its own caches) whose sub-network of ``cfg`` is the measured one with its
+    adapters merged into the base weights: its latency and memory are measured exactly as ``m``'s."""
+    merged = merge_lora(copy.deepcopy(m.subnet(cfg))).eval()
+    twin = copy.copy(m)
+    twin._cache, twin._cache_id, twin._interleaved = {}, None, {}
+    twin._cached(cfg, "subnet", lambda: merged)
+    return twin
 
 
 def _adapter_params(m: Measurer, cfg: Config) -> dict[str, float]:
@@ -34,18 +35,12 @@ def _adapter_params(m: Measurer, cfg: Config) -> dict[str, float]:
 
 def _latency_merged(m: Measurer, cfg: Config) -> dict[str, float]:
     _needs_lora(m)
-    (result,) = measure_latencies(
-        [_merged(m, cfg)], [m.supernet.example_inputs(cfg, m.batch_size, seed=m.seed)], runtime=m.runtime,
-        device=m.device, batch_size=m.batch_size, threads=m.threads, policy=m.policy, rounds=1, seed=m.seed,
-    )  # fmt: skip
-    return result.columns("latency_merged_ms")
+    return _merged_twin(m, cfg).latency(cfg).columns("latency_merged_ms")
 
 
 def _memory_merged(m: Measurer, cfg: Config) -> dict[str, float]:
     _needs_lora(m)
-    xs = m.supernet.example_inputs(cfg, m.batch_size, seed=m.seed)
-    result = measure_peak_memory(_merged(m, cfg), xs, batch_size=m.batch_size, device=m.device, seed=m.seed)
-    return {"peak_memory_merged_mb": result.peak_mb}
+    return {"peak_memory_merged_mb": _merged_twin(m, cfg).memory(cfg).peak_mb}
 
 
 register_metric(
@@ -59,12 +54,12 @@ register_metric(
         False,
         _latency_merged,
         "ms",
-        "median measured latency of the sub-network with its adapters merged into the base weights",
+        "latency_ms of the sub-network with its adapters merged into the base weights",
         extra_columns=LATENCY_SPREAD,
         check=_needs_lora,
     )
 )
 register_metric(
     Metric("peak_memory_merged_mb", "minimize", False, _memory_merged, "MiB",
-           "peak inference memory of the sub-network with its adapters merged", check=_needs_lora)
+           "peak_memory_mb of the sub-network with its adapters merged into the base weights", check=_needs_lora)
 )  # fmt: skip

@@ -144,6 +144,7 @@ class LoraSupernet(Supernet):
         self.weights_source = base.weights_source
         self.task = getattr(base, "task", None) or ("image-classification" if isinstance(base, ImageSupernet) else None)
         self.merged = merged
+        self.seq_len: int | None = getattr(base, "seq_len", None)  # tokens per input of a token base
         self.family = base.family if merged else FAMILY
         self.base_config = None if base_config is None else base.search_space.validate(base_config)
         self.sites = tuple(
@@ -361,9 +362,13 @@ class LoraSupernet(Supernet):
         with self.bare() as base:
             return base.calibrate(module, self.base_part(config), calibration)
 
-    def example_inputs(self, config: Mapping[str, Any], batch_size: int = 1, *, seed: int = 0) -> tuple[Tensor, ...]:
-        """The base's example inputs of ``config``'s base sub-network."""
-        return self.base.example_inputs(self.base_part(self.search_space.validate(config)), batch_size, seed=seed)
+    def example_inputs(
+        self, config: Mapping[str, Any], batch_size: int = 1, *, seed: int = 0, **sizes: Any
+    ) -> tuple[Tensor, ...]:
+        """The base's example inputs of ``config``'s base sub-network (``sizes``: the base's ``seq_len=`` or
+        ``resolution=``)."""
+        arch = self.base_part(self.search_space.validate(config))
+        return self.base.example_inputs(arch, batch_size, seed=seed, **sizes)
 
     # -- files ------------------------------------------------------------------------------
     def save_subnet_pretrained(self, config: Mapping[str, Any], sub: nn.Module, directory: str) -> None:
