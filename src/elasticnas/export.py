@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # PyTorch is imported where it is used, so that FORMATS loads
     import torch
     from torch import nn
 
-    from elasticnas.measure.accuracy import Calibration
+    from elasticnas.measure.accuracy import AccuracyResult, Calibration
     from elasticnas.measure.latency import Inputs
     from elasticnas.supernets import Supernet
 
@@ -63,9 +63,10 @@ class ExportRecord:
     activated super-network (both in eval mode); ``calibration_batches``: batches its BatchNorm
     statistics were re-estimated on (0: the super-network's kept); ``input_shape``: the shape of one
     input without the batch axis ((C, H, W) for images), one such shape per input for a family of
-    several inputs (token ids and an attention mask, ...); ``accuracy_top1``: top-1
-    accuracy (%) of the exported file itself on the validation data, when given;
-    ``recorded_accuracy_top1``: what the study recorded for the trial (:meth:`Study.export`).
+    several inputs (token ids and an attention mask, ...); ``accuracy_top1`` and ``loss``: top-1
+    accuracy (%; per token for language models) and mean cross-entropy of the exported file itself
+    on the validation data, when given; ``recorded_accuracy_top1`` and ``recorded_loss``: what the
+    study recorded for the trial (:meth:`Study.export`; None where it did not measure them).
     """
 
     path: str
@@ -82,6 +83,8 @@ class ExportRecord:
     calibration_batches: int = 0
     accuracy_top1: float | None = None
     recorded_accuracy_top1: float | None = None
+    loss: float | None = None
+    recorded_loss: float | None = None
     trial: int | None = None
 
     @property
@@ -223,7 +226,7 @@ def export_subnet(
         "arch": json.dumps(supernet.arch(cfg)),
     }
     diffs: list[float] = []
-    accuracies: list[float] = []
+    scores: list[AccuracyResult] = []
 
     def write(tmp: str) -> None:
         if format == "pt":
@@ -252,7 +255,7 @@ def export_subnet(
             )
         diffs.append(diff)
         if val is not None:  # scored before it replaces anything: unreadable data leaves the old file
-            accuracies.append(_file_accuracy(tmp, format, val, supernet, cfg, val_batches))
+            scores.append(_file_scores(tmp, format, val, supernet, cfg, val_batches))
 
     if format in FOLDER_FORMATS:
         atomic_write_dir(out, write, marker=INFO_FILE, what="export folder")
@@ -272,7 +275,8 @@ def export_subnet(
         supernet_diff=parity,
         atol=atol,
         calibration_batches=used,
-        accuracy_top1=accuracies[0] if accuracies else None,
+        accuracy_top1=scores[0].top1 if scores else None,
+        loss=scores[0].loss if scores else None,
     )
 
 
@@ -298,10 +302,10 @@ def _save_peft(supernet: Supernet, config: Mapping[str, Any], folder: str) -> No
     save(config, folder)
 
 
-def _file_accuracy(
+def _file_scores(
     path: str, format: str, val_data: Any, supernet: Supernet, config: Mapping[str, Any], max_batches: int | None
-) -> float:
-    """Top-1 accuracy (%) of the exported file itself, run as a user runs it (ONNX Runtime or load_subnet);
+) -> AccuracyResult:
+    """Accuracy and loss of the exported file itself, run as a user runs it (ONNX Runtime or load_subnet);
     images are resized to an image family's resolution."""
     from elasticnas.data import as_loader
     from elasticnas.measure.accuracy import evaluate_accuracy
@@ -312,7 +316,7 @@ def _file_accuracy(
     if isinstance(supernet, ImageSupernet):
         channels, resolution, _ = supernet.input_shape(config)
     loader = as_loader(val_data, batch_size=64, resolution=resolution, channels=channels)
-    return evaluate_accuracy(model, loader, resolution=resolution, max_batches=max_batches).top1
+    return evaluate_accuracy(model, loader, resolution=resolution, max_batches=max_batches)
 
 
 def _export_onnx(sub: nn.Module, xs: Inputs, out: str, opset: int, ref: torch.Tensor) -> float:

@@ -451,8 +451,11 @@ class Study:
             val_batches=settings.get("max_val_batches"),
             atol=atol,
         )
-        recorded = record.metrics.get("accuracy_top1")
-        return replace(exported, trial=number, recorded_accuracy_top1=recorded)
+        loss = record.metrics.get("loss")
+        if loss is None and "perplexity" in record.metrics:
+            loss = math.log(record.metrics["perplexity"])
+        return replace(exported, trial=number, recorded_accuracy_top1=record.metrics.get("accuracy_top1"),
+                       recorded_loss=loss)
 
     # -- writing ----------------------------------------------------------------------------
     def _fix_reference_point(self, records: Sequence[TrialRecord]) -> None:

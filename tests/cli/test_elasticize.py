@@ -18,7 +18,7 @@ transformers = pytest.importorskip("transformers")
 @pytest.fixture(scope="module")
 def gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
-    config = transformers.GPT2Config(vocab_size=256, n_positions=64, n_embd=32, n_layer=4, n_head=4)
+    config = transformers.GPT2Config(vocab_size=256, n_positions=128, n_embd=32, n_layer=4, n_head=4)
     folder = tmp_path_factory.mktemp("gpt2")
     transformers.GPT2LMHeadModel(config).save_pretrained(folder)
     return folder
@@ -77,3 +77,35 @@ def test_task_is_refused_for_a_registered_supernet(capsys: pytest.CaptureFixture
     argv = ["search", "--supernet", "tiny_mbv3", "--task", "causal-lm", "--storage", f"sqlite:///{tmp_path}/s.db"]
     assert main(argv) == 2
     assert "--task is for --supernet hf:PATH" in capsys.readouterr().err
+
+
+def test_the_user_path_elasticize_search_export_scores_what_the_study_recorded(
+    gpt2_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pretrained folder made elastic, searched on perplexity and parameters on the built-in text, and every
+    trial of the front exported: each file's own loss on the recorded validation data is the recorded one."""
+    import math
+
+    from elasticnas.study import load_study
+
+    out = tmp_path / "elastic"
+    argv = ["elasticize", str(gpt2_dir), "--out", str(out), "--calib-data", "pystdlib:train", "--calib-batches", "2"]
+    assert main(argv) == 0
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    argv = ["search", "--supernet", f"hf:{out}", "--objectives", "perplexity,params", "--n-evals", "6",
+            "--val-data", "pystdlib:val", "--max-val-batches", "2", "--storage", db, "--study", "s", "--no-progress", "--quiet"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    study = load_study(db, "s")
+    assert study.measurement["val_data"] == "pystdlib:val"
+    front = study.pareto_front()
+    assert len(front) >= 2
+    for record in front:
+        target = tmp_path / f"t{record.number}.onnx"
+        exported = study.export(record.number, "onnx", target)
+        assert exported.recorded_loss == pytest.approx(math.log(record.metrics["perplexity"]))
+        assert exported.loss == pytest.approx(exported.recorded_loss, abs=1e-4)
+    number = front[0].number
+    assert main(["export", "--storage", db, "--study", "s", "--trial", str(number), "--format", "safetensors",
+                 "--out", str(tmp_path / "st")]) == 0
+    assert "loss of the exported file on the validation data" in capsys.readouterr().out

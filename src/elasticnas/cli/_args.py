@@ -175,3 +175,17 @@ def supernet_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if not str(args.supernet).startswith(HF_PREFIX):
         raise ElasticNASError(f"--task is for --supernet hf:PATH (a Hugging Face folder), not {args.supernet!r}")
     return {"task": task}
+
+
+def add_token_args(
+    p: argparse.ArgumentParser | argparse._ArgumentGroup, *, explicit: type[argparse.Action] | None = None
+) -> None:
+    """``--max-val-batches`` and, for token models, ``--seq-len`` / ``--context-len`` (``explicit``: the action
+    that notes a flag the user typed, for a resumed search)."""
+    kind: dict[str, Any] = {} if explicit is None else {"action": explicit}
+    p.add_argument("--max-val-batches", type=positive_int, **kind,
+                   help="evaluate accuracy / loss on at most this many validation batches (default: all)")
+    p.add_argument("--seq-len", type=positive_int, **kind,
+                   help="token models: sequence length of latency, memory and MACs (default: the super-network's)")
+    p.add_argument("--context-len", type=positive_int, **kind,
+                   help="causal LMs: cached tokens for decode_latency_ms and peak_memory_mb (default: --seq-len)")

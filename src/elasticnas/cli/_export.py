@@ -1,9 +1,10 @@
-"""``elasticnas export``: write a sub-network as a standalone PyTorch or ONNX file."""
+"""``elasticnas export``: write a sub-network as a standalone file or folder (PyTorch, safetensors, ONNX, Hugging Face)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 from typing import TYPE_CHECKING, Any
 
 from elasticnas._io import InputError, parse_json, read_text
@@ -133,8 +134,11 @@ def run(args: argparse.Namespace) -> int:
     elif args.no_recalibrate:
         print("BatchNorm statistics kept from the super-network (--no-recalibrate): the file may score lower than "
               "the sub-network measured after recalibration")
-    if record.accuracy_top1 is not None:
+    if record.accuracy_top1 is not None and (record.recorded_accuracy_top1 is not None or record.recorded_loss is None):
         recorded = record.recorded_accuracy_top1
         print(f"accuracy of the exported file on the validation data: {record.accuracy_top1:.2f} %"
               + (f" (the study recorded {recorded:.2f} %)" if recorded is not None else ""))
+    if record.loss is not None and record.recorded_loss is not None:
+        print(f"loss of the exported file on the validation data: {record.loss:.4f} (perplexity "
+              f"{math.exp(record.loss):.3f}; the study recorded {record.recorded_loss:.4f})")
     return 0

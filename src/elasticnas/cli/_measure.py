@@ -15,6 +15,7 @@ from elasticnas.cli._args import (
     LazySubParsers,
     add_progress_flag,
     add_task_arg,
+    add_token_args,
     batch_size,
     input_file,
     non_negative_int,
@@ -73,6 +74,8 @@ def _measure(args: argparse.Namespace) -> int:
         calib_data=data["calib_data"],
         calib_batches=args.calib_batches,
         max_val_batches=args.max_val_batches,
+        seq_len=args.seq_len,
+        context_len=args.context_len,
         lut=args.lut,
         seed=args.seed,
     )
@@ -183,7 +186,7 @@ def _fill(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--calib-batches", type=non_negative_int, default=50, help="BatchNorm recalibration batches (0: none)"
     )
-    p.add_argument("--max-val-batches", type=positive_int, help="evaluate on at most this many batches")
+    add_token_args(p)
     p.add_argument("--seed", type=seed, default=0, help="seed of inputs and calibration batches")
     p.add_argument("--out", required=True,
                    help="CSV file to write (written whole, or after Ctrl-C with the rows measured so far)")

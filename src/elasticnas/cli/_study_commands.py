@@ -17,6 +17,7 @@ from elasticnas.cli._args import (
     LazySubParsers,
     add_progress_flag,
     add_task_arg,
+    add_token_args,
     batch_size,
     input_file,
     positive_int,
@@ -68,13 +69,14 @@ def _reference_point(problem: Problem, objectives: Iterable[str]) -> list[float]
 
 # -- search ---------------------------------------------------------------------------------
 DEFAULT_SUPERNET_OBJECTIVES = "accuracy_top1,latency_ms"
-DATA_METRICS = {"accuracy_top1", "accuracy_top5", "loss"}  # measured on validation data
+DATA_METRICS = {"accuracy_top1", "accuracy_top5", "loss", "perplexity"}  # measured on validation data
 _WHAT_TO_SEARCH = "give exactly one of --problem NAME or --supernet NAME"
 _PROBLEM_ATTR = "elasticnas_problem"  # the built-in problem a CLI study searches
 # CLI flag -> Measurer.settings() key: what a resumed search takes from the study
 _MEASUREMENT_FLAGS = {
     "supernet": "supernet", "weights": "weights", "val_data": "val_data", "calib_data": "calib_data",
     "runtime": "runtime", "device": "device", "batch_size": "batch_size", "threads": "threads", "lut": "lut",
+    "max_val_batches": "max_val_batches", "seq_len": "seq_len", "context_len": "context_len",
 }
 
 
@@ -139,6 +141,9 @@ def _supernet_problem(args: argparse.Namespace) -> tuple[Problem, dict[str, str]
         batch_size=args.batch_size,
         threads=args.threads,
         lut=args.lut,
+        max_val_batches=args.max_val_batches,
+        seq_len=args.seq_len,
+        context_len=args.context_len,
         **_data_kwargs(args, required=needs_data),
     )
     return problem, dict(problem.objectives)
@@ -336,6 +341,7 @@ def _fill_search(p: argparse.ArgumentParser) -> None:
     m.add_argument("--batch-size", action=_Explicit, type=batch_size, default=1, help="latency batch size")
     m.add_argument("--threads", action=_Explicit, type=thread_count, default=1,
                    help="inference threads, pinned while timing and recorded")
+    add_token_args(m, explicit=_Explicit)
     m.add_argument("--lut", action=_Explicit, type=input_file,
                    help="latency lookup table (JSON from 'elasticnas lut build') for latency_lut_ms")
     p.set_defaults(func=_search)

@@ -48,7 +48,8 @@ def supernet_problem(
     )
 
 
-BUILTIN_DATA = {"tiny_mbv3": "digits"}  # super-network -> the built-in data set it was trained on
+# super-network -> validation and calibration splits of the built-in data set it was trained on
+BUILTIN_DATA = {"tiny_mbv3": ("digits:val", "digits:calib"), "tiny_gpt": ("pystdlib:val", "pystdlib:train")}
 
 
 def builtin_data(supernet_name: str) -> dict[str, str]:
@@ -56,8 +57,9 @@ def builtin_data(supernet_name: str) -> dict[str, str]:
     (``{"val_data": "digits:val", "calib_data": "digits:calib"}``), which a study records."""
     if supernet_name not in BUILTIN_DATA:
         raise ElasticNASError(
-            f"super-network {supernet_name!r} has no built-in data set; pass --val-data DIR "
-            "(ImageNet layout: DIR/<class>/<image>) and --calib-data DIR (training images for BatchNorm calibration)"
+            f"super-network {supernet_name!r} has no built-in data set; pass --val-data DATA: an image folder "
+            "(ImageNet layout: DIR/<class>/<image>) or a built-in NAME:SPLIT such as pystdlib:val, and for "
+            "BatchNorm networks --calib-data DATA (training images for recalibration)"
         )
-    name = BUILTIN_DATA[supernet_name]
-    return {"val_data": f"{name}:val", "calib_data": f"{name}:calib"}
+    val, calib = BUILTIN_DATA[supernet_name]
+    return {"val_data": val, "calib_data": calib}

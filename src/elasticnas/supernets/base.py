@@ -174,15 +174,15 @@ class Supernet(nn.Module, ABC):
     def load_weights(self, weights: str | os.PathLike[str] | Mapping[str, Any]) -> None:
         """Load a checkpoint strictly: every key and shape must match this super-network.
 
-        ``weights`` is a path (read with ``torch.load(..., weights_only=True)``) or a
-        state dict; a ``{"state_dict": ...}`` wrapper is unpacked. Raises
+        ``weights`` is a path (a ``.safetensors`` file, else read with
+        ``torch.load(..., weights_only=True)``) or a state dict; a ``{"state_dict": ...}`` wrapper is unpacked. Raises
         :class:`CheckpointError` naming the first mismatching keys and shapes.
         """
         source = "state dict"
         if isinstance(weights, str | os.PathLike):
             source = os.fspath(weights)
             try:
-                loaded = torch.load(source, map_location="cpu", weights_only=True)
+                loaded = _read_state_dict(source)
             except FileNotFoundError:
                 raise CheckpointError(f"checkpoint {source!r} does not exist") from None
             except Exception as exc:  # noqa: BLE001 - corrupt / unsafe pickles have many types
@@ -294,6 +294,17 @@ class ImageSupernet(Supernet):
         r = self._size(cfg, resolution)
         gen = torch.Generator().manual_seed(seed)
         return (torch.randn((batch_size, self.in_channels, r, r), generator=gen),)
+
+
+def _read_state_dict(path: str) -> Any:
+    """The tensors of a ``.safetensors`` file, or a ``torch.load(..., weights_only=True)`` checkpoint."""
+    if path.endswith(".safetensors"):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(path)
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -481,6 +481,19 @@ class HFSupernet(Supernet):
                 if os.path.isfile(os.path.join(source, name)):
                     shutil.copyfile(os.path.join(source, name), os.path.join(directory, name))
 
+    def _convert_state_dict(self, state_dict: Mapping[str, Any]) -> dict[str, Any]:
+        """A transformers model's own state dict (a ``model.safetensors``) as this module's: keys under
+        ``model.``, tied weights (which transformers saves once) filled in from the tensor they share."""
+        own = self.state_dict()
+        state = dict(state_dict)
+        if state and not any(k in own for k in state) and all(f"model.{k}" in own for k in state):
+            state = {f"model.{k}": v for k, v in state.items()}
+        by_storage = {own[k].data_ptr(): k for k in state if k in own}
+        for key, tensor in own.items():
+            if key not in state and tensor.data_ptr() in by_storage:
+                state[key] = state[by_storage[tensor.data_ptr()]]
+        return state
+
     def save_pretrained(self, directory: str | os.PathLike[str]) -> None:
         """Write the (permuted) model as a Hugging Face folder plus ``elasticnas.json`` (layer ranking, task, space),
         with the tokenizer / image processor files of the model's source folder."""
@@ -526,11 +539,15 @@ def _checked(name: str, values: Sequence[int] | None, default: list[int], low: i
     return out
 
 
-def load_hf_supernet(path: str | os.PathLike[str], *, task: Task | None = None, **options: Any) -> HFSupernet:
+def load_hf_supernet(
+    path: str | os.PathLike[str], *, task: Task | None = None, pretrained: bool = True, **options: Any
+) -> HFSupernet:
     """The super-network of a Hugging Face folder: ranked and sorted when :meth:`HFSupernet.save_pretrained`
     wrote it (its ``elasticnas.json``), else (any other folder, an exported sub-network too) in the natural
     (first-k) order. ``task`` defaults to the recorded one or the config's ``architectures``; ``options``
-    override the recorded space options (see :class:`HFSupernet`)."""
+    override the recorded space options (see :class:`HFSupernet`). ``pretrained=False`` builds the
+    folder's architecture with transformers' random initialisation (seed it with ``torch.manual_seed``)
+    instead of reading its weights."""
     from transformers import AutoConfig
 
     src = os.fspath(path)
@@ -541,7 +558,9 @@ def load_hf_supernet(path: str | os.PathLike[str], *, task: Task | None = None, 
         if info.get("format") != _INFO_FORMAT:  # e.g. an exported sub-network: a plain model
             info = {}
     task = task or info.get("task") or infer_task(AutoConfig.from_pretrained(src).architectures)
-    model = auto_class(task).from_pretrained(src)
+    model = auto_class(task).from_pretrained(src) if pretrained else auto_class(task).from_config(
+        AutoConfig.from_pretrained(src)
+    )
     net = HFSupernet(
         model, task=task, layer_order=info.get("layer_order"), method=info.get("method", "first-k"),
         **{**info.get("space", {}), **options},
