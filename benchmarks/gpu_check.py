@@ -153,7 +153,7 @@ def parity(model: torch.nn.Module, input_shape: list[int], runtime: str, device:
 def peak_memory(model: torch.nn.Module, input_shape: list[int], device: str) -> dict[str, Any]:
     """``measure_peak_memory`` on ``device`` (and, on CUDA, the raw ``max_memory_allocated``)."""
     gc.collect()
-    res = measure_peak_memory(model, input_shape, device=device).as_dict()
+    res = measure_peak_memory(model, input_shape, device=device).to_json()
     if device != "cpu":
         res["max_memory_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
         torch.cuda.empty_cache()
@@ -189,7 +189,7 @@ def repeatability(model: torch.nn.Module, input_shape: list[int], runtime: str, 
     while len(runs) < reps and budget.fits():
         t0 = time.perf_counter()
         res = measure_latency(model, input_shape, runtime=runtime, device=device, policy=policy)
-        runs.append({**res.as_dict(), "seconds": time.perf_counter() - t0})
+        runs.append({**res.to_json(), "seconds": time.perf_counter() - t0})
         budget.record(runs[-1]["seconds"])
     med = np.array([r["median_ms"] for r in runs])
     out: dict[str, Any] = {"medians_ms": med.round(5).tolist(), "runs": [r["runs"] for r in runs],

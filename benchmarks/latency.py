@@ -68,7 +68,7 @@ def _measure(supernet: Any, cfg: dict[str, Any], runtime: str, threads: int, pol
     res = measure_latency(
         supernet.extract(cfg).eval(), supernet.input_shape(cfg), runtime=runtime, threads=threads, policy=policy
     )
-    return {k: v for k, v in res.as_dict().items() if k in ("median_ms", "p90_ms", "iqr_ms", "runs", "settled")}
+    return {k: v for k, v in res.to_json().items() if k in ("median_ms", "p90_ms", "iqr_ms", "runs", "settled")}
 
 
 def repeatability(supernet: Any, runtimes: list[str], reps: int, threads: int, policy: TimingPolicy,
@@ -149,7 +149,7 @@ def lut_accuracy(supernet: Any, runtime: str, n: int, threads: int, policy: Timi
         "scale": lut.scale,
         "build_s": build_s,
         "overhead_ms": lut.overhead_ms,
-        **{name: rep.as_dict() for name, rep in reports.items()},
+        **{name: rep.to_json() for name, rep in reports.items()},
         "measured_ms": np.round(measured, 5).tolist(),
         "estimated_ms": np.round(estimated, 5).tolist(),
     }

@@ -154,7 +154,7 @@ def part2(smoke: bool, seed: int) -> dict[str, object]:
         "int8_over_fp32_latency_by_layer_type": {
             k: {"median": statistics.median(v), "min": min(v), "max": max(v), "n": len(v)} for k, v in sorted(ratios.items())
         },
-        "lut_vs_measured": lut_error(estimates, measured).as_dict(),
+        "lut_vs_measured": lut_error(estimates, measured).to_json(),
         "measured_ms": measured,
         "lut_ms": estimates,
         "whole_network_int8_over_fp32": [a / b for a, b in zip(int8_ms, fp32_ms, strict=True)],

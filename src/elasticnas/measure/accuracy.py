@@ -41,7 +41,7 @@ class AccuracyResult:
     n_samples: int
     calibration_batches: int
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 

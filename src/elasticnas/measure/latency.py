@@ -166,7 +166,7 @@ class LatencyResult:
     timed_s: float
     allocator: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     def columns(self, name: str = "latency_ms") -> dict[str, float]:

@@ -358,7 +358,7 @@ class LUTErrorReport:
     max_abs_pct_error: float
     kendall_tau: float
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 

@@ -49,7 +49,7 @@ class MemoryResult:
     method: str
     kv_cache_mb: float = 0.0
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
