@@ -14,13 +14,13 @@ from elasticnas.predictors.base import Predictor
 from elasticnas.registry import Registry, lazy_exports
 
 if TYPE_CHECKING:
+    from elasticnas.predictors._gp import GPPredictor
     from elasticnas.predictors._mlp import MLPPredictor
     from elasticnas.predictors._quality import PredictorQuality, cross_validate, kendall_tau
     from elasticnas.predictors._select import SelectedPredictor
     from elasticnas.predictors._sklearn import (
         ExtraTreesPredictor,
         GBMPredictor,
-        GPPredictor,
         RidgePredictor,
         SVRPredictor,
     )
@@ -33,7 +33,7 @@ _LAZY = {
     "SelectedPredictor": "elasticnas.predictors._select",
     "ExtraTreesPredictor": "elasticnas.predictors._sklearn",
     "GBMPredictor": "elasticnas.predictors._sklearn",
-    "GPPredictor": "elasticnas.predictors._sklearn",
+    "GPPredictor": "elasticnas.predictors._gp",
     "RidgePredictor": "elasticnas.predictors._sklearn",
     "SVRPredictor": "elasticnas.predictors._sklearn",
 }
@@ -73,7 +73,7 @@ PREDICTORS.register_lazy("ridge", "elasticnas.predictors._sklearn:RidgePredictor
 PREDICTORS.register_lazy("svr", "elasticnas.predictors._sklearn:SVRPredictor")
 PREDICTORS.register_lazy("gbm", "elasticnas.predictors._sklearn:GBMPredictor")
 PREDICTORS.register_lazy("extra_trees", "elasticnas.predictors._sklearn:ExtraTreesPredictor")
-PREDICTORS.register_lazy("gp", "elasticnas.predictors._sklearn:GPPredictor")
+PREDICTORS.register_lazy("gp", "elasticnas.predictors._gp:GPPredictor")
 PREDICTORS.register_lazy("mlp", "elasticnas.predictors._mlp:MLPPredictor")
 register_predictor("ensemble", _default_ensemble)
 PREDICTORS.register_lazy("auto", "elasticnas.predictors._select:SelectedPredictor")

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from sklearn.ensemble import ExtraTreesRegressor, GradientBoostingRegressor
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.gaussian_process import GaussianProcessRegressor
-from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 from sklearn.linear_model import BayesianRidge
 from sklearn.svm import SVR
 
@@ -84,31 +79,3 @@ class ExtraTreesPredictor(Predictor):
         X32 = np.ascontiguousarray(X, dtype=np.float32)  # trees split on float32; skip per-tree input checks
         per_tree = np.stack([t.predict(X32, check_input=False) for t in self.model.estimators_])
         return per_tree.mean(axis=0), per_tree.std(axis=0)
-
-
-class GPPredictor(Predictor):
-    """Gaussian process (constant x RBF + white noise), hyperparameters by marginal likelihood.
-
-    Exact GPs cost O(n^3): beyond ``max_train`` points the fit uses the last
-    ``max_train`` rows (a search passes its trials in order, so the most recent
-    ones, nearest the front it is working on). Sample weights are ignored.
-    """
-
-    has_uncertainty = True
-
-    def __init__(self, seed: int | None = None, max_train: int = 400) -> None:
-        super().__init__(seed)
-        self.max_train = max_train
-
-    def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
-        if len(y) > self.max_train:
-            X, y = X[-self.max_train :], y[-self.max_train :]
-        d = X.shape[1]
-        kernel = ConstantKernel(1.0, (1e-2, 1e2)) * RBF(np.sqrt(d), (1e-1, 1e3)) + WhiteKernel(1e-2, (1e-6, 1.0))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            self.model = GaussianProcessRegressor(kernel=kernel, normalize_y=False, random_state=self.seed).fit(X, y)
-
-    def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mean, std = self.model.predict(X, return_std=True)
-        return mean, std

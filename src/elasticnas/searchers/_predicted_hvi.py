@@ -10,15 +10,25 @@ from typing import Any
 import numpy as np
 from pymoo.indicators.hv import HV
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from elasticnas.pareto import non_dominated_mask
-from elasticnas.predictors import Predictor, create_predictor, cross_validate
+from elasticnas.predictors import Predictor, create_predictor, cross_validate, kendall_tau
 from elasticnas.records import TrialRecord
 from elasticnas.searchers.base import Searcher
 from elasticnas.space import Config
 
 PredictorFactory = Callable[[int], Predictor]
+
+_THREADPOOLS: list[ThreadpoolController] = []
+
+
+def _one_blas_thread() -> Any:
+    """A context that runs BLAS on one thread; the libraries are looked up once per process (a lookup costs
+    milliseconds, as much as a whole round between fits)."""
+    if not _THREADPOOLS:
+        _THREADPOOLS.append(ThreadpoolController())
+    return _THREADPOOLS[0].limit(limits=1)
 
 
 def hypervolume_improvement_2d(front: np.ndarray, points: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -58,6 +68,21 @@ def hypervolume_improvement(front: np.ndarray, points: np.ndarray, ref: np.ndarr
         if np.all(p < ref):
             out[i] = max(float(hv(np.vstack([front, p]))) - base, 0.0)
     return out
+
+
+def _crowding(F: np.ndarray) -> np.ndarray:
+    """NSGA-II crowding distance of the points of one front (boundary points infinite)."""
+    n, m = F.shape
+    d = np.zeros(n)
+    if n <= 2:
+        return np.full(n, np.inf)
+    for j in range(m):
+        order = np.argsort(F[:, j], kind="stable")
+        span = F[order[-1], j] - F[order[0], j]
+        d[order[0]] = d[order[-1]] = np.inf
+        if span > 0:
+            d[order[1:-1]] += (F[order[2:], j] - F[order[:-2], j]) / span
+    return d
 
 
 class PredictedHVISearcher(Searcher):
@@ -111,6 +136,15 @@ class PredictedHVISearcher(Searcher):
         random_fraction: float = 0.1,
         max_parents: int = 150,
         front_weight: float = 0.0,
+        refit_fraction: float = 0.02,
+        light_offspring: int = 300,
+        light_generations: int = 1,
+        shortlist_size: int = 400,
+        tau_trust: float = 0.3,
+        tau_distrust: float = 0.0,
+        fallback: bool = True,
+        evolution_population: int = 50,
+        plateau_share: float = 0.1,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -129,6 +163,15 @@ class PredictedHVISearcher(Searcher):
         self.random_fraction = random_fraction
         self.max_parents = max_parents
         self.front_weight = front_weight
+        self.refit_fraction = refit_fraction
+        self.light_offspring = light_offspring
+        self.light_generations = light_generations
+        self.shortlist_size = shortlist_size
+        self.tau_trust = tau_trust
+        self.tau_distrust = tau_distrust
+        self.fallback = fallback
+        self.evolution_population = evolution_population
+        self.plateau_share = plateau_share
         self._card = self.space.cardinalities
         self._queue: list[Config] = []
         self._configs: dict[bytes, Config] = {}  # canonical genes -> config
@@ -138,7 +181,17 @@ class PredictedHVISearcher(Searcher):
         self._expensive = [o for o in self.objectives if o.name not in self.cheap_metrics]
         self._predictors: dict[str, Predictor] = {}
         self._rounds = 0
+        self._full_rounds = 0
+        self._fitted_on = 0  # finished trials the predictors' hyperparameters and the pool were built on
+        self._shortlist = np.zeros((0, len(self._card)), dtype=np.int64)  # best pool candidates, kept between fits
         self._round_seconds: list[float] = []
+        self._full_round_seconds: list[float] = []
+        self._tau: dict[str, float] = {}  # out-of-sample Kendall tau of each predictor at its last fit
+        self._tau_history: list[tuple[int, float]] = []  # (finished trials, worst tau)
+        self._tau_n = 0
+        self._evolution_credit = 0.0
+        self._evolved = 0  # proposals made by model-free evolution
+        self._plateau_blocked = 0  # picks that skipped a candidate on a full plateau
 
     # -- genes ---------------------------------------------------------------------------
     def _history_genes(self, done: Sequence[TrialRecord]) -> np.ndarray:
@@ -198,9 +251,25 @@ class PredictedHVISearcher(Searcher):
             if len(done) + len(self.pending) < self.n_initial or len(done) < 2:
                 self._queue = self._initial_design(max(n, self.n_initial - len(done) - len(self.pending)))
             else:
-                with threadpool_limits(limits=1):  # small matrices: BLAS threads only add contention
-                    self._queue = self._round(max(n, self.round_size), done)
+                m = max(n, self.round_size)
+                full = self._full_round_due(len(done))
+                with _one_blas_thread():  # small matrices: BLAS threads only add contention
+                    if full:
+                        self._fit(done)
+                    # a predictor that ranks poorly hands proposals to model-free evolution
+                    self._evolution_credit += self._evolution_share() * m
+                    n_evo = min(m, int(self._evolution_credit))
+                    self._evolution_credit -= n_evo
+                    self._queue = self._evolve(n_evo, done) if n_evo else []
+                    if n_evo < m:
+                        if full or len(self._shortlist) == 0:
+                            self._queue += self._pool_round(m - n_evo, done)
+                        else:
+                            self._queue += self._light_round(m - n_evo, done)
                 self._rounds += 1
+                self._evolved += n_evo
+                if full:
+                    self._full_round_seconds.append(time.perf_counter() - start)
             self._round_seconds.append(time.perf_counter() - start)
         out, self._queue = self._queue[:n], self._queue[n:]
         return out
@@ -226,66 +295,106 @@ class PredictedHVISearcher(Searcher):
             self._proposed[self.space.config_id(cfg)] = g
         return out
 
-    def _round(self, n: int, done: Sequence[TrialRecord]) -> list[Config]:
-        # training data
-        G_hist = self._history_genes(done)
-        X_hist = self._features(G_hist)
-        predicted_metrics = [o.name for o in self._expensive] + [
-            c.metric for c in self.constraints if c.metric not in self.cheap_metrics and c.metric not in {o.name for o in self._expensive}
-        ]
-        seed = int(self.rng.integers(2**31 - 1))
-        weights = self._front_weights(done)
-        self._predictors = {}
-        for name in predicted_metrics:
-            rows = [i for i, r in enumerate(done) if name in r.metrics and math.isfinite(float(r.metrics[name]))]
-            if len(rows) < 2:
-                continue
-            y = np.array([float(done[i].metrics[name]) for i in rows])
-            w = None if weights is None else weights[rows]
-            self._predictors[name] = self._make_predictor(seed).fit(X_hist[rows], y, w)
+    def _full_round_due(self, n_done: int) -> bool:
+        """Refit (hyperparameters and a fresh pool) every ``max(1, refit_fraction * n)`` finished trials,
+        ``n`` those of the last fit: rarer as the data grows, while each result moves the model less."""
+        if not self._predictors:
+            return True
+        return n_done - self._fitted_on >= max(1, math.ceil(self.refit_fraction * self._fitted_on))
 
-        # current front: feasible finished trials plus pending proposals at their predicted mean
-        feasible = [r for r in done if r.violation(self.constraints) == 0.0]
-        F_done = np.array([self.objective_values(r) for r in feasible]).reshape(-1, len(self.objectives))
+    def _predicted_metrics(self) -> list[str]:
+        expensive = {o.name for o in self._expensive}
+        return [o.name for o in self._expensive] + [
+            c.metric for c in self.constraints if c.metric not in self.cheap_metrics and c.metric not in expensive
+        ]
+
+    def _training_rows(self, done: Sequence[TrialRecord], name: str) -> tuple[list[int], np.ndarray]:
+        rows = [i for i, r in enumerate(done) if name in r.metrics and math.isfinite(float(r.metrics[name]))]
+        return rows, np.array([float(done[i].metrics[name]) for i in rows])
+
+    def _state(self, done: Sequence[TrialRecord]) -> dict[str, Any]:
+        """What every round needs: gene rows and objectives of the finished trials, the current front (feasible
+        finished trials plus pending proposals at their predicted mean), the reference point, the
+        configurations not to propose again and the parents (the evaluated front)."""
+        G_hist = self._history_genes(done)
+        F_all = np.array([self.objective_values(r) for r in done])
+        feasible_mask = np.array([r.violation(self.constraints) == 0.0 for r in done])
+        F_done = F_all[feasible_mask].reshape(-1, len(self.objectives))
         pending = np.array([g for cid, g in self._proposed.items() if cid in self.pending], dtype=np.int64).reshape(
             -1, len(self._card)
         )
-        if len(pending):
-            mean_p, _ = self._objective_matrix(pending)
-            F_front = np.vstack([F_done, mean_p])
-        else:
-            F_front = F_done
-        F_all = np.array([self.objective_values(r) for r in done])
-        ref = self._reference(F_all)
-
-        # candidate pool: a few generations evolved on the predictions from the evaluated front
-        seen = {g.tobytes() for g in G_hist} | {g.tobytes() for g in pending}
-        feasible_mask = np.array([r.violation(self.constraints) == 0.0 for r in done])
+        F_front = np.vstack([F_done, self._objective_matrix(pending)[0]]) if len(pending) else F_done
         ok_rows = np.all(np.isfinite(F_all), axis=1) & feasible_mask
+        cheap_cols = [j for j, o in enumerate(self.objectives) if o.name in self.cheap_metrics]
+        plateaus: dict[bytes, int] = {}
+        if cheap_cols:  # trials per value of the cheap objectives (finished and pending)
+            V = np.vstack([F_all[:, cheap_cols], F_front[len(F_done) :, cheap_cols]])
+            for v in V[np.all(np.isfinite(V), axis=1)]:
+                plateaus[v.tobytes()] = plateaus.get(v.tobytes(), 0) + 1
+        return {
+            "cheap_cols": cheap_cols,
+            "plateaus": plateaus,
+            "G_hist": G_hist,
+            "F_all": F_all,
+            "ok_rows": ok_rows,
+            "front": F_front,
+            "ref": self._reference(F_all),
+            "seen": {g.tobytes() for g in G_hist} | {g.tobytes() for g in pending},
+            "parents": self._best(G_hist[ok_rows], F_all[ok_rows]),
+        }
+
+    def _offspring(self, parents: np.ndarray, n_off: int, seen: set[bytes]) -> np.ndarray:
+        """``n_off`` mutations, crossovers and uniform samples, canonical, new (``seen`` is updated) and
+        feasible on the cheap constraints."""
+        n_rand = int(self.random_fraction * n_off)
+        n_cx = (n_off - n_rand) // 3
+        C = np.vstack(
+            [
+                self._mutate(parents, n_off - n_rand - n_cx),
+                self._mutate(self._crossover(parents, n_cx), n_cx),
+                self.rng.integers(0, self._card, size=(n_rand, len(self._card))),
+            ]
+        )
+        C = np.unique(self.space.canonical_genes(C), axis=0)
+        new = []
+        for g in C:
+            key = g.tobytes()
+            if key not in seen:
+                seen.add(key)
+                new.append(g)
+        C = np.array(new, dtype=np.int64).reshape(-1, len(self._card))
+        feasible: np.ndarray = C[self._cheap_ok(C)]
+        return feasible
+
+    def _fit(self, done: Sequence[TrialRecord]) -> None:
+        """Fit the predictors (hyperparameters included) and measure how well they rank."""
+        G_hist = self._history_genes(done)
+        X_hist = self._features(G_hist)
+        seed = int(self.rng.integers(2**31 - 1))
+        weights = self._front_weights(done)
+        self._predictors = {}
+        for name in self._predicted_metrics():
+            rows, y = self._training_rows(done, name)
+            if len(rows) < 2:
+                continue
+            w = None if weights is None else weights[rows]
+            self._predictors[name] = self._make_predictor(seed).fit(X_hist[rows], y, w)
+        self._fitted_on = len(done)
+        self._full_rounds += 1
+        self._shortlist = self._shortlist[:0]
+        self._measure_quality(done, X_hist, seed)
+
+    def _pool_round(self, n: int, done: Sequence[TrialRecord]) -> list[Config]:
+        """Grow a fresh pool from the evaluated front in a few generations on the predictions, pick a batch."""
+        st = self._state(done)
+        # candidate pool: a few generations evolved on the predictions from the evaluated front
+        G_ok, F_ok = st["G_hist"][st["ok_rows"]], st["F_all"][st["ok_rows"]]
         pool_G: list[np.ndarray] = []
         pool_mean: list[np.ndarray] = []
         pool_opt: list[np.ndarray] = []
-        parents = self._best(G_hist[ok_rows], F_all[ok_rows])
-        n_off = self.offspring_per_generation
+        parents = st["parents"]
         for _ in range(self.pool_generations):
-            n_rand = int(self.random_fraction * n_off)
-            n_cx = (n_off - n_rand) // 3
-            C = np.vstack(
-                [
-                    self._mutate(parents, n_off - n_rand - n_cx),
-                    self._mutate(self._crossover(parents, n_cx), n_cx),
-                    self.rng.integers(0, self._card, size=(n_rand, len(self._card))),
-                ]
-            )
-            C = np.unique(self.space.canonical_genes(C), axis=0)
-            new = []
-            for g in C:
-                key = g.tobytes()
-                if key not in seen:
-                    seen.add(key)
-                    new.append(g)
-            C = np.array(new, dtype=np.int64).reshape(-1, len(self._card))
-            C = C[self._cheap_ok(C)]
+            C = self._offspring(parents, self.offspring_per_generation, st["seen"])
             if len(C) == 0:
                 continue
             mean, opt = self._objective_matrix(C)
@@ -296,14 +405,150 @@ class PredictedHVISearcher(Searcher):
             pool_G.append(C)
             pool_mean.append(mean)
             pool_opt.append(opt)
-            parents = self._best(
-                np.vstack([G_hist[ok_rows], *pool_G]), np.vstack([F_all[ok_rows], *pool_opt])
-            )
+            parents = self._best(np.vstack([G_ok, *pool_G]), np.vstack([F_ok, *pool_opt]))
         if not pool_G:
+            self._shortlist = self._shortlist[:0]
             return []
-        return self._remember(
-            self._select(np.vstack(pool_G), np.vstack(pool_mean), np.vstack(pool_opt), F_front, ref, n)
-        )
+        return self._pick(np.vstack(pool_G), np.vstack(pool_mean), np.vstack(pool_opt), st, n)
+
+    def _light_round(self, n: int, done: Sequence[TrialRecord]) -> list[Config]:
+        """A round between fits: condition the predictors that can on the new results at their fitted
+        hyperparameters, re-predict the shortlist kept from the last pool and a few fresh offspring of the
+        evaluated front, pick a batch."""
+        updatable = [name for name, p in self._predictors.items() if hasattr(p, "update")]
+        if updatable:
+            X_hist = self._features(self._history_genes(done))
+            for name in updatable:
+                rows, y = self._training_rows(done, name)
+                self._predictors[name].update(X_hist[rows], y)  # type: ignore[attr-defined]  # checked just above
+        st = self._state(done)
+        keep = np.array([g.tobytes() not in st["seen"] for g in self._shortlist], dtype=bool)
+        shortlist = self._shortlist[keep]
+        st["seen"] |= {g.tobytes() for g in shortlist}
+        pool = [shortlist]
+        means, opts = [], []
+        if len(shortlist):
+            m, o = self._objective_matrix(shortlist)
+            means.append(m)
+            opts.append(o)
+        parents = st["parents"]
+        G_ok, F_ok = st["G_hist"][st["ok_rows"]], st["F_all"][st["ok_rows"]]
+        for g in range(self.light_generations):
+            C = self._offspring(parents, self.light_offspring, st["seen"])
+            if len(C):
+                m, o = self._objective_matrix(C)
+                pool.append(C)
+                means.append(m)
+                opts.append(o)
+            if g + 1 < self.light_generations and opts:
+                parents = self._best(np.vstack([G_ok, *pool]), np.vstack([F_ok, *opts]))
+        C = np.vstack(pool)
+        if len(C) == 0:
+            return self._pool_round(n, done)
+        mean, opt = np.vstack(means), np.vstack(opts)
+        ok = self._optimistically_feasible(C)
+        if not ok.any():
+            return self._pool_round(n, done)
+        return self._pick(C[ok], mean[ok], opt[ok], st, n)
+
+    def _pick(self, G: np.ndarray, mean: np.ndarray, opt: np.ndarray, st: dict[str, Any], n: int) -> list[Config]:
+        """Select the batch, keep the best of the rest (first optimistic fronts) as the next shortlist.
+
+        A plateau of the cheap objectives (candidates with equal values, e.g. the many cells of the lowest
+        cost) holding ``max(3, plateau_share * trials)`` trials already takes no more picks while other
+        candidates remain: its optimistic improvement, multiplied by the widest strip of the front, would
+        otherwise win again and again."""
+        plateau = None
+        if st["cheap_cols"] and self.plateau_share > 0:
+            keys = [row.tobytes() for row in mean[:, st["cheap_cols"]]]
+            index: dict[bytes, int] = {}
+            plateau = np.array([index.setdefault(k, len(index)) for k in keys], dtype=np.int64)
+            counts = np.array([st["plateaus"].get(k, 0) for k in index], dtype=float)
+            cap = max(3.0, self.plateau_share * (sum(st["plateaus"].values()) + n))
+            plateau_state = (plateau, counts, cap)
+        chosen = self._select(G, mean, opt, st["front"], st["ref"], n, plateau_state if plateau is not None else None)
+        rest = np.setdiff1d(np.arange(len(G)), chosen)
+        if len(rest) > self.shortlist_size:
+            fronts = NonDominatedSorting().do(opt[rest], n_stop_if_ranked=self.shortlist_size)
+            rest = rest[np.concatenate(fronts)[: self.shortlist_size]] if len(fronts) else rest[: self.shortlist_size]
+        self._shortlist = G[rest]
+        return self._remember(G[chosen])
+
+    # -- trust and fallback ----------------------------------------------------------------
+    def _measure_quality(self, done: Sequence[TrialRecord], X_hist: np.ndarray, seed: int) -> None:
+        """Kendall tau of each expensive objective's predictor out of sample: leave-one-out in closed form for
+        predictors that have it (the Gaussian process), else 3-fold cross-validation."""
+        self._tau = {}
+        for o in self._expensive:
+            model = self._predictors.get(o.name)
+            rows, y = self._training_rows(done, o.name)
+            if model is None or len(rows) < 10:
+                continue
+            loo = getattr(model, "loo_predictions", None)
+            if loo is not None:
+                y_fit, pred = loo()
+                self._tau[o.name] = kendall_tau(y_fit, pred)
+            else:
+                q = cross_validate(lambda: self._make_predictor(seed), X_hist[rows], y, n_folds=3, seed=seed)
+                self._tau[o.name] = q.kendall_tau
+        if self._tau:
+            self._tau_n = len(done)
+            self._tau_history.append((len(done), min(self._tau.values())))
+
+    def _evolution_share(self) -> float:
+        """The share of proposals handed to model-free evolution, from the worst predictor's out-of-sample
+        tau over its ``n`` training points: 0 at or above ``max(tau_trust, 2.5 s)``, 1 at or below
+        ``max(tau_distrust, s)``, linear in between, where ``s = sqrt(2 (2n + 5) / (9 n (n - 1)))`` is the
+        standard deviation of tau without any association (a small sample needs a higher tau to be trusted)."""
+        if not self._tau or not self.fallback:
+            return 0.0
+        n, tau = self._tau_n, min(self._tau.values())
+        s = math.sqrt(2 * (2 * n + 5) / (9 * n * (n - 1)))
+        hi, lo = max(self.tau_trust, 2.5 * s), max(self.tau_distrust, s)
+        return float(np.clip((hi - tau) / (hi - lo), 0.0, 1.0)) if hi > lo else float(tau < hi)
+
+    def _evolve(self, n: int, done: Sequence[TrialRecord]) -> list[Config]:
+        """``n`` children of the evaluated trials without any model (steady-state NSGA-II): parents by binary
+        tournament on non-dominated rank and crowding among the best ``evolution_population`` trials,
+        uniform crossover, mutation of each gene with probability 1 / genes (at least one)."""
+        G_hist = self._history_genes(done)
+        F = np.array([self.objective_values(r) for r in done])
+        ok = np.all(np.isfinite(F), axis=1) & np.array([r.violation(self.constraints) == 0.0 for r in done])
+        if ok.sum() < 2:
+            return []
+        G, F = G_hist[ok], F[ok]
+        rank = np.zeros(len(F), dtype=np.int64)
+        crowd = np.zeros(len(F))
+        for k, idx in enumerate(NonDominatedSorting().do(F)):
+            rank[idx] = k
+            crowd[idx] = _crowding(F[idx])
+        order = np.lexsort((-crowd, rank))[: self.evolution_population]
+        G, rank, crowd = G[order], rank[order], crowd[order]
+        seen = {g.tobytes() for g in G_hist} | {g.tobytes() for cid, g in self._proposed.items() if cid in self.pending}
+        rng = self.rng
+        mutable = np.flatnonzero(self._card > 1)
+        children: list[np.ndarray] = []
+        for _ in range(50 * n):
+            if len(children) == n or len(mutable) == 0:
+                break
+            a, b = rng.integers(len(G), size=2), rng.integers(len(G), size=2)
+            pa = a[0] if (rank[a[0]], -crowd[a[0]]) <= (rank[a[1]], -crowd[a[1]]) else a[1]
+            pb = b[0] if (rank[b[0]], -crowd[b[0]]) <= (rank[b[1]], -crowd[b[1]]) else b[1]
+            child = np.where(rng.random(len(self._card)) < 0.5, G[pa], G[pb]) if rng.random() < 0.9 else G[pa].copy()
+            flip = (rng.random(len(self._card)) < 1.0 / len(mutable)) & (self._card > 1)
+            if not flip.any():
+                flip[rng.choice(mutable)] = True
+            shift = (rng.random(len(self._card)) * (self._card - 1)).astype(np.int64) + 1
+            child = np.where(flip, (child + shift) % np.maximum(self._card, 1), child)
+            child = self.space.canonical_genes(child)
+            key = child[0].tobytes()
+            if key in seen or not self._cheap_ok(child)[0]:
+                continue
+            seen.add(key)
+            children.append(child[0])
+        if not children:
+            return []
+        return self._remember(np.array(children, dtype=np.int64))
 
     def _front_weights(self, done: Sequence[TrialRecord]) -> np.ndarray | None:
         """Training weights ``1 + front_weight * 2^-rank`` by non-dominated rank: the model fits the
@@ -373,21 +618,38 @@ class PredictedHVISearcher(Searcher):
         return G[idx]
 
     def _select(
-        self, G: np.ndarray, mean: np.ndarray, opt: np.ndarray, front: np.ndarray, ref: np.ndarray, n: int
+        self,
+        G: np.ndarray,
+        mean: np.ndarray,
+        opt: np.ndarray,
+        front: np.ndarray,
+        ref: np.ndarray,
+        n: int,
+        plateaus: tuple[np.ndarray, np.ndarray, float] | None = None,
     ) -> np.ndarray:
-        """Greedy batch: maximise optimistic hypervolume improvement, believe each pick at its mean."""
+        """Greedy batch (row indices of ``G``): maximise optimistic hypervolume improvement, believe each pick
+        at its mean."""
         chosen: list[int] = []
         available = np.ones(len(G), dtype=bool)
         front = front[np.all(np.isfinite(front), axis=1)]
         span = np.maximum(np.ptp(np.vstack([front, opt]), axis=0), 1e-12) if len(front) else np.ones(opt.shape[1])
         # restrict the exact computation to promising candidates: the first optimistic fronts
         cand = np.flatnonzero(available)
-        order = NonDominatedSorting().do(opt, n_stop_if_ranked=max(8 * n, 200))
-        cand = np.concatenate(order)[: max(8 * n, 200)] if len(order) else cand
+        if plateaus is not None:  # (plateau of each row, trials per plateau, cap): rank the open plateaus' rows
+            open_rows = plateaus[1][plateaus[0]] < plateaus[2]
+            if open_rows.any() and not open_rows.all():
+                cand = np.flatnonzero(open_rows)
+        order = NonDominatedSorting().do(opt[cand], n_stop_if_ranked=max(8 * n, 200))
+        cand = cand[np.concatenate(order)[: max(8 * n, 200)]] if len(order) else cand
         for _ in range(min(n, len(cand))):
             idx = cand[available[cand]]
             if len(idx) == 0:
                 break
+            if plateaus is not None:  # a plateau filled by this batch's picks
+                open_ = plateaus[1][plateaus[0][idx]] < plateaus[2]
+                if open_.any() and not open_.all():
+                    self._plateau_blocked += 1
+                    idx = idx[open_]
             hvi = hypervolume_improvement(front, opt[idx], ref)
             if np.max(hvi) > 0:
                 best = idx[int(np.argmax(hvi))]
@@ -398,8 +660,10 @@ class PredictedHVISearcher(Searcher):
                 best = idx[int(np.argmin(depth))]
             chosen.append(best)
             available[best] = False
+            if plateaus is not None:
+                plateaus[1][plateaus[0][best]] += 1
             front = np.vstack([front, mean[best]])
-        return G[chosen]
+        return np.array(chosen, dtype=np.int64)
 
     # -- diagnostics ---------------------------------------------------------------------
     def diagnostics(self) -> dict[str, Any]:
@@ -418,6 +682,11 @@ class PredictedHVISearcher(Searcher):
             "predictor": self.predictor_name,
             "predictor_quality": quality,
             "rounds": self._rounds,
+            "full_rounds": self._full_rounds,
             "round_seconds_mean": float(np.mean(times)) if times else 0.0,
+            "round_seconds_median": float(np.median(times)) if times else 0.0,
             "round_seconds_max": float(np.max(times)) if times else 0.0,
+            "search_tau": [{"n": n, "kendall_tau": t} for n, t in self._tau_history],
+            "evolution_share": self._evolved / max(1, len(self._proposed)),
+            "plateau_blocked_picks": self._plateau_blocked,
         }

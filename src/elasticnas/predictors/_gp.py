@@ -1,0 +1,193 @@
+"""A Gaussian process in NumPy: the model of scikit-learn's ``ConstantKernel * RBF + WhiteKernel`` regressor,
+computed with matrix products, with a cheap update at fixed hyperparameters for searches that refit often."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import cho_solve, cholesky, lapack, solve_triangular
+from scipy.optimize import minimize
+
+from elasticnas.predictors.base import Predictor
+
+# log bounds of (constant, length scale, noise), as scikit-learn's kernel was built before
+_BOUNDS = np.log(np.array([[1e-2, 1e2], [1e-1, 1e3], [1e-6, 1.0]]))
+_JITTER = 1e-10  # scikit-learn's ``alpha``: added to the training kernel's diagonal
+
+
+def _sq_dists(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances between the rows of ``A`` and ``B`` by one matrix product."""
+    D: np.ndarray = (A * A).sum(axis=1)[:, None] + (B * B).sum(axis=1)[None, :] - 2.0 * (A @ B.T)
+    np.maximum(D, 0.0, out=D)
+    return D
+
+
+def _inverse_from_cholesky(L: np.ndarray) -> np.ndarray:
+    """K^-1 from the lower Cholesky factor of K (LAPACK ``potri``), both triangles filled."""
+    inv, info = lapack.dpotri(L, lower=True)
+    if info != 0:
+        return cho_solve((L, True), np.eye(len(L)))  # type: ignore[no-any-return]  # scipy is untyped
+    inv = np.tril(inv)
+    out: np.ndarray = inv + np.tril(inv, -1).T
+    return out
+
+
+class GPPredictor(Predictor):
+    """Gaussian process (constant x RBF + white noise), hyperparameters by marginal likelihood.
+
+    The model and the optimisation are scikit-learn's ``GaussianProcessRegressor`` with the kernel
+    ``ConstantKernel(1, (1e-2, 1e2)) * RBF(sqrt(d), (1e-1, 1e3)) + WhiteKernel(1e-2, (1e-6, 1))``
+    (L-BFGS-B on the log hyperparameters from that start, no restarts), written with matrix products:
+    the distances are computed once per fit instead of once per likelihood evaluation.
+
+    Exact GPs cost O(n^3): beyond ``max_train`` points the fit uses the last
+    ``max_train`` rows (a search passes its trials in order, so the most recent
+    ones, nearest the front it is working on). Sample weights are ignored.
+
+    :meth:`update` conditions the fitted process on new data at the hyperparameters of the last
+    :meth:`fit` (no optimisation; new rows by a block update): what a searcher calls between fits.
+    """
+
+    has_uncertainty = True
+
+    def __init__(self, seed: int | None = None, max_train: int = 400) -> None:
+        super().__init__(seed)
+        self.max_train = max_train
+        self.theta = np.zeros(3)  # log (constant, length scale, noise)
+        self.n_likelihood_evals = 0
+        self._n_total = 0  # rows of the data last fitted or updated on (before the window)
+        self._X = np.zeros((0, 0))  # the conditioned window
+        self._y = np.zeros(0)  # its standardised targets
+        self._L = np.zeros((0, 0))  # lower Cholesky factor of its kernel matrix
+        self._alpha = np.zeros(0)  # K^-1 y
+
+    # -- fitting ----------------------------------------------------------------------------
+    def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
+        self._n_total = len(y)
+        X, y = self._window(X, y)
+        D = _sq_dists(X, X)
+        theta0 = np.log(np.array([1.0, np.sqrt(X.shape[1]), 1e-2]))
+        self.n_likelihood_evals = 0
+
+        def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            self.n_likelihood_evals += 1
+            lml, grad = self._log_marginal_likelihood(theta, D, y)
+            return -lml, -grad
+
+        res = minimize(objective, theta0, method="L-BFGS-B", jac=True, bounds=_BOUNDS)
+        self._condition(np.asarray(res.x, dtype=float), X, y, D)
+
+    def update(self, X: np.ndarray, y: np.ndarray) -> GPPredictor:
+        """Condition on ``(X, y)``, all the training data in order, at the hyperparameters and target scaling
+        of the last :meth:`fit`.
+
+        When ``X`` extends the data of the last fit or update by new rows at its end (a search's trials),
+        the new rows are added to the window by extending the Cholesky factor (O(n^2) per row instead of
+        a new factorisation), up to ``max_train / 4`` rows beyond ``max_train``; otherwise,
+        and then, it conditions on the last ``max_train`` rows from scratch.
+        """
+        if not self._fitted:
+            return self.fit(X, y)  # type: ignore[return-value]  # fit returns self
+        X = np.asarray(X, dtype=float)
+        y = (np.asarray(y, dtype=float).ravel() - self._mu) / self._sigma
+        k = len(y) - self._n_total
+        extends = 0 <= k and len(self._X) + k <= self.max_train + self.max_train // 4
+        if extends and not np.array_equal(X[self._n_total - 1], self._X[-1]):
+            extends = False  # other data than the last fit's
+        if extends and k > 0:
+            extends = self._append(X[self._n_total :], np.concatenate([self._y, y[self._n_total :]]))
+        if not extends:
+            Xw, yw = self._window(X, y)
+            self._condition(self.theta, Xw, yw, _sq_dists(Xw, Xw))
+        self._n_total = len(y)
+        return self
+
+    def _append(self, X_new: np.ndarray, y: np.ndarray) -> bool:
+        """Add rows to the conditioned window by extending the Cholesky factor of the kernel matrix; False
+        (nothing changed) when the new block is not numerically positive definite."""
+        c, ell, noise = np.exp(self.theta)
+        scale = -0.5 / ell**2
+        B = c * np.exp(_sq_dists(self._X, X_new) * scale)  # (n, k)
+        C = c * np.exp(_sq_dists(X_new, X_new) * scale)
+        C[np.diag_indices_from(C)] += noise + _JITTER
+        W = solve_triangular(self._L, B, lower=True, check_finite=False)
+        try:
+            L22 = cholesky(C - W.T @ W, lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            return False
+        n, k = len(self._X), len(X_new)
+        L = np.zeros((n + k, n + k))
+        L[:n, :n] = self._L
+        L[n:, :n] = W.T
+        L[n:, n:] = L22
+        self._L = L
+        self._X = np.vstack([self._X, X_new])
+        self._y = y
+        self._alpha = cho_solve((L, True), y, check_finite=False)
+        return True
+
+    def _window(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if len(y) > self.max_train:
+            return X[-self.max_train :], y[-self.max_train :]
+        return X, y
+
+    @staticmethod
+    def _kernel(theta: np.ndarray, D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        c, ell, noise = np.exp(theta)
+        E = np.exp(D * (-0.5 / ell**2))
+        K = c * E
+        K[np.diag_indices_from(K)] += noise + _JITTER
+        return K, E
+
+    def _log_marginal_likelihood(self, theta: np.ndarray, D: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        c, ell, noise = np.exp(theta)
+        K, E = self._kernel(theta, D)
+        try:
+            L = cholesky(K, lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            return -np.inf, np.zeros(3)
+        alpha = cho_solve((L, True), y, check_finite=False)
+        n = len(y)
+        lml = -0.5 * float(y @ alpha) - float(np.log(np.diag(L)).sum()) - 0.5 * n * np.log(2 * np.pi)
+        # d lml / d theta_k = 0.5 tr((alpha alpha^T - K^-1) dK/dtheta_k)
+        inner = np.outer(alpha, alpha) - _inverse_from_cholesky(L)
+        cE = c * E
+        grad = 0.5 * np.array(
+            [
+                float(np.sum(inner * cE)),
+                float(np.sum(inner * cE * D)) / ell**2,
+                noise * float(np.trace(inner)),
+            ]
+        )
+        return lml, grad
+
+    def _condition(self, theta: np.ndarray, X: np.ndarray, y: np.ndarray, D: np.ndarray) -> None:
+        K, _ = self._kernel(theta, D)
+        L = cholesky(K, lower=True, check_finite=False)
+        self.theta = theta
+        self._X = X
+        self._y = y
+        self._L = L
+        self._alpha = cho_solve((L, True), y, check_finite=False)
+
+    # -- prediction ---------------------------------------------------------------------------
+    def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        c, ell, noise = np.exp(self.theta)
+        K_trans = c * np.exp(_sq_dists(X, self._X) * (-0.5 / ell**2))
+        mean = K_trans @ self._alpha
+        V = solve_triangular(self._L, K_trans.T, lower=True, check_finite=False)
+        var = c + noise - np.einsum("ij,ij->j", V, V)
+        return mean, np.sqrt(np.maximum(var, 0.0))
+
+    def loo_predictions(self) -> tuple[np.ndarray, np.ndarray]:
+        """(targets, leave-one-out predicted means) of the conditioned window, in target units: the closed form
+        ``y_i - [K^-1 y]_i / [K^-1]_ii``, at the cost of one triangular inverse."""
+        L_inv = solve_triangular(self._L, np.eye(len(self._L)), lower=True, check_finite=False)
+        k_inv_diag = np.einsum("ij,ij->j", L_inv, L_inv)
+        loo = self._y - self._alpha / k_inv_diag
+        return self._mu + self._sigma * self._y, self._mu + self._sigma * loo
+
+    @property
+    def hyperparameters(self) -> dict[str, float]:
+        """Fitted constant, length scale and noise (standardised target units)."""
+        c, ell, noise = np.exp(self.theta)
+        return {"constant": float(c), "length_scale": float(ell), "noise": float(noise)}
