@@ -156,6 +156,18 @@ def test_activate_and_extract_agree_and_costs_count_the_extracted_module(folders
         assert hf.config.num_hidden_layers == cfg["depth"] and hf.config.hidden_size == cfg["hidden"]
 
 
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+def test_costs_at_another_sequence_length_count_that_length(folders, name) -> None:
+    from elasticnas.measure import Measurer
+
+    net = supernet(folders, name)
+    cfg = net.search_space.sample(seed=5)
+    short = net.seq_len // 2
+    counted = count_by_forward(net.extract(cfg), net.example_inputs(cfg, 1, seq_len=short))
+    assert net.costs(cfg, seq_len=short)["macs"] == counted["macs"] < net.costs(cfg)["macs"]
+    assert Measurer(net, seq_len=short).costs(cfg)["macs"] == counted["macs"]
+
+
 @pytest.mark.parametrize("name", FAMILIES)
 def test_the_space_defaults_and_overrides(folders, name) -> None:
     net = supernet(folders, name)

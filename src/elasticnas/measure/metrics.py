@@ -232,7 +232,9 @@ class Measurer:
         return subnet
 
     def costs(self, config: Config) -> Mapping[str, float]:
-        return self._cached(config, "costs", lambda: self.supernet.costs(config))
+        if self.seq_len is None or self.seq_len == getattr(self.supernet, "seq_len", None):
+            return self._cached(config, "costs", lambda: self.supernet.costs(config))
+        return self._cached(config, "costs", lambda: self.supernet.costs(config, seq_len=self.seq_len))
 
     def example_inputs(self, config: Config, seq_len: int | None = None) -> tuple[torch.Tensor, ...]:
         """The super-network's seeded inputs of a batch, of ``seq_len`` tokens for a token super-network

@@ -18,12 +18,12 @@ from elasticnas.registry import Registry, lazy_exports
 from elasticnas.training._config import TrainConfig
 
 if TYPE_CHECKING:
+    from elasticnas.measure.accuracy import IGNORE_INDEX
     from elasticnas.supernets import Supernet
     from elasticnas.training._progressive import ProgressiveShrinking
     from elasticnas.training._sandwich import SandwichTrainer
     from elasticnas.training.base import (
         CHECKPOINT_KIND,
-        IGNORE_INDEX,
         TASKS,
         EpochResult,
         StepResult,
@@ -37,7 +37,7 @@ _LAZY = {
     "ProgressiveShrinking": "elasticnas.training._progressive",
     "SandwichTrainer": "elasticnas.training._sandwich",
     "CHECKPOINT_KIND": "elasticnas.training.base",
-    "IGNORE_INDEX": "elasticnas.training.base",
+    "IGNORE_INDEX": "elasticnas.measure.accuracy",
     "TASKS": "elasticnas.training.base",
     "EpochResult": "elasticnas.training.base",
     "StepResult": "elasticnas.training.base",

@@ -47,6 +47,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from elasticnas._io import atomic_write
 from elasticnas.data import DataError, as_loader, resize_batch
 from elasticnas.errors import CheckpointError, ElasticNASError
+from elasticnas.measure.accuracy import IGNORE_INDEX, split_batch
 from elasticnas.measure.latency import check_device
 from elasticnas.space import Config
 from elasticnas.supernets import ImageSupernet, Supernet
@@ -55,7 +56,6 @@ from elasticnas.training._config import TrainConfig
 CHECKPOINT_KIND = "elasticnas-training-checkpoint"
 CHECKPOINT_VERSION = 1
 TASKS = ("causal-lm", "sequence-classification", "image-classification")
-IGNORE_INDEX = -100  # a target that does not count (padding), as in F.cross_entropy and transformers
 
 Inputs = tuple[Tensor, ...]
 
@@ -221,10 +221,12 @@ class Trainer(ABC):
         device; the images of an image super-network as floats."""
         if not isinstance(batch, tuple | list) or len(batch) < 2 or not all(torch.is_tensor(t) for t in batch):
             raise DataError(f"a batch must be a tuple of tensors (inputs..., target), got {type(batch).__name__}")
-        *inputs, target = (t.to(self.device) for t in batch)
-        if isinstance(self.supernet, ImageSupernet):
-            inputs = [x.float() for x in inputs]
-        return tuple(inputs), target.long()
+        inputs, target = split_batch(batch)
+        assert target is not None  # two or more elements
+        image = isinstance(self.supernet, ImageSupernet)
+        return tuple(x.to(self.device).float() if image else x.to(self.device) for x in inputs), target.to(
+            self.device
+        ).long()
 
     def inputs_for(self, config: Config, inputs: Sequence[Tensor]) -> Inputs:
         """``inputs`` as sub-network ``config`` takes them: images resized to its resolution."""

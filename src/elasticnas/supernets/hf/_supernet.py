@@ -383,7 +383,16 @@ class HFSupernet(Supernet):
         sub.hf_model.load_state_dict(state)
         return sub
 
+    def costs(self, config: Mapping[str, Any], *, seq_len: int | None = None) -> dict[str, int]:
+        """Exact ``{"macs", "params", "params_non_embedding"}`` of sub-network ``config``, counted
+        analytically; MACs for one sequence of ``seq_len`` tokens (default :attr:`seq_len`; images: the
+        model's patches)."""
+        return self._costs_at(self.search_space.validate(config), seq_len)
+
     def _costs(self, config: Config) -> dict[str, int]:
+        return self._costs_at(config, None)
+
+    def _costs_at(self, config: Config, seq_len: int | None) -> dict[str, int]:
         """Exact MACs of all matrix products on one input of :meth:`example_inputs` and parameter counts.
 
         Per block with ``T`` tokens, hidden ``h``, ``k`` query heads of ``head_dim`` (``k*hd``
@@ -396,7 +405,8 @@ class HFSupernet(Supernet):
         ``params_non_embedding`` leaves out the token / position embedding tables and a
         language model's output head (tied or not), as Kaplan et al. do.
         """
-        plan, d, T = self.plan(config), self.dims, self.seq_len
+        plan, d = self.plan(config), self.dims
+        T = self.seq_len if seq_len is None or self.task == "image-classification" else int(seq_len)
         h = plan.hidden
         macs = params = embedding = 0
         blocks = self._blocks()
