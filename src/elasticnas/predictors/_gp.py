@@ -56,6 +56,7 @@ class GPPredictor(Predictor):
         self.n_likelihood_evals = 0
         self._n_total = 0  # rows of the data last fitted or updated on (before the window)
         self._X = np.zeros((0, 0))  # the conditioned window
+        self._X_norms = np.zeros(0)  # its rows' squared norms
         self._y = np.zeros(0)  # its standardised targets
         self._L = np.zeros((0, 0))  # lower Cholesky factor of its kernel matrix
         self._alpha = np.zeros(0)  # K^-1 y
@@ -121,6 +122,7 @@ class GPPredictor(Predictor):
         L[n:, n:] = L22
         self._L = L
         self._X = np.vstack([self._X, X_new])
+        self._X_norms = (self._X * self._X).sum(axis=1)
         self._y = y
         self._alpha = cho_solve((L, True), y, check_finite=False)
         return True
@@ -165,6 +167,7 @@ class GPPredictor(Predictor):
         L = cholesky(K, lower=True, check_finite=False)
         self.theta = theta
         self._X = X
+        self._X_norms = (X * X).sum(axis=1)
         self._y = y
         self._L = L
         self._alpha = cho_solve((L, True), y, check_finite=False)
@@ -172,7 +175,8 @@ class GPPredictor(Predictor):
     # -- prediction ---------------------------------------------------------------------------
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         c, ell, noise = np.exp(self.theta)
-        K_trans = c * np.exp(_sq_dists(X, self._X) * (-0.5 / ell**2))
+        D = (X * X).sum(axis=1)[:, None] + self._X_norms[None, :] - 2.0 * (X @ self._X.T)
+        K_trans = c * np.exp(np.maximum(D, 0.0) * (-0.5 / ell**2))
         mean = K_trans @ self._alpha
         V = solve_triangular(self._L, K_trans.T, lower=True, check_finite=False)
         var = c + noise - np.einsum("ij,ij->j", V, V)

@@ -137,8 +137,8 @@ class PredictedHVISearcher(Searcher):
         max_parents: int = 150,
         front_weight: float = 0.0,
         refit_fraction: float = 0.02,
-        light_offspring: int = 300,
-        light_generations: int = 1,
+        light_offspring: int = 200,
+        light_generations: int = 2,
         shortlist_size: int = 400,
         tau_trust: float = 0.3,
         tau_distrust: float = 0.0,
@@ -176,6 +176,7 @@ class PredictedHVISearcher(Searcher):
         self._queue: list[Config] = []
         self._configs: dict[bytes, Config] = {}  # canonical genes -> config
         self._genes_by_id: dict[str, np.ndarray] = {}  # config id of a finished trial -> canonical genes
+        self._objectives_by_id: dict[str, tuple[np.ndarray, bool]] = {}  # -> (objective row, feasible)
         self._cheap_by_genes: dict[bytes, dict[str, float]] = {}
         self._proposed: dict[str, np.ndarray] = {}  # config id -> canonical genes of our proposals
         self._expensive = [o for o in self.objectives if o.name not in self.cheap_metrics]
@@ -200,6 +201,15 @@ class PredictedHVISearcher(Searcher):
             if r.config_id not in self._genes_by_id:
                 self._genes_by_id[r.config_id] = self.space.to_genes(r.config)
         return np.array([self._genes_by_id[r.config_id] for r in done])
+
+    def _history_objectives(self, done: Sequence[TrialRecord]) -> tuple[np.ndarray, np.ndarray]:
+        """Minimisation objective rows and feasibility of finished trials (cached by config id)."""
+        for r in done:
+            if r.config_id not in self._objectives_by_id:
+                self._objectives_by_id[r.config_id] = (self.objective_values(r), r.violation(self.constraints) == 0.0)
+        rows = [self._objectives_by_id[r.config_id] for r in done]
+        F = np.array([f for f, _ in rows]).reshape(-1, len(self.objectives))
+        return F, np.array([ok for _, ok in rows], dtype=bool)
 
     def _configs_of(self, G: np.ndarray) -> list[Config]:
         """Configurations of canonical gene rows (cached; new rows decoded in one batch)."""
@@ -317,8 +327,7 @@ class PredictedHVISearcher(Searcher):
         finished trials plus pending proposals at their predicted mean), the reference point, the
         configurations not to propose again and the parents (the evaluated front)."""
         G_hist = self._history_genes(done)
-        F_all = np.array([self.objective_values(r) for r in done])
-        feasible_mask = np.array([r.violation(self.constraints) == 0.0 for r in done])
+        F_all, feasible_mask = self._history_objectives(done)
         F_done = F_all[feasible_mask].reshape(-1, len(self.objectives))
         pending = np.array([g for cid, g in self._proposed.items() if cid in self.pending], dtype=np.int64).reshape(
             -1, len(self._card)
@@ -326,14 +335,10 @@ class PredictedHVISearcher(Searcher):
         F_front = np.vstack([F_done, self._objective_matrix(pending)[0]]) if len(pending) else F_done
         ok_rows = np.all(np.isfinite(F_all), axis=1) & feasible_mask
         cheap_cols = [j for j, o in enumerate(self.objectives) if o.name in self.cheap_metrics]
-        plateaus: dict[bytes, int] = {}
-        if cheap_cols:  # trials per value of the cheap objectives (finished and pending)
-            V = np.vstack([F_all[:, cheap_cols], F_front[len(F_done) :, cheap_cols]])
-            for v in V[np.all(np.isfinite(V), axis=1)]:
-                plateaus[v.tobytes()] = plateaus.get(v.tobytes(), 0) + 1
+        V = np.vstack([F_all[:, cheap_cols], F_front[len(F_done) :, cheap_cols]])  # finished and pending
         return {
             "cheap_cols": cheap_cols,
-            "plateaus": plateaus,
+            "cheap_values": V[np.all(np.isfinite(V), axis=1)],
             "G_hist": G_hist,
             "F_all": F_all,
             "ok_rows": ok_rows,
@@ -458,15 +463,14 @@ class PredictedHVISearcher(Searcher):
         cost) holding ``max(3, plateau_share * trials)`` trials already takes no more picks while other
         candidates remain: its optimistic improvement, multiplied by the widest strip of the front, would
         otherwise win again and again."""
-        plateau = None
+        plateaus = None
         if st["cheap_cols"] and self.plateau_share > 0:
-            keys = [row.tobytes() for row in mean[:, st["cheap_cols"]]]
-            index: dict[bytes, int] = {}
-            plateau = np.array([index.setdefault(k, len(index)) for k in keys], dtype=np.int64)
-            counts = np.array([st["plateaus"].get(k, 0) for k in index], dtype=float)
-            cap = max(3.0, self.plateau_share * (sum(st["plateaus"].values()) + n))
-            plateau_state = (plateau, counts, cap)
-        chosen = self._select(G, mean, opt, st["front"], st["ref"], n, plateau_state if plateau is not None else None)
+            trials = st["cheap_values"]
+            _, inverse = np.unique(np.vstack([trials, mean[:, st["cheap_cols"]]]), axis=0, return_inverse=True)
+            inverse = inverse.ravel()
+            counts = np.bincount(inverse[: len(trials)], minlength=int(inverse.max()) + 1).astype(float)
+            plateaus = (inverse[len(trials) :], counts, max(3.0, self.plateau_share * (len(trials) + n)))
+        chosen = self._select(G, mean, opt, st["front"], st["ref"], n, plateaus)
         rest = np.setdiff1d(np.arange(len(G)), chosen)
         if len(rest) > self.shortlist_size:
             fronts = NonDominatedSorting().do(opt[rest], n_stop_if_ranked=self.shortlist_size)
@@ -512,8 +516,8 @@ class PredictedHVISearcher(Searcher):
         tournament on non-dominated rank and crowding among the best ``evolution_population`` trials,
         uniform crossover, mutation of each gene with probability 1 / genes (at least one)."""
         G_hist = self._history_genes(done)
-        F = np.array([self.objective_values(r) for r in done])
-        ok = np.all(np.isfinite(F), axis=1) & np.array([r.violation(self.constraints) == 0.0 for r in done])
+        F, feasible = self._history_objectives(done)
+        ok = np.all(np.isfinite(F), axis=1) & feasible
         if ok.sum() < 2:
             return []
         G, F = G_hist[ok], F[ok]
