@@ -1,4 +1,5 @@
-"""Adapter search (issue #18): elastic LoRA ranks on a small pretrained byte-level Llama, adapted to a shifted text task.
+"""Adapter search (issue #18): elastic LoRA ranks on a small pretrained byte-level Llama, adapted to a shifted
+text task.
 
 The model (a 2-layer Llama, vocabulary of 256 bytes) is pretrained here on the *code* of the shipped
 ``pystdlib`` corpus (its training files, comment lines removed); the adaptation task is the corpus's

@@ -26,7 +26,8 @@ elasticnas itself is not installed there: this script puts the repository's ``sr
 Run (one process; GridSearchCV inside DyNAS-T uses ``n_jobs=-1``)::
 
     /work/dynast-venv/bin/python benchmarks/dynast_linas.py --seeds 10 --budget 500
-    /work/dynast-venv/bin/python benchmarks/dynast_linas.py --seeds 1 --budget 100 --inner-evals 1000 --out /tmp/x.json  # quick check
+    # quick check:
+    /work/dynast-venv/bin/python benchmarks/dynast_linas.py --seeds 1 --budget 100 --inner-evals 1000 --out /tmp/x.json
 
 Workarounds needed to import DyNAS-T 1.6.0 on Python 3.11 (all in this script, none in DyNAS-T's files):
 

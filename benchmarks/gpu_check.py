@@ -296,7 +296,9 @@ def main(argv: list[str] | None = None) -> int:
 
     for n in nets:
         for rt in RUNTIMES:
-            res = _attempt(lambda rt=rt, n=n: repeatability(n["model"], n["input_shape"], rt, device, reps, policy, budget))
+            res = _attempt(
+                lambda rt=rt, n=n: repeatability(n["model"], n["input_shape"], rt, device, reps, policy, budget)
+            )
             doc["stopped_early"] = budget.stopped
             doc["subnetworks"][n["label"]].setdefault("latency", {})[rt] = res
             doc["checks"].append(_check("latency_cv", n["label"], rt, res))

@@ -89,9 +89,11 @@ def part1(smoke: bool, seed: int) -> dict[str, object]:
         summary[f"hypervolume_accuracy_{objective}"] = {k: hypervolume(_front(p), ref) for k, p in pts.items()}
         summary[f"{objective}_at_accuracy"] = {k: _at_accuracy(rows, objective, levels) for k, rows in runs.items()}
     n_int8 = [sum(p == "int8" for p in q.split(q.search_space.validate(r["config"]))[1].values()) for r in joint]
+    on_front = non_dominated_mask(np.array([[-r["accuracy_top1"], r["latency_ms"]] for r in joint]))
     summary["joint_front_int8_layers"] = [
-        {"accuracy_top1": r["accuracy_top1"], "latency_ms": r["latency_ms"], "int8_layers": n, "layers": len(q.split(r["config"])[1])}
-        for r, n, keep in zip(joint, n_int8, non_dominated_mask(np.array([[-r["accuracy_top1"], r["latency_ms"]] for r in joint])), strict=True)
+        {"accuracy_top1": r["accuracy_top1"], "latency_ms": r["latency_ms"], "int8_layers": n,
+         "layers": len(q.split(r["config"])[1])}
+        for r, n, keep in zip(joint, n_int8, on_front, strict=True)
         if keep
     ]  # fmt: skip
     return {
@@ -126,7 +128,9 @@ def part2(smoke: bool, seed: int) -> dict[str, object]:
     archs = [{**a, "r": r} for a in net.search_space.sample_many(n, seed=seed)]
     rng = np.random.default_rng(seed)
     mixed = [
-        q.search_space.validate({**a, "precision": [str(p) for p in rng.choice(["fp32", "int8"], len(q.layout.layers))]})
+        q.search_space.validate(
+            {**a, "precision": [str(p) for p in rng.choice(["fp32", "int8"], len(q.layout.layers))]}
+        )
         for a in archs
     ]  # fmt: skip
     full = [q.all_int8(a) for a in archs] + [q.all_fp32(a) for a in archs]
@@ -152,7 +156,8 @@ def part2(smoke: bool, seed: int) -> dict[str, object]:
         "lut_scale": lut.scale,
         "lut_seconds": lut_seconds,
         "int8_over_fp32_latency_by_layer_type": {
-            k: {"median": statistics.median(v), "min": min(v), "max": max(v), "n": len(v)} for k, v in sorted(ratios.items())
+            k: {"median": statistics.median(v), "min": min(v), "max": max(v), "n": len(v)}
+            for k, v in sorted(ratios.items())
         },
         "lut_vs_measured": lut_error(estimates, measured).to_json(),
         "measured_ms": measured,
@@ -175,7 +180,9 @@ def _machine() -> dict[str, str]:
         pass
     return {
         "platform": platform.platform(),
-        "processor": next((line.split(":", 1)[1].strip() for line in flags.splitlines() if line.startswith("Model name")), ""),
+        "processor": next(
+            (line.split(":", 1)[1].strip() for line in flags.splitlines() if line.startswith("Model name")), ""
+        ),
         "avx512_vnni": str("avx512_vnni" in flags),
         "amx_int8": str("amx_int8" in flags),
         "onnxruntime": onnxruntime.__version__,

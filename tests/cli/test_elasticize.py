@@ -54,7 +54,10 @@ def test_elasticize_writes_a_folder_that_search_and_create_supernet_read(
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["{missing}", "--out", "{tmp}/o", "--method", "first-k"], "is not a Hugging Face model folder (no config.json)"),
+        (
+            ["{missing}", "--out", "{tmp}/o", "--method", "first-k"],
+            "is not a Hugging Face model folder (no config.json)",
+        ),
         (["{model}", "--out", "{tmp}/o"], "--method activation scores units on data: give --calib-data"),
         (["{model}", "--out", "{foreign}", "--method", "first-k"], "with files elasticnas did not write"),
         (["{model}", "--out", "{tmp}/o", "--method", "first-k", "--task", "image-classification"], "cannot make"),
@@ -92,8 +95,25 @@ def test_the_user_path_elasticize_search_export_scores_what_the_study_recorded(
     argv = ["elasticize", str(gpt2_dir), "--out", str(out), "--calib-data", "pystdlib:train", "--calib-batches", "2"]
     assert main(argv) == 0
     db = f"sqlite:///{tmp_path / 's.db'}"
-    argv = ["search", "--supernet", f"hf:{out}", "--objectives", "perplexity,params", "--n-evals", "6",
-            "--val-data", "pystdlib:val", "--max-val-batches", "2", "--storage", db, "--study", "s", "--no-progress", "--quiet"]
+    argv = [
+        "search",
+        "--supernet",
+        f"hf:{out}",
+        "--objectives",
+        "perplexity,params",
+        "--n-evals",
+        "6",
+        "--val-data",
+        "pystdlib:val",
+        "--max-val-batches",
+        "2",
+        "--storage",
+        db,
+        "--study",
+        "s",
+        "--no-progress",
+        "--quiet",
+    ]
     assert main(argv) == 0
     capsys.readouterr()
     study = load_study(db, "s")

@@ -67,7 +67,11 @@ def test_interleave_measures_latency_in_groups(tmp_path, monkeypatch):
         return original(self, configs, rounds)
 
     monkeypatch.setattr(Measurer, "measure_latencies", spy)
-    configs = [{"w": [8, 8, 8], "d": 1, "r": 8}, {"w": [32, 32, 32], "d": 3, "r": 12}, {"w": [16, 16, 16], "d": 2, "r": 8}]
+    configs = [
+        {"w": [8, 8, 8], "d": 1, "r": 8},
+        {"w": [32, 32, 32], "d": 3, "r": 12},
+        {"w": [16, 16, 16], "d": 2, "r": 8},
+    ]
     src = _write_configs(tmp_path / "c.jsonl", configs)
     out = tmp_path / "o.csv"
     assert main(["measure", "--supernet", "toy_convnet", "--configs", src, "--metrics", "latency_ms",
@@ -111,7 +115,9 @@ def test_accuracy_on_image_folders(tmp_path):
         for cls in ("a", "b", "c"):
             (tmp_path / split / cls).mkdir(parents=True)
             for i in range(4):
-                Image.fromarray(rng.integers(0, 256, (20, 20), dtype=np.uint8)).save(tmp_path / split / cls / f"{i}.png")
+                Image.fromarray(rng.integers(0, 256, (20, 20), dtype=np.uint8)).save(
+                    tmp_path / split / cls / f"{i}.png"
+                )
     src = _write_configs(tmp_path / "c.jsonl", [{"w": [8, 8, 8], "d": 1, "r": 8}, {"w": [16, 8, 8], "d": 2, "r": 12}])
     out = tmp_path / "o.csv"
     assert main(["measure", "--supernet", "toy_convnet", "--configs", src, "--out", str(out), "--quiet",

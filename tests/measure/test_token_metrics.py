@@ -199,7 +199,9 @@ def test_decoder_peak_memory_counts_the_kv_cache(nets, family):
     net = nets[family]
     cfg = net.max_config()
     short, long = (_measurer(net, context_len=c, batch_size=2) for c in (16, 64))
-    assert long.measure(cfg, "peak_memory_mb")["peak_memory_mb"] > short.measure(cfg, "peak_memory_mb")["peak_memory_mb"]
+    assert (
+        long.measure(cfg, "peak_memory_mb")["peak_memory_mb"] > short.measure(cfg, "peak_memory_mb")["peak_memory_mb"]
+    )
     a, b = short.memory(short.validate(cfg)), long.memory(long.validate(cfg))
     assert a.kv_cache_mb > 0 and b.kv_cache_mb == pytest.approx(a.kv_cache_mb * 65 / 17)
     assert b.activations_mb >= b.kv_cache_mb and a.weights_mb == b.weights_mb

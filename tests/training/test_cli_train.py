@@ -71,7 +71,12 @@ def test_train_fine_tunes_an_hf_language_model_and_resumes(
     ckpt = torch.load(out, weights_only=True)
     assert ckpt["supernet"] == f"hf:{gpt2_folder}" and ckpt["epoch"] == 2
     config = ckpt["config"]  # the fine-tuning defaults, with the flags given
-    assert (config["optimizer"], config["lr"], config["grad_clip"], config["weight_decay"]) == ("adamw", 3e-3, 1.0, 0.01)
+    assert (config["optimizer"], config["lr"], config["grad_clip"], config["weight_decay"]) == (
+        "adamw",
+        3e-3,
+        1.0,
+        0.01,
+    )
     assert config["label_smoothing"] == 0.0 and [h["metric"] for h in ckpt["history"]] == ["perplexity"] * 2
     first, last = ckpt["history"][0]["val_max"], ckpt["history"][1]["val_max"]
     assert last < first  # the largest sub-network predicts the bytes better
@@ -105,7 +110,9 @@ def test_train_bad_token_input_is_one_line_and_exit_2(
     assert not (tmp_path / "c.pt").exists()
 
 
-def test_a_token_super_network_needs_data(gpt2_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_token_super_network_needs_data(
+    gpt2_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     argv = _hf_argv(gpt2_folder, tmp_path / "c.pt")
     del argv[argv.index("--data") : argv.index("--data") + 2]
     assert main(argv) == 2

@@ -120,7 +120,9 @@ def test_interrupted_run_resumes_to_the_same_result(
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_checkpoint_of_another_run_is_refused(small_supernet, digits16: tuple[torch.Tensor, torch.Tensor], tmp_path: Path) -> None:
+def test_checkpoint_of_another_run_is_refused(
+    small_supernet, digits16: tuple[torch.Tensor, torch.Tensor], tmp_path: Path
+) -> None:
     x, y = digits16
     out = tmp_path / "c.pt"
     create_trainer("sandwich", small_supernet(), _config(epochs=1)).fit((x[:32], y[:32]), out=out, progress=False)

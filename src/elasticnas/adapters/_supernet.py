@@ -90,7 +90,8 @@ def default_ranks(features: int) -> tuple[int, ...]:
 
 
 def lora_config(targets: Sequence[str], ranks: Sequence[int], alphas: Sequence[float], fan_in_fan_out: bool) -> Any:
-    """A peft ``LoraConfig`` giving each module of ``targets`` its rank and alpha (``rank_pattern`` / ``alpha_pattern``)."""
+    """A peft ``LoraConfig`` giving each module of ``targets`` its rank and alpha (``rank_pattern`` /
+    ``alpha_pattern``)."""
     return LoraConfig(
         target_modules=list(targets), r=int(ranks[0]),
         lora_alpha=alphas[0],  # type: ignore[arg-type]  # peft annotates int, and divides any number by r
@@ -264,7 +265,8 @@ class LoraSupernet(Supernet):
             h.remove()
         if not rows:
             raise ValueError(
-                "no adapted module runs at its own name in the extracted sub-network: LoraSupernet adapts super-networks"
+                "no adapted module runs at its own name in the extracted sub-network: "
+                "LoraSupernet adapts super-networks"
                 " whose extracted sub-networks keep the names of their linear modules"
             )
         out = []

@@ -1,4 +1,5 @@
-"""``elasticnas export``: write a sub-network as a standalone file or folder (PyTorch, safetensors, ONNX, Hugging Face)."""
+"""``elasticnas export``: write a sub-network as a standalone file or folder (PyTorch, safetensors, ONNX,
+Hugging Face, PEFT, QDQ)."""
 
 from __future__ import annotations
 

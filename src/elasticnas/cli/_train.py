@@ -150,7 +150,8 @@ def _token_data(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def _supernet(args: argparse.Namespace) -> Supernet:
-    """An ``hf:`` folder with its pretrained weights (``--task`` passed on), or a registered family seeded by ``--seed``."""
+    """An ``hf:`` folder with its pretrained weights (``--task`` passed on), or a registered family seeded by
+    ``--seed``."""
     from elasticnas.supernets import SUPERNETS, create_supernet
 
     kwargs = supernet_kwargs(args)
@@ -200,7 +201,9 @@ def run(args: argparse.Namespace) -> int:
     net = _supernet(args)
     calib = None
     if isinstance(net, ImageSupernet):  # built again for the data's channels and classes
-        train, calib, val, in_channels, num_classes = _load_data(args.data or "digits", net.resolution(net.max_config()))
+        train, calib, val, in_channels, num_classes = _load_data(
+            args.data or "digits", net.resolution(net.max_config())
+        )
         try:
             net = SUPERNETS.get(net.name)(seed=args.seed, in_channels=in_channels, num_classes=num_classes)
         except TypeError as exc:

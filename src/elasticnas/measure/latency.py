@@ -559,7 +559,9 @@ def resolve_clock(clock: Clock, device: str, threads: int) -> Clock:
     if clock == "auto":
         return "thread" if device == "cpu" and threads == 1 else "wall"
     if clock == "thread" and (device != "cpu" or threads != 1):
-        raise MeasurementError("clock 'thread' is only valid on device 'cpu' with one thread (work elsewhere is unseen)")
+        raise MeasurementError(
+            "clock 'thread' is only valid on device 'cpu' with one thread (work elsewhere is unseen)"
+        )
     return clock
 
 

@@ -110,7 +110,8 @@ class LookupTable:
             entry = self.entries.get(key)
             if entry is None:
                 raise LUTError(
-                    f"layer {key!r} is not in the lookup table of {self.supernet!r}; rebuild it with 'elasticnas lut build'"
+                    f"layer {key!r} is not in the lookup table of {self.supernet!r}; "
+                    "rebuild it with 'elasticnas lut build'"
                 )
             total += max(entry.median_ms - self.overhead_ms, 0.0)
         return total

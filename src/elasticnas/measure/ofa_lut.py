@@ -173,7 +173,13 @@ class OFALookupTable:
             try:
                 ks, e, d = config["ks"], config["e"], config["d"]
                 return base + sum(
-                    blocks[(s * _BLOCKS_PER_STAGE + j, int(ks[s * _BLOCKS_PER_STAGE + j]), float(e[s * _BLOCKS_PER_STAGE + j]))]
+                    blocks[
+                        (
+                            s * _BLOCKS_PER_STAGE + j,
+                            int(ks[s * _BLOCKS_PER_STAGE + j]),
+                            float(e[s * _BLOCKS_PER_STAGE + j]),
+                        )
+                    ]
                     for s in range(len(OFA_MBV3_STAGES))
                     for j in range(int(d[s]))
                 )

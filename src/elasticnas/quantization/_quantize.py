@@ -104,8 +104,9 @@ def onnx_scope(module_path: str) -> str:
 
 
 def export_fp32(module: nn.Module, inputs: Sequence[torch.Tensor], path: str) -> None:
-    """Export ``module`` (eval mode) to ONNX with the input names of :func:`~elasticnas.measure.latency.onnx_input_names`,
-    output ``output`` and a dynamic batch axis, with the TorchScript exporter (whose node names follow the modules)."""
+    """Export ``module`` (eval mode) to ONNX with the input names of
+    :func:`~elasticnas.measure.latency.onnx_input_names`, output ``output`` and a dynamic batch axis, with the
+    TorchScript exporter (whose node names follow the modules)."""
     from elasticnas.measure.latency import onnx_input_names
 
     names = onnx_input_names(len(inputs))

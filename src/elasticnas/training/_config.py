@@ -1,4 +1,5 @@
-"""The hyper-parameters of a training run, importable without PyTorch (``elasticnas train --help`` reads the defaults)."""
+"""The hyper-parameters of a training run, importable without PyTorch (``elasticnas train --help`` reads the
+defaults)."""
 
 from __future__ import annotations
 

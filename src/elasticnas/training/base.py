@@ -482,7 +482,8 @@ class Trainer(ABC):
             self.epoch += 1
             if progress:
                 tqdm.write(
-                    f"epoch {result.epoch}: loss {result.loss:.3f}, train acc {result.train_acc:.1f}%{result.val_text()}"
+                    f"epoch {result.epoch}: loss {result.loss:.3f}, "
+                    f"train acc {result.train_acc:.1f}%{result.val_text()}"
                 )
             if out is not None:
                 self.save(out)
