@@ -1,4 +1,5 @@
-"""Searcher overhead: wall time of one round of 50 proposals, predictor fitting included.
+"""Searcher overhead: one round of 50 proposals; ``ask(1)`` with 500 finished trials; the searcher's share of a
+demo run.
 
 In the OFA-MobileNetV3 space (``ofa_mbv3_note10``), a searcher is told ``n``
 finished trials (random sub-networks evaluated by the oracle), then
@@ -11,8 +12,27 @@ Each round records wall time and the process's CPU time (one BLAS thread, so
 the CPU time is what the round takes on an idle core; on this shared machine
 the wall time also counts the time other processes hold the CPU).
 
-    python benchmarks/overhead.py --smoke     # CI, < 60 s
+``ask(1)`` latency (target: median <= 50 ms): the default searcher is told 500
+random evaluated sub-networks of ``ofa_mbv3_note10``, then asked for one
+proposal at a time and told its result, ``--latency-steps`` times; every ask's
+wall and CPU time is recorded (between two hyperparameter fits most asks only
+condition the model on the new result). Beside the default, the same loop
+refitting after every result (``refit_fraction=0``, the previous schedule) and,
+with ``--before-src DIR``, the code of another checkout (run in a subprocess
+with ``PYTHONPATH=DIR``) in the same run, so the ratios compare like with like.
+
+Demo share (target: searcher <= 10 % of the wall time): ``elasticnas demo``'s
+search as the demo runs it (the built-in ``tiny_mbv3`` super-network, accuracy
+and ONNX Runtime latency both measured, the extremes first, seed 0,
+``--demo-evals`` evaluations), with the searcher's ``ask`` / ``tell`` /
+``diagnostics`` and the evaluations timed apart in one run. The same search with
+a stand-in evaluation (cheap synthetic metrics, so only the searcher costs) is
+timed for each variant, which gives the share the other variants would have had
+with the measured evaluations.
+
+    python benchmarks/overhead.py --smoke     # CI, < 60 s (no demo)
     python benchmarks/overhead.py             # full
+    python benchmarks/overhead.py --only latency demo --before-src /tmp/before/src
 """
 
 from __future__ import annotations
@@ -21,6 +41,8 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -78,17 +100,188 @@ def predictor_table(sizes: list[int], seed: int = 0) -> list[dict[str, Any]]:
     return rows
 
 
+def ask_latency(kwargs: dict[str, Any], n_trials: int, steps: int, seeds: list[int]) -> dict[str, Any]:
+    """Wall and CPU seconds of every ``ask(1)`` (each result told before the next ask) after ``n_trials``
+    random trials."""
+    problem = create_problem("ofa_mbv3_note10")
+    space = problem.space
+    wall: list[float] = []
+    cpu: list[float] = []
+    for seed in seeds:
+        configs = space.sample_many(n_trials, seed=1000 + seed)
+        records = [TrialRecord(i, c, space.config_id(c), problem(c)) for i, c in enumerate(configs)]
+        searcher = create_searcher(
+            "predicted_hvi", space, problem.objective_list, cheap_metrics=dict(problem.cheap_metrics), seed=seed,
+            **kwargs,
+        )
+        searcher.tell(records)
+        for k in range(steps):
+            start, cpu_start = time.perf_counter(), time.process_time()
+            (config,) = searcher.ask(1)
+            wall.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - cpu_start)
+            searcher.tell([TrialRecord(n_trials + k, config, space.config_id(config), problem(config))])
+    return {"kwargs": kwargs, "n_trials": n_trials, "steps": steps, "seeds": seeds, **_spread("wall", wall),
+            **_spread("cpu", cpu), "wall_seconds": wall, "cpu_seconds": cpu}
+
+
+def _spread(name: str, values: list[float]) -> dict[str, float]:
+    v = np.array(values)
+    return {f"{name}_median": float(np.median(v)), f"{name}_mean": float(v.mean()),
+            f"{name}_p90": float(np.percentile(v, 90)), f"{name}_max": float(v.max()), f"{name}_total": float(v.sum())}
+
+
+class _Timed:
+    """Seconds spent in a searcher's ask / tell / diagnostics (wrapped on the instance)."""
+
+    def __init__(self, searcher: Any) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+        for name in ("ask", "tell", "diagnostics"):
+            setattr(searcher, name, self._wrap(getattr(searcher, name)))
+
+    def _wrap(self, fn: Any) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+                self.calls += 1
+
+        return timed
+
+
+def demo_search(kwargs: dict[str, Any], n_evals: int, real: bool) -> dict[str, Any]:
+    """The demo's search (``real``: its super-network problem; else a stand-in evaluation of synthetic
+    metrics on the same space and objectives), searcher and evaluation seconds apart."""
+    from elasticnas.study import create_study, extremes
+
+    if real:
+        from elasticnas.problems._supernet import builtin_data, supernet_problem
+        from elasticnas.supernets import create_supernet
+
+        problem = supernet_problem(create_supernet("tiny_mbv3"), ("accuracy_top1", "latency_ms"),
+                                   runtime="onnxruntime", **builtin_data("tiny_mbv3"))
+        space, objectives, evaluate = problem.space, dict(problem.objectives), problem.evaluate
+    else:
+        from elasticnas.supernets import create_supernet
+
+        space = create_supernet("tiny_mbv3").search_space
+        objectives = {"accuracy_top1": "maximize", "latency_ms": "minimize"}
+
+        def evaluate(config: dict[str, Any]) -> dict[str, float]:
+            g = space.to_genes(config).astype(float)
+            return {"accuracy_top1": 80 + 3 * float(np.sqrt(g.sum() + 1)) + float(np.sin(g[:5].sum())),
+                    "latency_ms": 0.05 + 0.01 * float(g.sum()) + 0.005 * float(np.cos(g[5:10].sum()))}
+
+    eval_seconds: list[float] = []
+
+    def timed_evaluate(config: dict[str, Any]) -> dict[str, float]:
+        start = time.perf_counter()
+        try:
+            return evaluate(config)
+        finally:
+            eval_seconds.append(time.perf_counter() - start)
+
+    study = create_study(space, objectives)
+    searcher = create_searcher("predicted_hvi", space, study.objectives, constraints=study.constraints, seed=0,
+                               **kwargs)
+    timer = _Timed(searcher)
+    start = time.perf_counter()
+    study.optimize(timed_evaluate, n_evals=n_evals, searcher=searcher, initial_configs=extremes(space),
+                   show_progress=False)
+    wall = time.perf_counter() - start
+    return {"kwargs": kwargs, "real_evaluation": real, "n_evals": n_evals, "wall_seconds": wall,
+            "searcher_seconds": timer.seconds, "evaluation_seconds": float(np.sum(eval_seconds)),
+            "evaluation_seconds_median": float(np.median(eval_seconds)),
+            "searcher_share": timer.seconds / wall, "rounds": searcher.diagnostics().get("rounds")}
+
+
+def _before(src: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The latency and stand-in demo measurements of the code under ``src`` (a subprocess)."""
+    cmd = [sys.executable, __file__, "--child", "--only", *args.only, "--latency-steps", str(args.latency_steps),
+           "--latency-seeds", str(args.latency_seeds), "--demo-evals", str(args.demo_evals)]
+    env = dict(os.environ, PYTHONPATH=str(src))
+    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                    help="run these sections; the others are kept from the results file")
     ap.add_argument("--trials", type=int, nargs="+", default=[100, 250, 500, 1000])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--linas-inner-evals", type=int, default=20000)
+    ap.add_argument("--latency-steps", type=int, default=50, help="asks timed per seed after 500 trials")
+    ap.add_argument("--latency-seeds", type=int, default=3)
+    ap.add_argument("--demo-evals", type=int, default=80, help="evaluations of the demo's search")
+    ap.add_argument("--before-src", type=Path, default=None,
+                    help="a checkout's src folder whose searcher is measured beside this one")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
+    if args.child:  # the measurements of --before-src, as one JSON line
+        child: dict[str, Any] = {}
+        if "latency" in args.only:
+            child["latency"] = ask_latency({}, 500, args.latency_steps, list(range(args.latency_seeds)))
+        if "demo" in args.only:
+            child["demo_standin"] = demo_search({}, args.demo_evals, real=False)
+        print(json.dumps(child))
+        return 0
     if args.smoke:
         args.trials, args.repeats, args.linas_inner_evals = [100], 1, 2000
+        args.latency_steps, args.latency_seeds = 10, 1
+        args.only = [s for s in args.only if s != "demo"]
     out = args.out or HERE / "results" / ("overhead_smoke.json" if args.smoke else "overhead.json")
+    result: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
+    result.update(command="python benchmarks/overhead.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                  machine={"platform": platform.platform(), "cpus": os.cpu_count(), "load_average": os.getloadavg()})
+    if "rounds" in args.only:
+        result.update(rounds_section(args))
+    if "predictors" in args.only:
+        result["predictor_quality_ofa"] = predictor_table([60] if args.smoke else [100, 400])
+    variants = {"default": {}, "refit every result": {"refit_fraction": 0.0}}
+    before = _before(args.before_src, args) if args.before_src is not None and not args.smoke else None
+    if "latency" in args.only:
+        seeds = list(range(args.latency_seeds))
+        lat = {name: ask_latency(kw, 500, args.latency_steps, seeds) for name, kw in variants.items()}
+        if before is not None:
+            lat[f"before ({args.before_src})"] = before["latency"]
+        for name, r in lat.items():
+            print(f"ask(1) after 500 trials, {name:40s} wall median {1000 * r['wall_median']:6.1f} ms, mean "
+                  f"{1000 * r['wall_mean']:6.1f} ms, max {1000 * r['wall_max']:6.0f} ms; CPU median "
+                  f"{1000 * r['cpu_median']:6.1f} ms, mean {1000 * r['cpu_mean']:6.1f} ms", flush=True)
+        result["ask_latency_500"] = {"target_median_seconds": 0.05, "variants": lat}
+    if "demo" in args.only:
+        real = demo_search({}, args.demo_evals, real=True)
+        standin = {name: demo_search(kw, args.demo_evals, real=False) for name, kw in variants.items()}
+        if before is not None:
+            standin[f"before ({args.before_src})"] = before["demo_standin"]
+        for r in standin.values():  # the share with the measured evaluations
+            r["share_with_measured_evaluations"] = r["searcher_seconds"] / (
+                r["searcher_seconds"] + real["evaluation_seconds"])
+        print(f"demo search ({args.demo_evals} evaluations): wall {real['wall_seconds']:.0f} s, searcher "
+              f"{real['searcher_seconds']:.1f} s ({100 * real['searcher_share']:.1f} %), evaluations "
+              f"{real['evaluation_seconds']:.0f} s", flush=True)
+        for name, r in standin.items():
+            print(f"  stand-in evaluation, {name:40s} searcher {r['searcher_seconds']:.1f} s -> "
+                  f"{100 * r['share_with_measured_evaluations']:.2f} % of a demo", flush=True)
+        result["demo_share"] = {"target_share": 0.10, "demo": real, "standin": standin}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+SECTIONS = ("rounds", "predictors", "latency", "demo")
+
+
+def rounds_section(args: argparse.Namespace) -> dict[str, Any]:
+    """One ``ask(50)`` after n random trials, ``predicted_hvi`` and ``linas``."""
     methods = {"predicted_hvi": {"round_size": 50}, "linas": {"inner_evals": args.linas_inner_evals}}
     # one-time costs of a process (imports, thread-pool introspection, JIT compilation) are paid once per
     # study, not per round: measure them apart on a first, unrecorded round
@@ -105,20 +298,8 @@ def main(argv: list[str] | None = None) -> int:
                          "cpu_seconds": cpu, "proposed": [k for _, _, k in res]})
             print(f"{method:14s} n={n:5d}  {np.median(times):7.2f} s per round of 50 (max {np.max(times):.2f}); "
                   f"CPU {np.median(cpu):.2f} s (max {np.max(cpu):.2f})", flush=True)
-    quality = predictor_table([60] if args.smoke else [100, 400])
-    result = {
-        "command": "python benchmarks/overhead.py" + (" --smoke" if args.smoke else ""),
-        "predictor_quality_ofa": quality,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average": os.getloadavg()},
-        "linas_inner_evals": args.linas_inner_evals,
-        "target_seconds": 2.0,
-        "first_round_cold_seconds": cold,
-        "rows": rows,
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print(f"wrote {out}")
-    return 0
+    return {"linas_inner_evals": args.linas_inner_evals, "target_seconds": 2.0, "first_round_cold_seconds": cold,
+            "rows": rows}
 
 
 if __name__ == "__main__":

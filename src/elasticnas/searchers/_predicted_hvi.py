@@ -89,39 +89,57 @@ class PredictedHVISearcher(Searcher):
     """Proposes batches that maximise the hypervolume improvement of predicted objectives (``predicted_hvi``).
 
     A round makes ``max(n, round_size)`` proposals for ``ask(n)`` and serves
-    them from a queue when ``n`` is smaller. The default ``round_size = 1``
-    refits after every result when asked one at a time: on OFA-MobileNetV3,
-    0.967 of the reference hypervolume at 500 evaluations against 0.958 with
-    rounds of 10 (10 seeds; on seeds 0-4 rounds of 3 gave 0.958), for 0.3-0.8 s
-    of CPU per round. Each round:
+    them from a queue when ``n`` is smaller; with the default ``round_size = 1``
+    every result is used before the next proposal. Rounds are of two kinds:
 
-    1. fit one predictor (default ``gp``: a Gaussian process, which measured best
-       on OFA-MobileNetV3, HW-GPT-Bench and the built-in tiny_mbv3; any registered
-       predictor, ``auto`` selection or ensemble can be passed) per *expensive*
-       metric on the finished trials; cheap metrics are never predicted, they
-       are computed exactly for every candidate;
-    2. grow a candidate pool in a few generations of mutation and crossover
-       starting from the evaluated front (plus some uniform samples), keeping
-       the candidates that are optimistically non-dominated as next parents.
-       The pool restarts from evaluated trials every round, so it stays near
-       the data, where the predictor is trustworthy (with rounds of 10 and the
-       optimistic ``beta`` below: 0.958 of the reference hypervolume at 500
-       evaluations on OFA-MobileNetV3, against 0.928 when the predicted elite
-       was carried over rounds and ``beta`` was 0).
-       Candidates violating a cheap constraint are dropped, those violating
-       an expensive one even optimistically are dropped;
-    3. pick the batch greedily: each pick maximises the hypervolume its
-       objective vector (predicted mean - ``beta`` std for every predicted
-       objective, exact for cheap ones; the default ``beta = 1`` is optimistic:
-       it measured best among 0, 0.5, 1, 1.5 and 2 on OFA-MobileNetV3)
-       adds to the current front, and is then
-       added to the front at its predicted mean (a "believer"), which spreads
-       the batch along the front. Pending proposals enter the front the same
-       way, so batches for parallel workers do not collide.
+    * a **full round** fits one predictor (default ``gp``: a Gaussian process,
+      which measured best on OFA-MobileNetV3, HW-GPT-Bench and the built-in
+      tiny_mbv3; any registered predictor, ``auto`` selection or ensemble can be
+      passed) per *expensive* metric on the finished trials, hyperparameters
+      included; cheap metrics are never predicted, they are computed exactly
+      for every candidate. It then grows a candidate pool in ``pool_generations``
+      generations of mutation and crossover starting from the evaluated front
+      (plus some uniform samples), keeping the candidates that are
+      optimistically non-dominated as next parents; the pool restarts from the
+      evaluated trials, so it stays near the data, where the predictor is
+      trustworthy. Candidates violating a cheap constraint are dropped, those
+      violating an expensive one even optimistically are dropped;
+    * a **light round**, between full rounds, conditions the predictors that
+      have an ``update`` method (the Gaussian process) on the new results at
+      their fitted hyperparameters, re-predicts the ``shortlist_size`` best
+      candidates kept from the last pool and ``light_generations`` small
+      generations (``light_offspring`` each) grown from the evaluated front,
+      and picks from those. Full rounds come every ``max(1, refit_fraction * n)``
+      results (``n`` finished trials at the last one): one at every result early,
+      rarer as each result moves the model less.
+
+    Each round picks the batch greedily: each pick maximises the hypervolume its
+    objective vector (predicted mean - ``beta`` std for every predicted
+    objective, exact for cheap ones; ``beta = 1`` is optimistic) adds to the
+    current front, and is then added to the front at its predicted mean (a
+    "believer"), which spreads the batch along the front. Pending proposals
+    enter the front the same way, so batches for parallel workers do not
+    collide.
+
+    Two guards keep a wrong or misled model from capturing the search:
+
+    * **trust**: every full round measures each expensive objective's predictor
+      out of sample (Kendall tau of leave-one-out predictions, in closed form for
+      the Gaussian process; 3-fold cross-validation otherwise). While the worst
+      tau is low (see :meth:`_evolution_share`) a share of the proposals, up to
+      all, comes from model-free evolution (steady-state NSGA-II on the
+      evaluated trials); the share falls back to 0 as tau recovers
+      (``fallback=False`` turns this off);
+    * **plateaus**: candidates whose cheap objectives tie (e.g. the many cells of
+      the lowest cost) form a plateau; one holding ``max(3, plateau_share *
+      trials)`` trials takes no more picks while other candidates remain, since
+      its optimistic improvement, multiplied by the widest strip of the front,
+      would win again and again (``plateau_share=0`` turns this off).
 
     The first ``n_initial`` proposals (fewer when the study already holds
     trials: the search warm-starts from them) are spread along the first cheap
-    objective when there is one, else uniform.
+    objective when there is one, else uniform. Measurements behind the defaults:
+    ``benchmarks/README.md``.
     """
 
     def __init__(
@@ -137,7 +155,7 @@ class PredictedHVISearcher(Searcher):
         max_parents: int = 150,
         front_weight: float = 0.0,
         refit_fraction: float = 0.02,
-        light_offspring: int = 200,
+        light_offspring: int = 300,
         light_generations: int = 2,
         shortlist_size: int = 400,
         tau_trust: float = 0.3,
