@@ -57,7 +57,9 @@ class BuiltinDataset:
             raise ElasticNASError(f"unknown split {name!r}; choose one of: {', '.join(SPLITS)}")
         return getattr(self, name)  # type: ignore[no-any-return]  # one of the split fields
 
-    def loader(self, name: str, *, batch_size: int = 64, shuffle: bool = False, seed: int = 0) -> DataLoader[tuple[torch.Tensor, ...]]:
+    def loader(
+        self, name: str, *, batch_size: int = 64, shuffle: bool = False, seed: int = 0
+    ) -> DataLoader[tuple[torch.Tensor, ...]]:
         """A ``DataLoader`` over split ``name`` (shuffling seeded with ``seed``)."""
         import torch
         from torch.utils.data import DataLoader, TensorDataset
@@ -148,7 +150,7 @@ register_builtin_dataset("digits", _digits)
 
 # -- built-in weights ---------------------------------------------------------------------
 
-BUILTIN_WEIGHTS: dict[str, str] = {"tiny_mbv3": "tiny_mbv3/digits.pt"}
+BUILTIN_WEIGHTS: dict[str, str] = {"tiny_mbv3": "tiny_mbv3/digits.pt", "tiny_gpt": "tiny_gpt/model.safetensors"}
 
 
 def builtin_weights(supernet: str) -> Path:

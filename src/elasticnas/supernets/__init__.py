@@ -125,6 +125,7 @@ def create_supernet(
 
 
 SUPERNETS.register_lazy("tiny_mbv3", "elasticnas.supernets.tiny:tiny_mbv3")
+SUPERNETS.register_lazy("tiny_gpt", "elasticnas.supernets.tiny_gpt:tiny_gpt")
 SUPERNETS.register_lazy(
     "ofa_mbv3_w10", "elasticnas.supernets.ofa_mobilenetv3:ofa_mbv3_w10", aliases=("ofa_mbv3_d234_e346_k357_w1.0",)
 )
