@@ -222,8 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--before-src", type=Path, default=None,
                     help="a checkout's src folder whose searcher is measured beside this one")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--markdown", type=Path, default=None, help="print the README tables of a results file")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
+    if args.markdown is not None:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return 0
     if args.child:  # the measurements of --before-src, as one JSON line
         child: dict[str, Any] = {}
         if "latency" in args.only:
@@ -278,6 +282,43 @@ def main(argv: list[str] | None = None) -> int:
 
 
 SECTIONS = ("rounds", "predictors", "latency", "demo")
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """README tables of a results file: ask(1) latency at 500 trials, the demo's searcher share, rounds of 50."""
+    lines: list[str] = []
+    lat = result.get("ask_latency_500", {}).get("variants", {})
+    if lat:
+        base = lat.get("default")
+        lines += ["| searcher code | wall median (ms) | wall mean | wall max | CPU median (ms) | CPU mean | CPU max "
+                  "| CPU mean vs default |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for name, r in lat.items():
+            ratio = f"{r['cpu_mean'] / base['cpu_mean']:.1f}x" if base else "-"
+            lines.append(f"| {name} | {1000 * r['wall_median']:.0f} | {1000 * r['wall_mean']:.0f} | "
+                         f"{1000 * r['wall_max']:.0f} | {1000 * r['cpu_median']:.0f} | {1000 * r['cpu_mean']:.0f} | "
+                         f"{1000 * r['cpu_max']:.0f} | {ratio} |")
+        lines.append("")
+    demo = result.get("demo_share")
+    if demo:
+        d = demo["demo"]
+        lines += [f"Demo search, {d['n_evals']} evaluations: wall {d['wall_seconds']:.0f} s, evaluations "
+                  f"{d['evaluation_seconds']:.0f} s (median {d['evaluation_seconds_median']:.2f} s each), searcher "
+                  f"{d['searcher_seconds']:.1f} s = **{100 * d['searcher_share']:.1f} %** of the wall time.", "",
+                  "| searcher code (stand-in evaluation) | searcher seconds | share of a demo with the measured "
+                  "evaluations | vs default |", "|---|---:|---:|---:|"]
+        base_s = demo["standin"].get("default", {}).get("searcher_seconds")
+        for name, r in demo["standin"].items():
+            ratio = f"{r['searcher_seconds'] / base_s:.1f}x" if base_s else "-"
+            lines.append(f"| {name} | {r['searcher_seconds']:.1f} | {100 * r['share_with_measured_evaluations']:.1f} % "
+                         f"| {ratio} |")
+        lines.append("")
+    rows = result.get("rows", [])
+    if rows:
+        lines += ["| trials told | method | CPU (s, median / max) | wall (s, median / max) |", "|---:|---|---:|---:|"]
+        for r in rows:
+            lines.append(f"| {r['n_trials']} | {r['method']} | {r['cpu_seconds_median']:.2f} / {r['cpu_seconds_max']:.2f} "
+                         f"| {r['seconds_median']:.2f} / {r['seconds_max']:.2f} |")
+    return "\n".join(lines)
 
 
 def rounds_section(args: argparse.Namespace) -> dict[str, Any]:
