@@ -34,10 +34,13 @@ if TYPE_CHECKING:
         eval_transform,
         resize_batch,
     )
+    from elasticnas.data._spec import data_spec, resolve_data
     from elasticnas.data._text import TextCorpus, list_text_corpora, register_text_corpus, text_corpus
     from elasticnas.data._tokens import TokenWindows
 
 _LAZY = {
+    "data_spec": "elasticnas.data._spec",
+    "resolve_data": "elasticnas.data._spec",
     "BuiltinDataset": "elasticnas.data._builtin",
     "builtin_dataset": "elasticnas.data._builtin",
     "builtin_weights": "elasticnas.data._builtin",
@@ -68,6 +71,8 @@ __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [
+    "data_spec",
+    "resolve_data",
     "BuiltinDataset",
     "builtin_dataset",
     "builtin_weights",
