@@ -48,6 +48,7 @@ BASE: dict[str, tuple[str, ...]] = {
                   "--calibrate", "0", "--out", "{out}", "--quiet"),
     "train": ("train", "--supernet", "tiny_mbv3", "--epochs", "1", "--train-samples", "16", "--batch-size", "16",
               "--num-random", "0", "--no-val", "--no-progress", "--threads", "1", "--overwrite", "--out", "{out}"),
+    "elasticize": ("elasticize", "{model}", "--out", "{tmp}/elastic", "--method", "first-k"),
 }
 OUTPUT_SUFFIX = {"report": ".html", "export": ".pt", "measure": ".csv", "lut build": ".json", "train": ".pt"}
 
@@ -153,11 +154,25 @@ def config() -> dict:
     return create_supernet("tiny_mbv3", weights=None).search_space.sample(0)
 
 
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """A tiny random GPT-2 folder for ``elasticize``."""
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("gpt2")
+    config = transformers.GPT2Config(vocab_size=256, n_positions=128, n_embd=16, n_layer=2, n_head=2)
+    transformers.GPT2LMHeadModel(config).save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture
-def place(tmp_path, study_db, config, monkeypatch) -> Path:
+def place(tmp_path, study_db, config, model_dir, monkeypatch) -> Path:
     """A folder holding the study copy, the configurations file and the catalogue's files."""
     shutil.copy(study_db, tmp_path / "s.db")
     (tmp_path / "c.jsonl").write_text(json.dumps(config) + "\n")
+    (tmp_path / "model").symlink_to(model_dir)
     (tmp_path / "folder").mkdir()
     (tmp_path / "target.txt").write_bytes(OLD)
     (tmp_path / "link").symlink_to(tmp_path / "target.txt")
@@ -182,7 +197,7 @@ def argv_for(command: str, option: str | None, value: str, tmp: Path, config: di
     """The command's small-budget argv with ``option`` set to ``value`` (replaced or added), and its output file."""
     out = tmp / f"out{OUTPUT_SUFFIX[command]}" if command in OUTPUT_SUFFIX else None
     fill = {"{tmp}": str(tmp), "{db}": f"sqlite:///{tmp / 's.db'}", "{config}": json.dumps(config),
-            "{out}": str(out)}
+            "{out}": str(out), "{model}": str(tmp / "model")}
 
     def filled(text: str) -> str:
         for key, new in fill.items():
