@@ -89,6 +89,9 @@ class SyneTuneMOREA:
         )
         from syne_tune.optimizer.schedulers.single_fidelity_scheduler import SingleFidelityScheduler
 
+        # Syne Tune 0.16 samples the random members of the population (sample_random_config) and breaks ties of
+        # the non-dominated sort with NumPy's global generator, not the searcher's seeded one: seed it too
+        np.random.seed(seed)
         space = {k: choice(list(v)) for k, v in choices.items()}
         searcher = MultiObjectiveRegularizedEvolution(
             space, points_to_evaluate=_whittle_initial_design(space), population_size=10, sample_size=5,
@@ -258,22 +261,32 @@ def sorted_vs_first_k(args: argparse.Namespace, folder: Path, train: Any, val: A
         train, torch.randperm(len(train), generator=torch.Generator().manual_seed(args.seed))[: args.finetune_windows]
         .tolist(),
     )  # fmt: skip
-    before, after, seconds = {}, {}, {}
+    before: dict[str, list[float]] = {}
+    seconds: dict[str, float] = {}
     for method, net in nets.items():
         t = time.perf_counter()
         before[method] = losses(net)
         seconds[f"eval_before_{method}"] = round(time.perf_counter() - t, 1)
-        t = time.perf_counter()
-        trainer = SandwichTrainer(
-            net, TrainConfig.finetuning(epochs=1, batch_size=args.batch_size, lr=1e-3, seed=args.seed)
-        )
-        trainer.fit(subset, progress=False)
-        seconds[f"finetune_{method}"] = round(time.perf_counter() - t, 1)
-        t = time.perf_counter()
-        after[method] = losses(net)
-        seconds[f"eval_after_{method}"] = round(time.perf_counter() - t, 1)
-        spent = {k: v for k, v in seconds.items() if k.endswith(method)}
-        print(f"[1] {method}: evaluated, fine-tuned, evaluated again ({spent})", flush=True)
+    stages = {"before": before}
+    kept = nets["activation"]
+    for k in range(args.finetune_seeds):
+        if k:  # fresh super-networks from the same pretrained weights for each further fine-tuning seed
+            nets = {m: elasticize(LlamaForCausalLM.from_pretrained(folder), calib, task="causal-lm", method=m)
+                    for m in nets}  # fmt: skip
+        stage = "after" if k == 0 else f"after_seed{args.seed + k}"
+        stages[stage] = {}
+        for method, net in nets.items():
+            t = time.perf_counter()
+            trainer = SandwichTrainer(
+                net, TrainConfig.finetuning(epochs=1, batch_size=args.batch_size, lr=1e-3, seed=args.seed + k)
+            )
+            trainer.fit(subset, progress=False)
+            seconds[f"finetune_{method}_{stage}"] = round(time.perf_counter() - t, 1)
+            t = time.perf_counter()
+            stages[stage][method] = losses(net)
+            seconds[f"eval_{method}_{stage}"] = round(time.perf_counter() - t, 1)
+            spent = {key: v for key, v in seconds.items() if key.endswith(f"{method}_{stage}")}
+            print(f"[1] {method}, fine-tuning seed {args.seed + k}: fine-tuned and evaluated ({spent})", flush=True)
     params = [int(nets["activation"].costs(c)["params"]) for c in [*configs, *named.values()]]
     assert params == [int(nets["first-k"].costs(c)["params"]) for c in [*configs, *named.values()]]
     n = len(configs)
@@ -286,18 +299,16 @@ def sorted_vs_first_k(args: argparse.Namespace, folder: Path, train: Any, val: A
         "seconds": {"elasticize_both": round(elasticize_s, 1), **seconds},
         "configs": configs,
         "params": params[:n],
+        "finetune_seeds": [args.seed + k for k in range(args.finetune_seeds)],
         "named": {name: {"params": params[n + i],
-                         **{f"{stage}_{m}": round(d[m][n + i], 4) for stage, d in (("before", before), ("after", after))
-                            for m in nets}}
+                         **{f"{stage}_{m}": round(d[m][n + i], 4) for stage, d in stages.items() for m in nets}}
                   for i, name in enumerate(named)},
-        "loss": {f"{stage}_{m}": [round(x, 4) for x in d[m][:n]] for stage, d in (("before", before), ("after", after))
-                 for m in nets},
+        "loss": {f"{stage}_{m}": [round(x, 4) for x in d[m][:n]] for stage, d in stages.items() for m in nets},
     }  # fmt: skip
-    stages = {"before": before, "after": after}
     result["summary"] = {
         stage: _paired(params[:n], d["activation"][:n], d["first-k"][:n], args.buckets) for stage, d in stages.items()
     }
-    return result, nets["activation"]
+    return result, kept
 
 
 def _paired(params: Sequence[int], ours: Sequence[float], first_k: Sequence[float], buckets: int) -> dict[str, Any]:
@@ -485,7 +496,8 @@ def latency_model(args: argparse.Namespace, net: Any) -> dict[str, Any]:
         params = [net.costs(c)["params"] for c in test_set]
         row: dict[str, Any] = {"measure_seconds": round(seconds, 1),
                                "test_ms": [round(x, 4) for x in test_ms], "fit_ms": [round(x, 4) for x in fit_ms],
-                               "tau": {"macs": _kendall(test_ms, macs), "params": _kendall(test_ms, params)},
+                               "tau": {"macs": _kendall(test_ms, macs), "params": _kendall(test_ms, params),
+                                       "depth": _kendall(test_ms, [c["depth"] for c in test_set])},
                                "cv_tau_on_fit_set": {}}  # fmt: skip
         for name in args.predictors:
             pred = create_predictor(name, seed=args.seed).fit(X_fit, np.asarray(fit_ms))
@@ -506,7 +518,9 @@ def latency_model(args: argparse.Namespace, net: Any) -> dict[str, Any]:
                      "ms": [round(x, 4) for x in decode_ms],
                      "tau": {"decode_macs": _kendall(decode_ms, decode_macs),
                              "prefill_macs": _kendall(decode_ms, [net.costs(c, seq_len=L)["macs"] for c in test_set]),
-                             "params": _kendall(decode_ms, [net.costs(c)["params"] for c in test_set])}}  # fmt: skip
+                             "params": _kendall(decode_ms, [net.costs(c)["params"] for c in test_set]),
+                             "depth": _kendall(decode_ms, [c["depth"] for c in test_set])}}  # fmt: skip
+    out["fit_configs"], out["test_configs"] = fit_set, test_set
     print(f"[3] decode after {L} tokens: tau {out['decode']['tau']}", flush=True)
     return out
 
@@ -539,12 +553,15 @@ def markdown(result: dict[str, Any]) -> str:
         "| stage | parameters | n | median loss sorted | median loss first-k | sorted better | median difference |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for stage in ("before", "after"):
+    for stage in one["summary"]:
         s = one["summary"][stage]
         for b in [*s["buckets"], s["all"]]:
+            name = {"before": "before fine-tune", "after": f"after fine-tune (seed {one['finetune_seeds'][0]})"}.get(
+                stage, f"after fine-tune (seed {stage.removeprefix('after_seed')})"
+            )
             label = "all" if b is s["all"] else f"{b['params'][0] / 1e3:.0f}k-{b['params'][1] / 1e3:.0f}k"
             lines.append(
-                f"| {stage} fine-tune | {label} | {b['n']} | {b['median_loss_sorted']:.3f} | "
+                f"| {name} | {label} | {b['n']} | {b['median_loss_sorted']:.3f} | "
                 f"{b['median_loss_first_k']:.3f} | {100 * b['share_sorted_better']:.0f} % | "
                 f"{b['median_difference']:+.3f} |"
             )
@@ -557,8 +574,11 @@ def markdown(result: dict[str, Any]) -> str:
         f"smallest ({named['smallest']['params']:,} parameters): before "
         f"{named['smallest']['before_activation']:.3f} / {named['smallest']['before_first-k']:.3f}, after "
         f"{named['smallest']['after_activation']:.3f} / {named['smallest']['after_first-k']:.3f}. Sorted better in "
-        f"every bucket: before fine-tuning **{one['summary']['before']['sorted_better_in_every_bucket']}**, after "
-        f"**{one['summary']['after']['sorted_better_in_every_bucket']}**.",
+        "every bucket: before fine-tuning **"
+        + str(one["summary"]["before"]["sorted_better_in_every_bucket"])
+        + "**, after it (per fine-tuning seed) **"
+        + ", ".join(str(v["sorted_better_in_every_bucket"]) for k, v in one["summary"].items() if k != "before")
+        + "**.",
         "",
         f"**2. Search side by side** on {result['search_supernet']}: minimise loss ({two['objectives']['loss']}"
         f") and parameters; budget {two['budget']} evaluations, {two['seeds']} seeds; Syne Tune {two['syne_tune']} "
@@ -618,7 +638,8 @@ def markdown(result: dict[str, Any]) -> str:
         "Median measured prefill latency: " + ", ".join(f"{med[L]:.2f} ms at {L} tokens" for L in Ls) + ". Decode "
         f"(`decode_latency_ms`, one token after {d['context_len']} tokens of KV cache, torch, median "
         f"{np.median(d['ms']):.2f} ms): tau against the MACs of one decode step {d['tau']['decode_macs']:.3f}, "
-        f"against prefill MACs {d['tau']['prefill_macs']:.3f}, against parameters {d['tau']['params']:.3f}. "
+        f"against prefill MACs {d['tau']['prefill_macs']:.3f}, against parameters {d['tau']['params']:.3f}, against "
+        f"depth (blocks) {d['tau']['depth']:.3f}. "
         "`HFSupernet` lists no per-layer specs, so there is no lookup table to compare.",
         "",
         "Results: `benchmarks/results/transformers.json`.",
@@ -647,6 +668,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--val-windows", type=int, default=128, help="validation windows of part 1")
     ap.add_argument("--finetune-windows", type=int, default=1280)
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--finetune-seeds", type=int, default=2, help="fine-tuning runs (seeds) of each super-network")
     ap.add_argument("--buckets", type=int, default=4)
     ap.add_argument("--budget", type=int, default=60)
     ap.add_argument("--seeds", type=int, default=3)
@@ -669,6 +691,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.pretrain_steps, args.configs, args.val_windows, args.finetune_windows, args.batch_size = 4, 6, 16, 32, 8
         args.buckets, args.budget, args.seeds, args.search_windows = 2, 8, 1, 8
+        args.finetune_seeds = 2
         args.latency_configs, args.seq_lens, args.context_len, args.latency_budget_s = 5, [16, 32], 32, 0.02
         args.predictors = ["ridge"]
     out = args.out or HERE / "results" / ("transformers_smoke.json" if args.smoke else "transformers.json")
