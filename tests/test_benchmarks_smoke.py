@@ -12,7 +12,14 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 @pytest.mark.parametrize(
     "script",
-    ["search_efficiency.py", "search_ceiling.py", "overhead.py", "latency.py", "gpu_check.py", "transformers.py"],
+    [
+        "search_efficiency.py",
+        "search_ceiling.py",
+        "overhead.py",
+        "latency.py",
+        "gpu_check.py",
+        "elastic_transformers.py",
+    ],
 )
 def test_smoke_mode_runs_and_writes_its_results(script, tmp_path):
     out = tmp_path / "result.json"

@@ -26,11 +26,12 @@ attention, gated MLP) is pretrained on ``pystdlib:train`` (seeded; the weights a
    cross-validated tau on it); decode latency (``decode_latency_ms``, KV cache) against the MACs of
    one decode step. The HF super-network has no per-layer specs, so no lookup table.
 
-Writes ``benchmarks/results/transformers.json`` (``--smoke``: ``transformers_smoke.json``, every part
+(Not named transformers.py: a script in benchmarks/ of that name would shadow the transformers package for its
+neighbours.) Writes ``benchmarks/results/transformers.json`` (``--smoke``: ``transformers_smoke.json``, every part
 tiny) and this benchmark's section of ``benchmarks/README.md`` (full runs only).
 
-    python benchmarks/transformers.py --smoke
-    python benchmarks/transformers.py --syne-tune-python /path/to/venv-with-syne-tune/bin/python
+    python benchmarks/elastic_transformers.py --smoke
+    python benchmarks/elastic_transformers.py --syne-tune-python /path/to/venv-with-syne-tune/bin/python
 """
 
 from __future__ import annotations
@@ -463,7 +464,8 @@ def search(args: argparse.Namespace, net: Any, val: Any) -> dict[str, Any]:
         "budget": args.budget, "seeds": args.seeds, "methods": methods,
         "syne_tune": syne_tune_note or f"{st_version} ({'in this process' if in_process else 'worker process'})",
         "syne_tune_settings": "MultiObjectiveRegularizedEvolution(population_size=10, sample_size=5, "
-                              "points_to_evaluate=whittle's initial_design) in SingleFidelityScheduler + AskTellScheduler",
+                              "points_to_evaluate=whittle's initial_design) in "
+                              "SingleFidelityScheduler + AskTellScheduler",
         "reference_point": [float(x) for x in ref], "hv_union_front": hv_union,
         "distinct_evaluated_configs": len(ev.cache), "evaluation_seconds": round(ev.seconds, 1),
         "hv_fraction_median": hv_at, "evals_to_reach": reach, "runs": runs,
@@ -481,8 +483,9 @@ def latency_model(args: argparse.Namespace, net: Any) -> dict[str, Any]:
         if _key(cfg) not in {_key(c) for c in configs} and len(configs) < 2 * args.latency_configs:
             configs.append(cfg)
     fit_set, test_set = configs[: args.latency_configs], configs[args.latency_configs :]
-    policy = TimingPolicy(warmup_runs=3, warmup_s=0.02, max_warmup_s=0.3, min_runs=10, min_time_s=min(0.05, args.latency_budget_s),
-                          budget_s=args.latency_budget_s, rel_tol=0.01)  # fmt: skip
+    policy = TimingPolicy(warmup_runs=3, warmup_s=0.02, max_warmup_s=0.3, min_runs=10,
+                          min_time_s=min(0.05, args.latency_budget_s), budget_s=args.latency_budget_s,
+                          rel_tol=0.01)  # fmt: skip
     X_fit, X_test = space.encode(fit_set), space.encode(test_set)
     out: dict[str, Any] = {"runtime": "torch", "threads": 1, "batch_size": 1, "policy": policy.__dict__,
                            "n_fit": len(fit_set), "n_test": len(test_set), "prefill": {}}  # fmt: skip
@@ -531,7 +534,7 @@ def markdown(result: dict[str, Any]) -> str:
     ft = one["finetune"]
     lines = [
         START,
-        "## Elastic Transformers (`benchmarks/transformers.py`)",
+        "## Elastic Transformers (`benchmarks/elastic_transformers.py`)",
         "",
         f"`{result['command']}` ({result['date']}; {result['machine']['cpus']} vCPUs shared with other jobs, load "
         f"average {result['machine']['load_average_start'][0]:.1f} at the start and "
@@ -708,7 +711,9 @@ def main(argv: list[str] | None = None) -> int:
     how = "cached" if pre["cached"] else f"{pre['seconds']} s"
     print(f"[0] pretrained model: {folder} ({how})", flush=True)
     result: dict[str, Any] = {
-        "command": " ".join(["python", "benchmarks/transformers.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(
+            ["python", "benchmarks/elastic_transformers.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
         "args": {k: v for k, v in vars(args).items() if k != "out"},
         "model": tiny.MODEL,
         "pretrain": pre,
