@@ -318,6 +318,12 @@ def markdown(result: dict[str, Any]) -> str:
         for r in rows:
             lines.append(f"| {r['n_trials']} | {r['method']} | {r['cpu_seconds_median']:.2f} / {r['cpu_seconds_max']:.2f} "
                          f"| {r['seconds_median']:.2f} / {r['seconds_max']:.2f} |")
+    quality = result.get("predictor_quality_ofa", [])
+    if quality:
+        lines += ["", "| predictor | n | Kendall tau | MAE (points) | fit (s) |", "|---|---:|---:|---:|---:|"]
+        for q in quality:
+            lines.append(f"| {q['predictor']} | {q['n']} | {q['kendall_tau']:.3f} | {q['mae']:.3f} | "
+                         f"{q['fit_seconds']:.2f} |")
     return "\n".join(lines)
 
 
