@@ -111,7 +111,7 @@ cli("unknown-flag", "`--nevals 3` (misspelt flag)", SEARCH + ("--nevals", "3"),
     "elasticnas: error: unrecognized arguments: --nevals 3")
 cli("unknown-command", "`elasticnas serch`", ("serch",),
     "elasticnas: error: argument COMMAND: invalid choice: 'serch' (choose from 'demo', 'search', 'pareto', 'report', "
-    "'studies', 'export', 'measure', 'lut', 'train')")
+    "'studies', 'export', 'measure', 'lut', 'train', 'elasticize')")
 cli("unknown-searcher", "`--searcher nsga4`", SEARCH + ("--searcher", "nsga4"),
     PREFIX + "unknown searcher 'nsga4'; choose one of: agemoea, linas, nsga2, optuna_nsga2, optuna_tpe, predicted_hvi, "
     "random, smsemoa")
@@ -156,10 +156,12 @@ cli("constraint-no-metric", "`--constraint '<=3'`", SEARCH + ("--constraint", "<
     PREFIX + "cannot parse constraint '<=3'; write METRIC<=NUMBER or METRIC>=NUMBER, e.g. latency_ms<=20")
 # -- super-network and metric names
 cli("unknown-supernet", "`--supernet resnet9000`", ("search", "--supernet", "resnet9000", "--storage", "{db}"),
-    PREFIX + "unknown supernet 'resnet9000'; choose one of: ofa_mbv3_w10, ofa_mbv3_w12, ofa_resnet50, tiny_mbv3")
+    PREFIX + "unknown supernet 'resnet9000'; choose one of: ofa_mbv3_w10, ofa_mbv3_w12, ofa_resnet50, tiny_gpt, "
+    "tiny_mbv3")
 cli("unknown-metric", "`--supernet tiny_mbv3 --objectives speed`", SUPERNET + ("--objectives", "speed"),
-    PREFIX + "unknown metric 'speed'; choose one of: accuracy_top1, accuracy_top5, latency_lut_ms, latency_ms, "
-    "latency_note10_ms, loss, macs, params, peak_memory_mb")
+    PREFIX + "unknown metric 'speed'; choose one of: accuracy_top1, accuracy_top5, adapter_params, bops, "
+    "decode_latency_ms, latency_lut_ms, latency_merged_ms, latency_ms, latency_note10_ms, loss, macs, "
+    "model_size_bytes, params, params_non_embedding, peak_memory_mb, peak_memory_merged_mb, perplexity")
 # -- checkpoints
 cli("weights-missing", "`--weights` file that does not exist", SUPERNET + ("--weights", "{tmp}/nope.pt"),
     PREFIX + "checkpoint '{tmp}/nope.pt' does not exist")
@@ -182,10 +184,12 @@ cli("weights-not-state-dict", "`--weights` holding a list, not a state dict", SU
 # -- image folders
 FRESH = SUPERNET[:-5] + ("--study", "fresh", "--quiet", "--n-evals", "2") + ACC  # data is read when evaluating
 cli("data-missing", "`--val-data` folder that does not exist", SUPERNET + ACC + ("--val-data", "{tmp}/nowhere"),
-    PREFIX + "data '{tmp}/nowhere' is neither an existing image folder nor a built-in data set NAME:SPLIT (digits:val)")
+    PREFIX + "data '{tmp}/nowhere' is neither an existing image folder nor a built-in data set NAME:SPLIT "
+    "(digits:val, pystdlib:val)")
 cli("data-unknown-name", "`--val-data imagenet:val` (not a built-in data set)",
     SUPERNET + ACC + ("--val-data", "imagenet:val"),
-    PREFIX + "data 'imagenet:val' is neither an existing image folder nor a built-in data set NAME:SPLIT (digits:val)")
+    PREFIX + "data 'imagenet:val' is neither an existing image folder nor a built-in data set NAME:SPLIT "
+    "(digits:val, pystdlib:val)")
 cli("data-is-a-file", "`--val-data` a file, not a folder", FRESH + ("--val-data", "{tmp}/a_file"),
     PREFIX + "image folder '{tmp}/a_file' does not exist or is not a directory")
 cli("data-empty", "`--val-data` an empty folder", FRESH + ("--val-data", "{tmp}/data_empty/val"),

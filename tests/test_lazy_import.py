@@ -71,7 +71,7 @@ print(json.dumps({{"status": status, "heavy": [m for m in {HEAVY!r} if m in sys.
     assert result["help"].startswith("usage: elasticnas")
 
 
-COMMANDS = ["demo", "search", "pareto", "report", "studies", "export", "measure", "lut", "train"]
+COMMANDS = ["demo", "search", "pareto", "report", "studies", "export", "measure", "lut", "train", "elasticize"]
 
 
 def test_top_level_help_lists_every_subcommand(capsys):

@@ -21,6 +21,7 @@ from elasticnas.measure.metrics import METRICS
 REQUIRED = {"accuracy_top1", "accuracy_top5", "loss", "macs", "params", "latency_ms", "latency_lut_ms",
             "latency_note10_ms", "peak_memory_mb", "perplexity", "decode_latency_ms", "params_non_embedding"}
 TOKEN_ONLY = {"perplexity", "decode_latency_ms", "params_non_embedding"}  # tested in test_token_metrics.py
+ADAPTER_ONLY = {"adapter_params", "latency_merged_ms", "peak_memory_merged_mb"}  # tested in tests/adapters
 CFG = {"w": [16, 8, 32], "d": 3, "r": 8}
 
 
@@ -54,7 +55,9 @@ def measurer():
                     calib_batches=2, eval_batch_size=16, lut=lut)
 
 
-@pytest.mark.parametrize("name", [n for n in list_metrics() if n != "latency_note10_ms" and n not in TOKEN_ONLY])
+@pytest.mark.parametrize(
+    "name", [n for n in list_metrics() if n != "latency_note10_ms" and n not in TOKEN_ONLY | ADAPTER_ONLY]
+)
 def test_every_metric_measures_the_toy_supernet(measurer, name):
     values = measurer.measure(CFG, [name])
     assert list(values) == list(get_metric(name).columns)

@@ -5,14 +5,13 @@ super-network (an elastic transformer, :class:`~elasticnas.supernets.hf.HFSupern
 by module names) and makes their rank elastic per module group: a :class:`~elasticnas.supernets.Supernet`
 whose space is the base's architecture space times the rank space (LoNAS), or the rank space alone
 over a fixed base (Shears). It trains with the usual trainers (only the adapters, unless
-``train_base``), searches on the ``adapter_params`` metric (registered here) with
+``train_base``), searches on the ``adapter_params`` metric with
 ``latency_merged_ms`` / ``peak_memory_merged_mb`` for the merged model, and exports as a PEFT
 adapter folder (``export_subnet(..., "peft", path)``) or a merged model (``onnx``, ``hf``).
 """
 
 from __future__ import annotations
 
-from elasticnas.adapters import _metrics  # noqa: F401 - registers the adapter metrics
 from elasticnas.adapters._layer import ADAPTER, ElasticLoraLinear, merge_lora
 from elasticnas.adapters._supernet import (
     BASE_DIR,

@@ -7,7 +7,7 @@ import copy
 from elasticnas.adapters._layer import merge_lora
 from elasticnas.adapters._supernet import LoraSupernet
 from elasticnas.errors import ElasticNASError
-from elasticnas.measure.metrics import LATENCY_SPREAD, Config, Measurer, Metric, register_metric
+from elasticnas.measure.metrics import LATENCY_SPREAD, Config, Measurer, Metric
 
 
 def _needs_lora(m: Measurer) -> None:
@@ -43,23 +43,15 @@ def _memory_merged(m: Measurer, cfg: Config) -> dict[str, float]:
     return {"peak_memory_merged_mb": _merged_twin(m, cfg).memory(cfg).peak_mb}
 
 
-register_metric(
-    Metric("adapter_params", "minimize", True, _adapter_params, "",
-           "trainable LoRA parameters of the configuration (analytic)", check=_needs_lora)
+# registered lazily by elasticnas.measure.metrics under these names, so that every process lists the same metrics
+ADAPTER_PARAMS = Metric("adapter_params", "minimize", True, _adapter_params, "",
+                        "trainable LoRA parameters of the configuration (analytic)", check=_needs_lora)  # fmt: skip
+LATENCY_MERGED = Metric(
+    "latency_merged_ms", "minimize", False, _latency_merged, "ms",
+    "latency_ms of the sub-network with its adapters merged into the base weights",
+    extra_columns=LATENCY_SPREAD, check=_needs_lora,
 )  # fmt: skip
-register_metric(
-    Metric(
-        "latency_merged_ms",
-        "minimize",
-        False,
-        _latency_merged,
-        "ms",
-        "latency_ms of the sub-network with its adapters merged into the base weights",
-        extra_columns=LATENCY_SPREAD,
-        check=_needs_lora,
-    )
-)
-register_metric(
-    Metric("peak_memory_merged_mb", "minimize", False, _memory_merged, "MiB",
-           "peak_memory_mb of the sub-network with its adapters merged into the base weights", check=_needs_lora)
+PEAK_MEMORY_MERGED = Metric(
+    "peak_memory_merged_mb", "minimize", False, _memory_merged, "MiB",
+    "peak_memory_mb of the sub-network with its adapters merged into the base weights", check=_needs_lora,
 )  # fmt: skip

@@ -565,3 +565,14 @@ register_metric(
         "causal LMs: prefill of context_len tokens and one decode step, KV cache included)",
     )
 )
+
+# Metrics of the super-networks that wrap others, defined beside them (their packages import peft / ONNX Runtime's
+# quantization): registered here by name, imported on first use, so that every process lists the same metrics.
+for _name, _target in {
+    "adapter_params": "elasticnas.adapters._metrics:ADAPTER_PARAMS",
+    "latency_merged_ms": "elasticnas.adapters._metrics:LATENCY_MERGED",
+    "peak_memory_merged_mb": "elasticnas.adapters._metrics:PEAK_MEMORY_MERGED",
+    "model_size_bytes": "elasticnas.quantization._metrics:MODEL_SIZE",
+    "bops": "elasticnas.quantization._metrics:BOPS",
+}.items():
+    METRICS.register_lazy(_name, _target)

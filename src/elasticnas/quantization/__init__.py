@@ -4,15 +4,14 @@
 layout (``tiny_mbv3``, the OFA-MobileNetV3 widths, OFA-ResNet50, the elastic transformers) in a
 :class:`QuantizedSupernet` over ``architecture * precision``; its sub-networks are ONNX Runtime
 models, statically quantized (QDQ) in their INT8 layers, so the accuracy and latency metrics
-measure the quantized model. Importing this package registers the cheap metrics
-``model_size_bytes`` and ``bops``; the heavier names are imported on first use (PEP 562).
+measure the quantized model; the cheap metrics ``model_size_bytes`` and ``bops`` are in the metric
+registry. The heavier names are imported on first use (PEP 562).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from elasticnas.quantization import _metrics  # noqa: F401  (registers model_size_bytes and bops)
 from elasticnas.quantization._space import PRECISIONS, WEIGHT_SCHEMES, PrecisionSpace, QuantLayer
 from elasticnas.registry import lazy_exports
 

@@ -7,7 +7,7 @@ parameter, 32 x 32 bit operations per MAC).
 
 from __future__ import annotations
 
-from elasticnas.measure.metrics import Compute, Config, Measurer, Metric, register_metric
+from elasticnas.measure.metrics import Compute, Config, Measurer, Metric
 
 
 def _precision_metric(key: str, fp32: tuple[str, int]) -> Compute:
@@ -21,15 +21,12 @@ def _precision_metric(key: str, fp32: tuple[str, int]) -> Compute:
     return compute
 
 
-MODEL_SIZE = register_metric(
-    Metric(
-        "model_size_bytes", "minimize", True, _precision_metric("model_size_bytes", ("params", 4)), "B",
-        "parameters at their layer's weight precision (FP32: 4 bytes, INT8: 1, INT4: 1/2; analytic)",
-    )
+# registered lazily by elasticnas.measure.metrics under these names, so that every process lists the same metrics
+MODEL_SIZE = Metric(
+    "model_size_bytes", "minimize", True, _precision_metric("model_size_bytes", ("params", 4)), "B",
+    "parameters at their layer's weight precision (FP32: 4 bytes, INT8: 1, INT4: 1/2; analytic)",
 )  # fmt: skip
-BOPS = register_metric(
-    Metric(
-        "bops", "minimize", True, _precision_metric("bops", ("macs", 32 * 32)), "bit-ops",
-        "bit operations: MACs x weight bits x activation bits of each layer (analytic)",
-    )
+BOPS = Metric(
+    "bops", "minimize", True, _precision_metric("bops", ("macs", 32 * 32)), "bit-ops",
+    "bit operations: MACs x weight bits x activation bits of each layer (analytic)",
 )  # fmt: skip
