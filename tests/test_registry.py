@@ -74,7 +74,7 @@ print(json.dumps([m for m in ("torch", "sklearn", "scipy") if m in sys.modules])
     [
         ("elasticnas.searchers", "NSGA2Searcher", "elasticnas.searchers._pymoo"),
         ("elasticnas.supernets", "Supernet", "elasticnas.supernets.base"),
-        ("elasticnas.predictors", "GPPredictor", "elasticnas.predictors._sklearn"),
+        ("elasticnas.predictors", "GPPredictor", "elasticnas.predictors._gp"),
         ("elasticnas.measure", "Measurer", "elasticnas.measure.metrics"),
         ("elasticnas.data", "ImageFolder", "elasticnas.data._imagefolder"),
         ("elasticnas.data", "list_builtin_datasets", "elasticnas.data._builtin"),

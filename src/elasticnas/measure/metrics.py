@@ -17,6 +17,7 @@ expensive ones (accuracy, measured latency, memory) only for evaluated trials.
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -566,13 +567,39 @@ register_metric(
     )
 )
 
-# Metrics of the super-networks that wrap others, defined beside them (their packages import peft / ONNX Runtime's
-# quantization): registered here by name, imported on first use, so that every process lists the same metrics.
-for _name, _target in {
-    "adapter_params": "elasticnas.adapters._metrics:ADAPTER_PARAMS",
-    "latency_merged_ms": "elasticnas.adapters._metrics:LATENCY_MERGED",
-    "peak_memory_merged_mb": "elasticnas.adapters._metrics:PEAK_MEMORY_MERGED",
-    "model_size_bytes": "elasticnas.quantization._metrics:MODEL_SIZE",
-    "bops": "elasticnas.quantization._metrics:BOPS",
-}.items():
-    METRICS.register_lazy(_name, _target)
+
+def _deferred(target: str) -> Callable[..., Any]:
+    """The function ``"package.module:name"``, imported when first called: the metrics of super-networks that
+    wrap others live beside them (their packages import peft and ONNX Runtime's quantization), while every
+    process lists the same metrics."""
+
+    def call(*args: Any) -> Any:
+        module, _, name = target.partition(":")
+        return getattr(importlib.import_module(module), name)(*args)
+
+    return call
+
+
+_NEEDS_LORA = _deferred("elasticnas.adapters._metrics:needs_lora")
+register_metric(
+    Metric("adapter_params", "minimize", True, _deferred("elasticnas.adapters._metrics:adapter_params"), "",
+           "trainable LoRA parameters of the configuration (analytic; adapter super-networks)", check=_NEEDS_LORA)
+)
+register_metric(
+    Metric("latency_merged_ms", "minimize", False, _deferred("elasticnas.adapters._metrics:latency_merged"), "ms",
+           "latency_ms of the sub-network with its adapters merged into the base weights",
+           extra_columns=LATENCY_SPREAD, check=_NEEDS_LORA)
+)
+register_metric(
+    Metric("peak_memory_merged_mb", "minimize", False, _deferred("elasticnas.adapters._metrics:memory_merged"),
+           "MiB", "peak_memory_mb of the sub-network with its adapters merged into the base weights",
+           check=_NEEDS_LORA)
+)
+register_metric(
+    Metric("model_size_bytes", "minimize", True, _deferred("elasticnas.quantization._metrics:model_size_bytes"), "B",
+           "parameters at their layer's weight precision (FP32: 4 bytes, INT8: 1, INT4: 1/2; analytic)")
+)
+register_metric(
+    Metric("bops", "minimize", True, _deferred("elasticnas.quantization._metrics:bops"), "bit-ops",
+           "bit operations: MACs x weight bits x activation bits of each layer (analytic)")
+)
