@@ -23,7 +23,7 @@ def test_linas_population_then_predictor_guided_loop() -> None:
     p = create_problem("ofa_mbv3_note10")
     cons = en.records.as_constraints(["latency_note10_ms<=30"])
     s = create_searcher("linas", p.space, p.objective_list, constraints=cons, cheap_metrics=dict(p.cheap_metrics),
-                        seed=0, population=20, inner_evals=600)
+                        seed=0, population_size=20, inner_evals=600)
     rows = _loop(s, p, 10)
     assert s.diagnostics()["loops"] == 0  # first population is random
     rows += _loop(s, p, 10)

@@ -35,10 +35,10 @@ def product_metrics(space: en.SearchSpace, config: Config) -> dict[str, float]:
 # small populations, so that every searcher gets past its random start within the budget
 SMALL = {
     "predicted_hvi": {"n_initial": 6},
-    "linas": {"population": 6, "inner_evals": 300},
-    "nsga2": {"pop_size": 6},
-    "agemoea": {"pop_size": 6},
-    "smsemoa": {"pop_size": 6},
+    "linas": {"population_size": 6, "inner_evals": 300},
+    "nsga2": {"population_size": 6},
+    "agemoea": {"population_size": 6},
+    "smsemoa": {"population_size": 6},
     "optuna_nsga2": {"population_size": 6},
 }
 

@@ -3,7 +3,7 @@ genetic algorithms"), as DyNAS-T implements it, reproduced as a baseline.
 
 DyNAS-T's ``LINAS.search`` (``dynast/search/tactic.py``, Apache-2.0):
 
-1. evaluate a random population of ``population`` (50) sub-networks;
+1. evaluate a random population of ``population_size`` (50) sub-networks;
 2. train one predictor per objective on every evaluation so far;
 3. run pymoo NSGA-II on the predictors alone: population 50, ``inner_evals``
    predictor calls (20,000 for OFA-MobileNetV3: 400 generations), integer
@@ -69,7 +69,7 @@ class LINASSearcher(Searcher):
     def __init__(
         self,
         *args: Any,
-        population: int = 50,
+        population_size: int = 50,
         inner_evals: int = 20000,
         predictor: str = "ridge",
         cheap_predictor: str = "ridge",
@@ -77,7 +77,7 @@ class LINASSearcher(Searcher):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.population = population
+        self.population_size = population_size
         self.inner_evals = inner_evals
         self.predictor_name = predictor
         self.cheap_predictor_name = cheap_predictor
@@ -138,8 +138,8 @@ class LINASSearcher(Searcher):
             if self.pending:
                 return []  # LINAS waits for its whole population
             done = [r for r in self.history.values() if r.ok]
-            if len(done) < max(2, min(self.population, 10)):
-                self._queue = self.space.sample_many(self.population, self.rng)
+            if len(done) < max(2, min(self.population_size, 10)):
+                self._queue = self.space.sample_many(self.population_size, self.rng)
             else:
                 self._queue = self._loop(done)
         out, self._queue = self._queue[:n], self._queue[n:]
@@ -159,13 +159,13 @@ class LINASSearcher(Searcher):
             kind = self.cheap_predictor_name if name in self.cheap_metrics else self.predictor_name
             self._predictors[name] = create_predictor(kind, seed=seed).fit(X[rows], y)
         algorithm = NSGA2(
-            pop_size=self.population,
+            pop_size=self.population_size,
             sampling=IntegerRandomSampling(),
             crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
             mutation=PM(prob=0.02, eta=20, vtype=float, repair=RoundingRepair()),
             eliminate_duplicates=True,
         )
-        n_gen = max(1, round(self.inner_evals / self.population))
+        n_gen = max(1, round(self.inner_evals / self.population_size))
         result = minimize(_PredictedProblem(self), algorithm, ("n_gen", n_gen), seed=seed, verbose=False)
         X_final = np.clip(np.rint(result.pop.get("X")).astype(np.int64), 0, self.space.cardinalities - 1)
         return [cfg for cfg, _ in self._decode(self.space.canonical_genes(X_final))]

@@ -37,9 +37,9 @@ class PymooSearcher(Searcher):
 
     algorithm_name: ClassVar[str]
 
-    def __init__(self, *args: Any, pop_size: int = 50, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, population_size: int = 50, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.pop_size = pop_size
+        self.population_size = population_size
         card = self.space.cardinalities
         self._problem = Problem(
             n_var=self.space.n_genes,
@@ -127,9 +127,9 @@ class PymooSearcher(Searcher):
         if not done:
             return IntegerRandomSampling()
         F = np.array([self.objective_values(r) for r in done])
-        order = np.concatenate(NonDominatedSorting().do(F)).astype(int)[: self.pop_size]
+        order = np.concatenate(NonDominatedSorting().do(F)).astype(int)[: self.population_size]
         X = [self.space.to_genes(done[i].config) for i in order]
-        X += [self.space.to_genes(c) for c in self.space.sample_many(self.pop_size - len(X), self.rng)]
+        X += [self.space.to_genes(c) for c in self.space.sample_many(self.population_size - len(X), self.rng)]
         return np.array(X)
 
 
@@ -139,7 +139,7 @@ class NSGA2Searcher(PymooSearcher):
     def _make_algorithm(self, sampling: Any) -> Algorithm:
         from pymoo.algorithms.moo.nsga2 import NSGA2
 
-        return NSGA2(pop_size=self.pop_size, sampling=sampling, **self._operators())
+        return NSGA2(pop_size=self.population_size, sampling=sampling, **self._operators())
 
 
 class AGEMOEASearcher(PymooSearcher):
@@ -155,7 +155,7 @@ class AGEMOEASearcher(PymooSearcher):
     def _make_algorithm(self, sampling: Any) -> Algorithm:
         from pymoo.algorithms.moo.age import AGEMOEA
 
-        return AGEMOEA(pop_size=self.pop_size, sampling=sampling, **self._operators())
+        return AGEMOEA(pop_size=self.population_size, sampling=sampling, **self._operators())
 
 
 class SMSEMOASearcher(PymooSearcher):
@@ -164,4 +164,4 @@ class SMSEMOASearcher(PymooSearcher):
     def _make_algorithm(self, sampling: Any) -> Algorithm:
         from pymoo.algorithms.moo.sms import SMSEMOA
 
-        return SMSEMOA(pop_size=self.pop_size, sampling=sampling, n_offsprings=self.pop_size, **self._operators())
+        return SMSEMOA(pop_size=self.population_size, sampling=sampling, n_offsprings=self.population_size, **self._operators())
