@@ -496,9 +496,10 @@ class HFSupernet(Supernet):
         ``model.``, tied weights (which transformers saves once) filled in from the tensor they share."""
         own = self.state_dict()
         state = dict(state_dict)
-        if state and not any(k in own for k in state) and all(f"model.{k}" in own for k in state):
-            state = {f"model.{k}": v for k, v in state.items()}
-        by_storage = {own[k].data_ptr(): k for k in state if k in own}
+        if not state or any(k in own for k in state) or not all(f"model.{k}" in own for k in state):
+            return state  # this module's own keys: loaded strictly as they are
+        state = {f"model.{k}": v for k, v in state.items()}
+        by_storage = {own[k].data_ptr(): k for k in state}
         for key, tensor in own.items():
             if key not in state and tensor.data_ptr() in by_storage:
                 state[key] = state[by_storage[tensor.data_ptr()]]
