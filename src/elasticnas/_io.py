@@ -99,20 +99,34 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc) or type(exc).__name__
 
 
+def _target(path: str | os.PathLike[str], what: str) -> tuple[Path, os.stat_result | None]:
+    """``path`` and its ``lstat`` (None when nothing is there yet)."""
+    out = Path(os.fspath(path))
+    if not str(out).strip():
+        raise OutputPathError(f"the {what} path is empty")
+    try:
+        return out, out.lstat()
+    except FileNotFoundError:
+        return out, None
+    except OSError as exc:
+        raise OutputPathError(f"cannot write {what} {str(out)!r}: {_reason(exc)}") from None
+
+
+def _check_parent(out: Path, what: str) -> None:
+    """The folder of ``out`` exists and is writable."""
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputPathError(f"cannot write {what} {str(out)!r}: folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"cannot write {what} {str(out)!r}: folder {str(parent)!r} is not writable")
+
+
 def check_output_path(path: str | os.PathLike[str], *, what: str = "output file") -> Path:
     """``path`` as a :class:`Path`, after checking that a regular file may be written there.
 
     Raises :class:`OutputPathError` (one line naming the path and what to do) otherwise.
     """
-    out = Path(os.fspath(path))
-    if not str(out).strip():
-        raise OutputPathError(f"the {what} path is empty")
-    try:
-        st = out.lstat()
-    except FileNotFoundError:
-        st = None
-    except OSError as exc:
-        raise OutputPathError(f"cannot write {what} {str(out)!r}: {_reason(exc)}") from None
+    out, st = _target(path, what)
     if st is not None:
         if stat.S_ISDIR(st.st_mode):
             raise OutputPathError(f"{what} {str(out)!r} is a directory; give a file name inside it")
@@ -128,11 +142,7 @@ def check_output_path(path: str | os.PathLike[str], *, what: str = "output file"
                 f"{what} {str(out)!r} is an SQLite database (a study storage?); elasticnas does not overwrite it: "
                 "choose another file name"
             )
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputPathError(f"cannot write {what} {str(out)!r}: folder {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputPathError(f"cannot write {what} {str(out)!r}: folder {str(parent)!r} is not writable")
+    _check_parent(out, what)
     return out
 
 
@@ -193,15 +203,7 @@ def check_output_dir(path: str | os.PathLike[str], *, marker: str, what: str = "
     The target must not exist, or be an empty folder, or a folder elasticnas wrote (it holds
     ``marker``); files, links and other folders are refused in one :class:`OutputPathError` line.
     """
-    out = Path(os.fspath(path))
-    if not str(out).strip():
-        raise OutputPathError(f"the {what} path is empty")
-    try:
-        st = out.lstat()
-    except FileNotFoundError:
-        st = None
-    except OSError as exc:
-        raise OutputPathError(f"cannot write {what} {str(out)!r}: {_reason(exc)}") from None
+    out, st = _target(path, what)
     if st is not None:
         if stat.S_ISLNK(st.st_mode):
             raise OutputPathError(f"{what} {str(out)!r} is a symbolic link; elasticnas replaces its own folders only")
@@ -216,11 +218,7 @@ def check_output_dir(path: str | os.PathLike[str], *, marker: str, what: str = "
                 f"{what} {str(out)!r} is a folder with files elasticnas did not write (no {marker}); "
                 "choose a new or empty folder"
             )
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputPathError(f"cannot write {what} {str(out)!r}: folder {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputPathError(f"cannot write {what} {str(out)!r}: folder {str(parent)!r} is not writable")
+    _check_parent(out, what)
     return out
 
 
