@@ -1,7 +1,8 @@
-"""Fixtures shared by the command-line tests."""
+"""Fixtures shared by the tests."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,3 +17,15 @@ def study_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert main(["search", "--problem", "ofa_mbv3_note10", "--quiet", "--n-evals", "6", "--searcher", "random",
                  "--storage", f"sqlite:///{path}", "--study", "s"]) == 0
     return path
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """PyTorch on one thread during a test (small networks run faster so, and do not fight other tests for the
+    cores); the thread count is restored afterwards. Modules use it with ``pytest.mark.usefixtures``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

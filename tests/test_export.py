@@ -20,12 +20,7 @@ from elasticnas.testing.supernets import perturb_supernet
 TINY_CFG = {"ks": [7, 5, 3, 7, 5, 3, 7, 5, 3], "e": [6, 4, 3, 6, 4, 3, 6, 4, 3], "d": [3, 2, 1], "r": [28]}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -53,12 +53,7 @@ def lora_net(family: str, seed: int = 0, **options: Any) -> LoraSupernet:
     return LoraSupernet(base, init_lora_weights=False, **options)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def with_ranks(net: LoraSupernet, config: Mapping[str, Any], rank: int) -> Config:

@@ -8,7 +8,6 @@ counts. Nothing is downloaded.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -47,12 +46,7 @@ DECODERS = ["gpt2", "llama"]
 SEQ = 16  # the measurers' sequence length: short, for speed
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -58,12 +58,7 @@ TASKS = {"gpt2": "causal-lm", "llama": "causal-lm", "bert": "sequence-classifica
 FAMILIES = list(CONFIGS)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,7 @@ from elasticnas.testing.supernets import max_abs_diff, perturb_supernet
 DATA = Path(__file__).parent.parent / "data" / "ofa_mbv3"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -21,12 +21,8 @@ def _small_supernet(seed: int = 0) -> Supernet:
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():  # type: ignore[no-untyped-def]
-    """Tiny convolutions run faster on one thread (and do not fight other tests for the cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every training test runs PyTorch on one thread (tests/conftest.py)."""
 
 
 @pytest.fixture
