@@ -52,8 +52,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-# this file is named like the `transformers` package: keep its own folder off the import path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(HERE))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
@@ -359,25 +358,18 @@ class Evaluations:
 
 
 def run_elasticnas(method: str, net: Any, ev: Evaluations, budget: int, seed: int) -> list[list[float]]:
-    from elasticnas.records import Objective
-    from elasticnas.searchers import create_searcher
-    from elasticnas.study import create_study
+    from search_efficiency import drive
 
-    objectives = [Objective("loss", "minimize"), Objective("params", "minimize")]
-    cheap = {"params": ev.params}
-    searcher = create_searcher(method, net.search_space, objectives, cheap_metrics=cheap, seed=seed)
-    study = create_study(net.search_space, objectives)
-    study.set_searcher(searcher, cheap_metrics=cheap)
-    F: list[list[float]] = []
-    stalls = 0
-    while len(F) < budget and stalls < 20:
-        trials = study.ask(1)
-        stalls = 0 if trials else stalls + 1
-        for trial in trials:
-            values = {"loss": ev.loss(trial.config), "params": ev.params(trial.config)}
-            study.tell(trial, values)
-            F.append([values["loss"], values["params"]])
-    return F
+    from elasticnas.problems import Problem
+    from elasticnas.searchers import create_searcher
+
+    problem = Problem(
+        name="elastic_transformer", space=net.search_space, objectives={"loss": "minimize", "params": "minimize"},
+        evaluate=lambda config: {"loss": ev.loss(config)}, cheap_metrics={"params": ev.params},
+    )  # fmt: skip
+    searcher = create_searcher(method, net.search_space, problem.objective_list, cheap_metrics=problem.cheap_metrics,
+                               seed=seed)
+    return drive(problem, searcher, budget)
 
 
 def run_syne_tune(proposer: Any, net: Any, ev: Evaluations, budget: int) -> list[list[float]]:
