@@ -21,6 +21,7 @@ def gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = transformers.GPT2Config(vocab_size=256, n_positions=128, n_embd=32, n_layer=4, n_head=4)
     folder = tmp_path_factory.mktemp("gpt2")
     transformers.GPT2LMHeadModel(config).save_pretrained(folder)
+    (folder / "tokenizer.json").write_text("{}")  # a tokenizer file, which travels with the model
     return folder
 
 
@@ -37,6 +38,7 @@ def test_elasticize_writes_a_folder_that_search_and_create_supernet_read(
     assert main(["elasticize", str(gpt2_dir), "--out", str(out), "--method", "first-k", "--shared"]) == 0
     printed = capsys.readouterr()
     assert printed.out.startswith(f"wrote {out}: causal-lm super-network (first-k)") and printed.err == ""
+    assert (out / "tokenizer.json").read_text() == "{}"
     info = json.loads((out / "elasticnas.json").read_text())
     assert info["task"] == "causal-lm" and info["space"]["per_layer"] is False
     supernet = create_supernet(f"hf:{out}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import time
 from typing import Any
 
@@ -45,7 +44,7 @@ def _fill(p: argparse.ArgumentParser) -> None:
 
 def _elasticize(args: argparse.Namespace) -> int:
     from elasticnas._io import atomic_write_dir, check_output_dir
-    from elasticnas.supernets.hf._supernet import INFO_FILE, PROCESSOR_FILES
+    from elasticnas.supernets.hf._supernet import INFO_FILE
 
     src = os.path.abspath(args.model)
     if not os.path.isfile(os.path.join(src, "config.json")):
@@ -58,13 +57,8 @@ def _elasticize(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     supernet = _load_and_elasticize(src, args, batches)
 
-    def write(tmp: str) -> None:
-        supernet.save_pretrained(tmp)
-        for name in PROCESSOR_FILES:
-            if os.path.isfile(os.path.join(src, name)):
-                shutil.copyfile(os.path.join(src, name), os.path.join(tmp, name))
-
-    atomic_write_dir(args.out, write, marker=INFO_FILE, what="output folder")
+    # with the tokenizer / image-processor files of the source folder, which the loaded model names
+    atomic_write_dir(args.out, supernet.save_pretrained, marker=INFO_FILE, what="output folder")
     space = supernet.search_space
     low, high = supernet.costs(supernet.min_config())["params"], supernet.costs(supernet.max_config())["params"]
     print(f"wrote {args.out}: {supernet.task} super-network ({args.method}), {space.n_genes} genes, "
