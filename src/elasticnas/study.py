@@ -328,6 +328,8 @@ class Study:
             self.optuna_study.set_user_attr(_MEASUREMENT_ATTR, new)
             return
         for key in sorted(set(old) | set(new)):
+            if key == "recipe" and key not in old:  # recorded before recipes: the super-network is named anyway
+                continue
             if old.get(key) != new.get(key):
                 raise StorageError(
                     f"study {self.name!r} was measured with {key}={old.get(key)!r}, not {new.get(key)!r}; "
@@ -422,8 +424,7 @@ class Study:
         from elasticnas.data._spec import resolve_data
         from elasticnas.export import export_subnet
         from elasticnas.measure.accuracy import Calibration
-        from elasticnas.supernets import create_supernet
-        from elasticnas.supernets.base import IN_MEMORY_WEIGHTS
+        from elasticnas.supernets import rebuild_supernet
 
         settings = self.measurement
         if settings is None:
@@ -432,12 +433,9 @@ class Study:
                 "supernet_problem or 'elasticnas search --supernet'); use export_subnet(supernet, config, ...)"
             )
         record = self.trial(number)
-        if settings.get("weights") == IN_MEMORY_WEIGHTS:
-            raise ElasticNASError(
-                f"study {self.name!r} was measured with weights that were never saved to a file; "
-                "use export_subnet(supernet, config, ...) with that super-network"
-            )
-        supernet = create_supernet(settings["supernet"], weights=settings.get("weights"))
+        # studies recorded before recipes name a registered super-network and its weights
+        supernet = rebuild_supernet(settings.get("recipe") or {"supernet": settings["supernet"],
+                                                               "weights": settings.get("weights")})
         calib = calibration_data if calibration_data is not None else settings.get("calib_data")
         calibration = None
         if calib is not None and recalibrate:

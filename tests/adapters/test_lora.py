@@ -357,3 +357,38 @@ def test_ranks_of_dropped_blocks_are_inactive() -> None:
     assert space.validate(cfg)["rank_qkv"][dropped] == net.ranks[0]
     assert space.config_id(cfg) == space.config_id(other)
     assert net.costs(cfg) == net.costs(other)
+
+
+# -- the user's whole path: train, search, export from the study alone --------------------------------------------
+def test_an_adapter_study_exports_each_front_trial_as_it_was_measured(tmp_path: Path) -> None:
+    """A pretrained Hugging Face folder, adapters trained and saved, searched on the built-in text, recorded in a
+    study: Study.export rebuilds the adapter super-network (base folder, options, trained adapters) from the study
+    alone, and each PEFT folder's own loss on the recorded data is the recorded loss."""
+    from elasticnas import create_study
+    from elasticnas.errors import ElasticNASError
+    from elasticnas.problems import supernet_problem
+    from elasticnas.supernets import create_supernet, rebuild_supernet
+
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, hidden_size=32, intermediate_size=64,
+        vocab_size=256, max_position_embeddings=128,
+    )  # fmt: skip
+    transformers.LlamaForCausalLM(config).save_pretrained(tmp_path / "base")
+    base = create_supernet(f"hf:{tmp_path / 'base'}")
+    net = LoraSupernet(base, ranks=(2, 4), base_config=base.max_config())
+    trainer = SandwichTrainer(net, TrainConfig.finetuning(epochs=1, batch_size=8, lr=3e-2, num_random=1))
+    ids = torch.randint(0, 256, (16, 13), generator=torch.Generator().manual_seed(0))
+    trainer.fit((ids[:, :-1], ids[:, 1:]), progress=False)
+    with pytest.raises(ElasticNASError, match="never saved"):
+        rebuild_supernet(net.recipe())
+    trainer.export_weights(tmp_path / "adapters.pt")
+    problem = supernet_problem(net, ["loss", "adapter_params"], val_data="pystdlib:val", max_val_batches=1)
+    study = create_study(problem.space, problem.objectives, storage=f"sqlite:///{tmp_path / 's.db'}", study_name="a")
+    study.set_measurement(problem.measurement)
+    study.optimize(problem.evaluate, n_evals=4, seed=0, cheap_metrics=problem.cheap_metrics, show_progress=False)
+    front = study.pareto_front()
+    assert len(front) >= 2 and study.measurement["recipe"]["wrapper"] == "lora"
+    for record in front:
+        exported = study.export(record.number, "peft", tmp_path / f"t{record.number}")
+        assert exported.loss == pytest.approx(exported.recorded_loss, abs=1e-4)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from elasticnas.data._spec import resolve_data
-from elasticnas.errors import InvalidConfigError
+from elasticnas.errors import ElasticNASError, InvalidConfigError
 from elasticnas.export import export_subnet
 from elasticnas.measure import Calibration, Measurer, measure_latency
 from elasticnas.quantization import (
@@ -25,7 +25,7 @@ from elasticnas.quantization import (
 )
 from elasticnas.quantization._quantize import onnx_scope
 from elasticnas.space import SearchSpace
-from elasticnas.supernets import create_supernet
+from elasticnas.supernets import create_supernet, rebuild_supernet
 
 SMALL = {"ks": [3] * 9, "e": [3] * 9, "d": [2, 1, 2], "r": 16}
 
@@ -303,3 +303,26 @@ def test_transformer_layers_take_int8_and_int4_weight_only():
     assert out.shape == ref.shape and np.corrcoef(out.flatten(), ref.flatten())[0, 1] > 0.95
     costs = q.costs(cfg)
     assert costs["model_size_bytes"] < 4 * costs["params"] and costs["bops"] < 1024 * costs["macs"]
+
+
+def test_a_quantized_study_exports_each_front_trial_as_it_was_measured(tiny, tmp_path):
+    """The user's whole path: a joint architecture x precision search recorded in a study, then Study.export
+    rebuilds the quantized super-network from the study alone; each QDQ file scores what the study recorded."""
+    from elasticnas import create_study
+    from elasticnas.problems import supernet_problem
+
+    q = quantize_supernet(tiny, calibration=Calibration("digits:calib", batches=4, batch_size=64),
+                          settings=QuantizationSettings(calib_batches=2))  # fmt: skip
+    problem = supernet_problem(q, ["accuracy_top1", "model_size_bytes"], val_data="digits:val",
+                               calib_data="digits:calib", calib_batches=4)  # fmt: skip
+    study = create_study(problem.space, problem.objectives, storage=f"sqlite:///{tmp_path / 's.db'}", study_name="q")
+    study.set_measurement(problem.measurement)
+    study.optimize(problem.evaluate, n_evals=3, seed=0, cheap_metrics=problem.cheap_metrics, show_progress=False,
+                   initial_configs=[q.all_int8(SMALL)])  # fmt: skip
+    assert study.measurement["recipe"]["wrapper"] == "qdq"
+    for record in study.pareto_front():
+        exported = study.export(record.number, "qdq", tmp_path / f"t{record.number}.onnx")
+        assert exported.accuracy_top1 == pytest.approx(exported.recorded_accuracy_top1, abs=1e-9)
+    in_memory = quantize_supernet(tiny, calibration=Calibration(resolve_data("digits:calib")))
+    with pytest.raises(ElasticNASError, match="calibrated on data held in memory"):
+        rebuild_supernet(in_memory.recipe())

@@ -20,11 +20,13 @@ from transformers.pytorch_utils import Conv1D
 from elasticnas.adapters._layer import ADAPTER, ElasticLoraLinear, make_elastic, merge_lora
 from elasticnas.space import Choice, Config, ProductSpace, SearchSpace
 from elasticnas.supernets import ImageSupernet, Supernet, build_subnet, register_subnet_builder
+from elasticnas.supernets.base import IN_MEMORY_WEIGHTS
 from elasticnas.supernets.hf import HFSubnet, HFSupernet, TransformerSpace, load_hf_subnet
 from elasticnas.supernets.hf._modules import Index, take
 from elasticnas.supernets.hf._supernet import role_shape
 
 FAMILY = "lora"  # the sub-network builder of unmerged adapter sub-networks
+WRAPPER = "lora"  # the registered name that rebuilds it (elasticnas.supernets.rebuild_supernet)
 PUBLISHED_RANKS = (16, 24, 32)  # LoNAS / Shears / SQFT rank choices, for adapted layers of >= 128 features
 DEFAULT_GROUPS: dict[str, tuple[str, ...]] = {"qkv": ("q", "k", "v", "qkv"), "up": ("up",), "down": ("down",)}
 GENE_PREFIX = "rank_"  # rank genes are named rank_<group>
@@ -142,7 +144,8 @@ class LoraSupernet(Supernet):
     ) -> None:
         super().__init__()
         self.name = f"{base.name}+lora" if base.name else "lora"
-        self.weights_source = base.weights_source
+        # None: the adapters as built (B = 0, outputs the base's); peft's random B cannot be built again
+        self.weights_source = None if init_lora_weights else IN_MEMORY_WEIGHTS
         self.task = getattr(base, "task", None) or ("image-classification" if isinstance(base, ImageSupernet) else None)
         self.merged = merged
         self.seq_len: int | None = getattr(base, "seq_len", None)  # tokens per input of a token base
@@ -190,7 +193,17 @@ class LoraSupernet(Supernet):
             for p in base.parameters():
                 p.requires_grad_(True)
         self._sub_sites_cache: dict[str, tuple[SubSite, ...]] = {}
+        self._options = {
+            "targets": None if targets is None else {g: list(p) for g, p in targets.items()},
+            "ranks": list(self.ranks), "per_layer": per_layer, "lora_alpha": self.lora_alpha,
+            "lora_dropout": lora_dropout, "base_config": self.base_config, "train_base": train_base, "merged": merged,
+        }  # fmt: skip
         self.eval()
+
+    def recipe(self) -> dict[str, Any]:
+        """The ``lora`` wrapper's recipe: this class's arguments, its own weights (None: as built) and its base's."""
+        return {"wrapper": WRAPPER, "options": dict(self._options), "weights": self.weights_source,
+                "base": self.base.recipe()}
 
     # -- the base, seen without the adapters -------------------------------------------------
     @contextmanager

@@ -197,6 +197,7 @@ class Measurer:
         return {
             "supernet": self.supernet.name,
             "weights": self.supernet.weights_source,
+            "recipe": self.supernet.recipe(),
             **self._data_specs,
             "calib_batches": self.calib_batches,
             "eval_batch_size": self.eval_batch_size,

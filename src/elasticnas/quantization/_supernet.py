@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -14,6 +15,7 @@ import onnx
 import torch
 from torch import nn
 
+from elasticnas.data._spec import data_spec, resolve_data
 from elasticnas.quantization._layouts import LayerPlan, Layout, layout_of
 from elasticnas.quantization._quantize import (
     DEFAULT_SETTINGS,
@@ -34,6 +36,7 @@ from elasticnas.supernets.base import ImageSupernet, LayerSpec, Supernet
 
 Calibration = Any  # elasticnas.measure.accuracy.Calibration (imported where used: it imports the data loaders)
 NAME_SUFFIX = "+qdq"
+WRAPPER = "qdq"  # the registered name that rebuilds it (elasticnas.supernets.rebuild_supernet)
 
 
 def precision_costs(
@@ -91,11 +94,26 @@ class QuantizedSupernet(Supernet):
         )
         self.search_space = supernet.search_space * self.precision_space
         self.name = supernet.name + NAME_SUFFIX if supernet.name else ""
-        self.weights_source = supernet.weights_source
+        self._calibration_spec = None if calibration is None else data_spec(calibration.data)
+        if calibration is not None and self._calibration_spec is not None:
+            calibration = dataclasses.replace(calibration, data=resolve_data(calibration.data))
         self.calibration = calibration
         self.settings = settings
         self._cache = ArchCache(settings.keep_models)
         self._bn_batches: dict[str, int] = {}
+
+    def recipe(self) -> dict[str, Any]:
+        """The ``qdq`` wrapper's recipe: the quantization settings and the calibration, its data by spec
+        (``None`` where it was an in-memory object, which :func:`quantized_from_recipe` refuses)."""
+        calibration = None
+        if self.calibration is not None:
+            c = self.calibration
+            calibration = {"data": self._calibration_spec, "batches": c.batches, "batch_size": c.batch_size, "seed": c.seed}
+        options = {
+            "calibration": calibration, "settings": dataclasses.asdict(self.settings),
+            "int4": "int4" in self.precision_space.precisions, "weight_schemes": SCHEME_KEY in self.precision_space.choices,
+        }  # fmt: skip
+        return {"wrapper": WRAPPER, "options": options, "weights": self.weights_source, "base": self.inner.recipe()}
 
     # -- configurations ------------------------------------------------------------------------
     def split(self, config: Mapping[str, Any]) -> tuple[Config, dict[str, str], str | None]:
@@ -303,6 +321,30 @@ def quantize_supernet(
     """``supernet`` searched over architecture and per-layer precision (see :class:`QuantizedSupernet`)."""
     cls = QuantizedImageSupernet if isinstance(supernet, ImageSupernet) else QuantizedSupernet
     return cls(supernet, calibration=calibration, settings=settings, int4=int4, weight_schemes=weight_schemes)
+
+
+def quantized_from_recipe(
+    supernet: Supernet,
+    *,
+    calibration: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any] | None = None,
+    int4: bool = False,
+    weight_schemes: bool = False,
+) -> QuantizedSupernet:
+    """:func:`quantize_supernet` with the JSON options of :meth:`QuantizedSupernet.recipe` (the ``qdq`` wrapper)."""
+    from elasticnas.errors import ElasticNASError
+    from elasticnas.measure.accuracy import Calibration as _Calibration
+
+    cal = None
+    if calibration is not None:
+        if calibration.get("data") is None:
+            raise ElasticNASError(
+                "the quantized super-network was calibrated on data held in memory, which a study cannot record; "
+                "name the calibration data by spec (Calibration('digits:calib'), an image folder) to export its trials"
+            )
+        cal = _Calibration(**calibration)
+    quant = DEFAULT_SETTINGS if settings is None else QuantizationSettings(**settings)
+    return quantize_supernet(supernet, calibration=cal, settings=quant, int4=int4, weight_schemes=weight_schemes)
 
 
 def _images(batch: Any) -> torch.Tensor:

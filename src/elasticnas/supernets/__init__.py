@@ -5,7 +5,9 @@ seeded weights unless ``weights=`` names a checkpoint). Adding a family is one
 module with a :class:`Supernet` subclass (an :class:`ImageSupernet` for images) and
 its registration: :func:`register_supernet` for the factory and, for ``pt`` export,
 :func:`register_subnet_builder` for the function that rebuilds an exported
-architecture under the class's :attr:`Supernet.family`. Installed packages register
+architecture under the class's :attr:`Supernet.family`. A super-network built around
+another (quantization, adapters) registers its factory with :func:`register_supernet_wrapper`;
+:meth:`Supernet.recipe` and :func:`rebuild_supernet` build any of them again. Installed packages register
 super-networks through the ``elasticnas.supernets`` entry-point group. The built-in
 families and the public names below are imported on first use (PEP 562), so
 ``list_supernets()`` does not load PyTorch.
@@ -52,6 +54,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 SUPERNETS: Registry[Callable[..., Supernet]] = Registry("supernet")
 SUBNET_BUILDERS: Registry[Callable[[Mapping[str, Any]], nn.Module]] = Registry("sub-network family")
+SUPERNET_WRAPPERS: Registry[Callable[..., Supernet]] = Registry("supernet wrapper")
 
 
 def register_supernet(name: str, factory: Callable[..., Supernet], *, aliases: tuple[str, ...] = ()) -> None:
@@ -62,6 +65,38 @@ def register_supernet(name: str, factory: Callable[..., Supernet], *, aliases: t
 def list_supernets(pattern: str | None = None) -> list[str]:
     """Names of the registered super-networks (aliases left out)."""
     return SUPERNETS.names(pattern)
+
+
+def register_supernet_wrapper(name: str, factory: Callable[..., Supernet]) -> None:
+    """Register ``factory(base, **options)``, a super-network built around another (quantization, adapters),
+    under the ``wrapper`` name its :meth:`Supernet.recipe` gives: :func:`rebuild_supernet` finds it there."""
+    SUPERNET_WRAPPERS.register(name, factory)
+
+
+def rebuild_supernet(recipe: Mapping[str, Any]) -> Supernet:
+    """The super-network that :meth:`Supernet.recipe` describes, with the same weights (how a study's
+    trials are exported and measured again). Raises :class:`~elasticnas.errors.ElasticNASError` when
+    weights were only ever held in memory (trained or loaded from a state dict, never saved)."""
+    from elasticnas.errors import ElasticNASError
+    from elasticnas.supernets.base import IN_MEMORY_WEIGHTS
+
+    weights = recipe.get("weights")
+    name = recipe.get("wrapper") or recipe.get("supernet")
+    if weights == IN_MEMORY_WEIGHTS:
+        raise ElasticNASError(
+            f"super-network {name!r} had weights that were never saved to a file (trained or loaded in memory), "
+            "so they cannot be found again; save them (Trainer.export_weights(path)), load that file and search "
+            "again, or call export_subnet(supernet, config, ...) with the super-network in memory"
+        )
+    options = dict(recipe.get("options") or {})
+    if "wrapper" not in recipe:
+        return create_supernet(str(recipe["supernet"]), weights=weights, **options)
+    # a wrapper's own weights file holds its base's weights too: the base's source is then irrelevant
+    base_recipe = recipe["base"] if weights is None else {**recipe["base"], "weights": None}
+    net = SUPERNET_WRAPPERS.get(str(recipe["wrapper"]))(rebuild_supernet(base_recipe), **options)
+    if weights is not None:
+        net.load_weights(weights)
+    return net.eval()
 
 
 def register_subnet_builder(family: str, builder: Callable[[Mapping[str, Any]], nn.Module]) -> None:
@@ -136,10 +171,13 @@ SUPERNETS.register_lazy("ofa_resnet50", "elasticnas.supernets.ofa_resnet:ofa_res
 SUBNET_BUILDERS.register_lazy("MobileNetV3", "elasticnas.supernets.ofa_mobilenetv3:build_mobilenetv3")
 SUBNET_BUILDERS.register_lazy("ResNets", "elasticnas.supernets.ofa_resnet:build_resnet")
 SUBNET_BUILDERS.register_lazy("hf", "elasticnas.supernets.hf:build_hf_subnet")
+SUPERNET_WRAPPERS.register_lazy("qdq", "elasticnas.quantization._supernet:quantized_from_recipe")
+SUPERNET_WRAPPERS.register_lazy("lora", "elasticnas.adapters._supernet:LoraSupernet")
 
 __all__ = [
     "SUBNET_BUILDERS",
     "SUPERNETS",
+    "SUPERNET_WRAPPERS",
     "ElasticMobileNetV3",
     "ElasticResNet",
     "ImageSupernet",
@@ -154,6 +192,8 @@ __all__ = [
     "ofa_mbv3_w12",
     "ofa_resnet50",
     "register_subnet_builder",
+    "rebuild_supernet",
     "register_supernet",
+    "register_supernet_wrapper",
     "tiny_mbv3",
 ]

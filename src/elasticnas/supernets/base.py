@@ -163,6 +163,14 @@ class Supernet(nn.Module, ABC):
         """
         return self._layer_specs(self.search_space.validate(config))
 
+    def recipe(self) -> dict[str, Any]:
+        """How to build this super-network again, as JSON (:func:`~elasticnas.supernets.rebuild_supernet`
+        reads it; a study records it with its measurement): the registered ``supernet`` name, the
+        ``weights`` source and the factory's ``options``. A wrapper (quantization, adapters) gives its
+        registered ``wrapper`` name, its ``options``, its own ``weights`` (None: as built) and its ``base``'s recipe.
+        """
+        return {"supernet": self.name, "weights": self.weights_source, "options": {}}
+
     def max_config(self) -> Config:
         """The largest sub-network: the last (largest) value of every choice."""
         return self.search_space.from_genes(self.search_space.cardinalities - 1)

@@ -51,6 +51,7 @@ from elasticnas.measure.accuracy import IGNORE_INDEX, split_batch
 from elasticnas.measure.latency import check_device
 from elasticnas.space import Config
 from elasticnas.supernets import ImageSupernet, Supernet
+from elasticnas.supernets.base import IN_MEMORY_WEIGHTS
 from elasticnas.training._config import TrainConfig
 
 CHECKPOINT_KIND = "elasticnas-training-checkpoint"
@@ -326,17 +327,23 @@ class Trainer(ABC):
         self.history = [EpochResult(**h) for h in ckpt.get("history", [])]
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the checkpoint atomically: ``path`` keeps the previous one if the write fails (a full disk too)."""
-        return atomic_write(path, _torch_writer(self.state_dict()), what="checkpoint")
+        """Write the checkpoint atomically: ``path`` keeps the previous one if the write fails (a full disk too).
+        The super-network's :attr:`~elasticnas.supernets.Supernet.weights_source` becomes ``path`` (a study
+        searching it then records that file)."""
+        return self._saved(atomic_write(path, _torch_writer(self.state_dict()), what="checkpoint"))
+
+    def _saved(self, path: Path) -> Path:
+        self.supernet.weights_source = os.path.abspath(path)
+        return path
 
     def export_weights(self, path: str | os.PathLike[str]) -> Path:
         """Write the weights with their provenance, without optimizer state (``create_supernet(weights=...)`` loads it).
 
-        Written atomically, like :meth:`save`.
+        Written atomically, like :meth:`save`, and recorded as the super-network's weights source.
         """
         state = self.state_dict()
         keep = {k: state[k] for k in ("state_dict", "supernet", "method", "config", "epoch", "history")}
-        return atomic_write(path, _torch_writer(keep), what="weights file")
+        return self._saved(atomic_write(path, _torch_writer(keep), what="weights file"))
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Resume from the checkpoint at ``path``."""
@@ -349,6 +356,7 @@ class Trainer(ABC):
         if not isinstance(ckpt, Mapping):
             raise CheckpointError(f"checkpoint {os.fspath(path)!r} is not an elasticnas training checkpoint")
         self.load_state_dict(ckpt, source=f"checkpoint {os.fspath(path)!r}")
+        self.supernet.weights_source = os.path.abspath(path)
 
     def evaluate(self, val_data: Any, calib_data: Any, *, batch_size: int = 128) -> tuple[float, float]:
         """The :attr:`val_metric` of the largest and smallest sub-networks on ``val_data``: top-1 (%), for
@@ -431,6 +439,7 @@ class Trainer(ABC):
         self.steps_per_epoch = len(self._loader(train_data, batch_size=cfg.batch_size))
         self.supernet.train()
         while self.epoch < cfg.epochs:
+            self.supernet.weights_source = IN_MEMORY_WEIGHTS  # until a checkpoint holds them (_saved)
             epoch = self.epoch
             seed = _epoch_seed(cfg.seed, epoch)
             torch.manual_seed(seed)

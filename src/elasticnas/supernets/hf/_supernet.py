@@ -505,6 +505,13 @@ class HFSupernet(Supernet):
                 state[key] = state[by_storage[tensor.data_ptr()]]
         return state
 
+    def recipe(self) -> dict[str, Any]:
+        """The base recipe; a Hugging Face folder (``hf:PATH``) also records its task."""
+        recipe = super().recipe()
+        if self.name.startswith("hf:"):
+            recipe["options"] = {"task": self.task}
+        return recipe
+
     def save_pretrained(self, directory: str | os.PathLike[str]) -> None:
         """Write the (permuted) model as a Hugging Face folder plus ``elasticnas.json`` (layer ranking, task, space),
         with the tokenizer / image processor files of the model's source folder."""
