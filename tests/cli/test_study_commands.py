@@ -139,3 +139,27 @@ def test_a_supernet_search_resumes_from_storage_and_study_alone_and_exports_a_tr
     assert run("export", "--storage", storage, "--study", "t", "--trial", "999", "--out", str(tmp_path / "n.onnx")) == 2
     assert "no finished trial number 999" in capsys.readouterr().err
     assert not (tmp_path / "n.onnx").exists()
+
+
+def test_a_precision_search_resumes_and_exports_its_quantized_trials(storage, tmp_path, capsys):
+    """--precisions searches architecture x per-layer precision; the study alone resumes it and exports a
+    QDQ file that scores what the study recorded."""
+    base = ["search", "--storage", storage, "--study", "q", "--quiet", "--no-progress"]
+    assert run(*base, "--supernet", "tiny_mbv3", "--precisions", "fp32,int8", "--objectives",
+               "accuracy_top1,model_size_bytes", "--max-val-batches", "2", "--n-evals", "3", "--searcher", "random") == 0
+    assert run(*base, "--n-evals", "4") == 0
+    study = en.load_study(storage, "q")
+    assert study.n_evals == 4 and study.measurement["recipe"]["wrapper"] == "qdq"
+    assert all(set(r.config["precision"]) <= {"fp32", "int8"} for r in study.trials)
+    capsys.readouterr()
+    assert run(*base, "--n-evals", "5", "--precisions", "fp32,int8,int4") == 2
+    assert "--precisions 'fp32,int8,int4' differs from study 'q'" in capsys.readouterr().err
+    best = study.select(max_drop={"accuracy_top1": 100.0}, optimize="accuracy_top1")
+    out = tmp_path / "best.onnx"
+    assert run("export", "--storage", storage, "--study", "q", "--trial", str(best.number), "--format", "qdq",
+               "--out", str(out)) == 0
+    assert f"(the study recorded {best.metrics['accuracy_top1']:.2f} %)" in capsys.readouterr().out
+    assert run("search", "--storage", storage, "--study", "bad", "--supernet", "tiny_mbv3", "--precisions", "int8",
+               "--n-evals", "2") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--precisions 'int8': give fp32,int8" in err

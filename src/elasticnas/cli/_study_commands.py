@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the modules below import Optuna, PyTorch and the search lib
     from elasticnas.problems import Problem
     from elasticnas.space import Config
     from elasticnas.study import Study
+    from elasticnas.supernets import Supernet
 
 DEFAULT_STORAGE = "sqlite:///elasticnas.db"
 
@@ -77,6 +78,7 @@ _MEASUREMENT_FLAGS = {
     "supernet": "supernet", "weights": "weights", "val_data": "val_data", "calib_data": "calib_data",
     "runtime": "runtime", "device": "device", "batch_size": "batch_size", "threads": "threads", "lut": "lut",
     "max_val_batches": "max_val_batches", "seq_len": "seq_len", "context_len": "context_len",
+    "precisions": "precisions",
 }
 
 
@@ -132,6 +134,9 @@ def _supernet_problem(args: argparse.Namespace) -> tuple[Problem, dict[str, str]
     extra = [c.metric for c in as_constraints(args.constraint)]
     needs_data = any(get_metric(n).name in DATA_METRICS for n in [*objectives, *extra])
     supernet = create_supernet(args.supernet, weights=args.weights, **supernet_kwargs(args))
+    data = _data_kwargs(args, required=needs_data)
+    if args.precisions is not None:
+        supernet = _quantized(supernet, args.precisions, data.get("calib_data"))
     problem = supernet_problem(
         supernet,
         objectives,
@@ -144,9 +149,48 @@ def _supernet_problem(args: argparse.Namespace) -> tuple[Problem, dict[str, str]
         max_val_batches=args.max_val_batches,
         seq_len=args.seq_len,
         context_len=args.context_len,
-        **_data_kwargs(args, required=needs_data),
+        **data,
     )
     return problem, dict(problem.objectives)
+
+
+def _precisions(text: str) -> tuple[str, ...]:
+    """``--precisions``: comma-separated, fp32 and int8 and optionally int4 (weight-only, transformer linears)."""
+    from elasticnas.quantization import PRECISIONS
+
+    chosen = tuple(dict.fromkeys(_split(text)))
+    if not {"fp32", "int8"} <= set(chosen) or not set(chosen) <= set(PRECISIONS):
+        raise ElasticNASError(
+            f"--precisions {text!r}: give fp32,int8 (one of them per layer) or fp32,int8,int4 (INT4 weight-only for "
+            "the linear layers of elastic transformers)"
+        )
+    return chosen
+
+
+def _quantized(supernet: Supernet, precisions: str, calib_data: str | None) -> Supernet:
+    """``supernet`` searched over architecture x per-layer precision, its INT8 activation ranges (and, for
+    BatchNorm networks, statistics) calibrated on ``calib_data``."""
+    from elasticnas.measure import Calibration
+    from elasticnas.quantization import quantize_supernet
+
+    calibration = None if calib_data is None else Calibration(calib_data)
+    return quantize_supernet(supernet, calibration=calibration, int4="int4" in _precisions(precisions))
+
+
+def _flag_settings(measurement: dict[str, Any], study: str) -> dict[str, Any]:
+    """The measurement of a study as the flags that built it: a quantized super-network's base name, weights
+    and ``--precisions`` from its recipe. Other wrappers have no flags: such studies continue in Python."""
+    recipe = measurement.get("recipe") or {}
+    if "wrapper" not in recipe:
+        return {**measurement, "precisions": None}
+    if recipe["wrapper"] != "qdq" or "wrapper" in recipe["base"]:
+        raise ElasticNASError(
+            f"study {study!r} searches a super-network built in Python ({measurement.get('supernet')!r}), which the "
+            "command line cannot build again; continue it with study.optimize"
+        )
+    precisions = "fp32,int8,int4" if recipe["options"].get("int4") else "fp32,int8"
+    return {**measurement, "supernet": recipe["base"]["supernet"], "weights": recipe["base"]["weights"],
+            "precisions": precisions}
 
 
 def _data_kwargs(args: argparse.Namespace, *, required: bool) -> dict[str, str]:
@@ -187,7 +231,7 @@ def _resume_settings(args: argparse.Namespace) -> None:
         "constraint": [str(c) for c in study.constraints],
         "problem": study.optuna_study.user_attrs.get(_PROBLEM_ATTR),
     }
-    measurement = study.measurement or {}
+    measurement = _flag_settings(study.measurement or {}, study.name)
     stored.update({dest: measurement.get(key) for dest, key in _MEASUREMENT_FLAGS.items() if measurement})
     if stored["problem"] is None and not measurement:
         if args.problem is None and args.supernet is None:
@@ -344,6 +388,10 @@ def _fill_search(p: argparse.ArgumentParser) -> None:
     add_token_args(m, explicit=_Explicit)
     m.add_argument("--lut", action=_Explicit, type=input_file,
                    help="latency lookup table (JSON from 'elasticnas lut build') for latency_lut_ms")
+    m.add_argument("--precisions", action=_Explicit, metavar="fp32,int8[,int4]",
+                   help="search a precision per layer too (SimQ-NAS): sub-networks are measured as ONNX Runtime "
+                   "QDQ models, their activation ranges calibrated on --calib-data; add int4 for weight-only INT4 "
+                   "transformer linears; objectives such as model_size_bytes and bops see the precision")
     p.set_defaults(func=_search)
 
 
