@@ -145,8 +145,9 @@ def test_a_precision_search_resumes_and_exports_its_quantized_trials(storage, tm
     """--precisions searches architecture x per-layer precision; the study alone resumes it and exports a
     QDQ file that scores what the study recorded."""
     base = ["search", "--storage", storage, "--study", "q", "--quiet", "--no-progress"]
-    assert run(*base, "--supernet", "tiny_mbv3", "--precisions", "fp32,int8", "--objectives",
-               "accuracy_top1,model_size_bytes", "--max-val-batches", "2", "--n-evals", "3", "--searcher", "random") == 0
+    first = ["--supernet", "tiny_mbv3", "--precisions", "fp32,int8", "--objectives", "accuracy_top1,model_size_bytes",
+             "--max-val-batches", "2", "--n-evals", "3", "--searcher", "random"]
+    assert run(*base, *first) == 0
     assert run(*base, "--n-evals", "4") == 0
     study = en.load_study(storage, "q")
     assert study.n_evals == 4 and study.measurement["recipe"]["wrapper"] == "qdq"

@@ -108,10 +108,12 @@ class QuantizedSupernet(Supernet):
         calibration = None
         if self.calibration is not None:
             c = self.calibration
-            calibration = {"data": self._calibration_spec, "batches": c.batches, "batch_size": c.batch_size, "seed": c.seed}
+            calibration = {"data": self._calibration_spec, "batches": c.batches, "batch_size": c.batch_size,
+                           "seed": c.seed}  # fmt: skip
         options = {
             "calibration": calibration, "settings": dataclasses.asdict(self.settings),
-            "int4": "int4" in self.precision_space.precisions, "weight_schemes": SCHEME_KEY in self.precision_space.choices,
+            "int4": "int4" in self.precision_space.precisions,
+            "weight_schemes": SCHEME_KEY in self.precision_space.choices,
         }  # fmt: skip
         return {"wrapper": WRAPPER, "options": options, "weights": self.weights_source, "base": self.inner.recipe()}
 
