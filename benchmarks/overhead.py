@@ -316,7 +316,8 @@ def markdown(result: dict[str, Any]) -> str:
     if rows:
         lines += ["| trials told | method | CPU (s, median / max) | wall (s, median / max) |", "|---:|---|---:|---:|"]
         for r in rows:
-            lines.append(f"| {r['n_trials']} | {r['method']} | {r['cpu_seconds_median']:.2f} / {r['cpu_seconds_max']:.2f} "
+            lines.append(f"| {r['n_trials']} | {r['method']} "
+                         f"| {r['cpu_seconds_median']:.2f} / {r['cpu_seconds_max']:.2f} "
                          f"| {r['seconds_median']:.2f} / {r['seconds_max']:.2f} |")
     quality = result.get("predictor_quality_ofa", [])
     if quality:
@@ -332,7 +333,8 @@ def rounds_section(args: argparse.Namespace) -> dict[str, Any]:
     methods = {"predicted_hvi": {"round_size": 50}, "linas": {"inner_evals": args.linas_inner_evals}}
     # one-time costs of a process (imports, thread-pool introspection, JIT compilation) are paid once per
     # study, not per round: measure them apart on a first, unrecorded round
-    cold = {m: time_round(m, 60, 99, kw | ({"inner_evals": 500} if m == "linas" else {}))[0] for m, kw in methods.items()}
+    cold = {m: time_round(m, 60, 99, kw | ({"inner_evals": 500} if m == "linas" else {}))[0]
+            for m, kw in methods.items()}
     print("first round in a fresh process (one-time costs included):", {m: round(t, 2) for m, t in cold.items()})
     rows = []
     for n in args.trials:

@@ -133,14 +133,16 @@ def predictor_errors(
 
     C = near_front(n_candidates, G)
     Xc, yc = searcher._features(C), oracle.accuracy(C)  # noqa: SLF001
-    out: dict[str, Any] = {"seed": seed, "state_evals": len(G), "candidates": len(C), "mae": {}, "gp_mae_by_training_size": {}}
+    out: dict[str, Any] = {"seed": seed, "state_evals": len(G), "candidates": len(C), "mae": {},
+                           "gp_mae_by_training_size": {}}
     for name in list_predictors():
         start = time.perf_counter()
         mean, _ = create_predictor(name, seed=0).fit(X, y).predict(Xc)
         out["mae"][name] = {"mae": float(np.mean(np.abs(mean - yc))), "seconds": time.perf_counter() - start}
     for size in sizes:
         T = near_front(size, np.vstack([G, C]))
-        mean, _ = create_predictor("gp", seed=0, max_train=len(T)).fit(searcher._features(T), oracle.accuracy(T)).predict(Xc)  # noqa: SLF001
+        gp = create_predictor("gp", seed=0, max_train=len(T))
+        mean, _ = gp.fit(searcher._features(T), oracle.accuracy(T)).predict(Xc)  # noqa: SLF001
         out["gp_mae_by_training_size"][str(len(T))] = float(np.mean(np.abs(mean - yc)))
     return out
 
@@ -149,7 +151,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines = ["| predictor in `predicted_hvi` | " + " | ".join(f"HV @{k}" for k in result["checkpoints"]) + " |",
              "|---|" + "---:|" * len(result["checkpoints"])]
     for variant, at in result["swap"].items():
-        cells = [f"{at[str(k)]['median']:.3f} [{at[str(k)]['q25']:.3f}, {at[str(k)]['q75']:.3f}]" for k in result["checkpoints"]]
+        cells = [f"{at[str(k)]['median']:.3f} [{at[str(k)]['q25']:.3f}, {at[str(k)]['q75']:.3f}]"
+                 for k in result["checkpoints"]]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     errors = result["predictor_error"]
     names = list(errors[0]["mae"])
@@ -159,12 +162,14 @@ def markdown(result: dict[str, Any]) -> str:
         sec = np.mean([e["mae"][name]["seconds"] for e in errors])
         lines.append(f"| {name} | {mae:.3f} | {sec:.2f} |")
     sizes = list(errors[0]["gp_mae_by_training_size"])
-    lines += ["", "| GP training networks (near the front) | " + " | ".join(sizes) + " |", "|---|" + "---:|" * len(sizes)]
-    lines.append("| GP MAE (points) | " + " | ".join(
-        f"{np.mean([e['gp_mae_by_training_size'][s] for e in errors if s in e['gp_mae_by_training_size']]):.3f}" for s in sizes) + " |")
+    lines += ["", "| GP training networks (near the front) | " + " | ".join(sizes) + " |",
+              "|---|" + "---:|" * len(sizes)]
+    by_size = [[e["gp_mae_by_training_size"][s] for e in errors if s in e["gp_mae_by_training_size"]] for s in sizes]
+    lines.append("| GP MAE (points) | " + " | ".join(f"{np.mean(v):.3f}" for v in by_size) + " |")
     top = result["most_accurate_network"]
     lines += ["", f"Most accurate network: share of the loss at {result['budget']} it alone recovers: median "
-              f"{top['share_of_loss']['median']:.2f} [{top['share_of_loss']['q25']:.2f}, {top['share_of_loss']['q75']:.2f}]; "
+              f"{top['share_of_loss']['median']:.2f} "
+              f"[{top['share_of_loss']['q25']:.2f}, {top['share_of_loss']['q75']:.2f}]; "
               f"hypervolume with it added {top['hv_with_most_accurate']['median']:.3f}; most accurate found "
               f"{top['max_accuracy_found']['median']:.2f} % (reference {top['reference_max_accuracy']:.2f} %)."]
     return "\n".join(lines)
@@ -196,12 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     variants = ["gp", "oracle", *(f"noise={s}" for s in NOISES)]
     start = time.time()
     with ProcessPoolExecutor(args.workers) as pool:
-        swap_jobs = [pool.submit(swap_run, v, s, args.budget, args.round_size) for s in range(args.seeds) for v in variants]
-        error_jobs = [pool.submit(predictor_errors, s, args.state_evals, n_candidates, sizes, args.round_size) for s in range(args.error_seeds)]
+        swap_jobs = [pool.submit(swap_run, v, s, args.budget, args.round_size)
+                     for s in range(args.seeds) for v in variants]
+        error_jobs = [pool.submit(predictor_errors, s, args.state_evals, n_candidates, sizes, args.round_size)
+                      for s in range(args.error_seeds)]
         runs = [j.result() for j in swap_jobs]
         errors = [j.result() for j in error_jobs]
     checkpoints = [k for k in CHECKPOINTS if k <= args.budget] or [args.budget]
-    swap = {v: {str(k): _stats([r["hv"][k - 1] for r in runs if r["variant"] == v]) for k in checkpoints} for v in variants}
+    swap = {v: {str(k): _stats([r["hv"][k - 1] for r in runs if r["variant"] == v]) for k in checkpoints}
+            for v in variants}
     shares = [most_accurate_share(r) for r in runs if r["variant"] == "gp"]
     for r in runs:
         r.pop("objectives", None)  # kept for the shares only
@@ -217,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         "swap": swap,
         "predictor_error": errors,
         "most_accurate_network": {
-            **{k: _stats([s[k] for s in shares]) for k in ("hv", "hv_with_most_accurate", "share_of_loss", "max_accuracy_found")},
+            **{k: _stats([s[k] for s in shares])
+               for k in ("hv", "hv_with_most_accurate", "share_of_loss", "max_accuracy_found")},
             "reference_max_accuracy": shares[0]["reference_max_accuracy"],
             "per_seed": shares,
         },

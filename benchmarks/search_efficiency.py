@@ -191,7 +191,8 @@ def markdown(result: dict[str, Any]) -> str:
                   "| method | budget | 100 | 250 | 500 | 1000 | s/run |", "|---|---:|---:|---:|---:|---:|---:|"]
         for m, h in summ["hv_fraction"].items():
             cells = [fmt(h.get(k)) for k in ("100", "250", "500", "1000")]
-            lines.append(f"| {m} | {budgets.get(m, result['budget'])} | " + " | ".join(cells) + f" | {h['seconds']['median']:.0f} |")
+            lines.append(f"| {m} | {budgets.get(m, result['budget'])} | " + " | ".join(cells)
+                         + f" | {h['seconds']['median']:.0f} |")
         lines.append("")
         for target, d in summ["evals_to_reach"].items():
             ours = d["methods"].get(OURS, {}).get("median")
@@ -201,7 +202,8 @@ def markdown(result: dict[str, Any]) -> str:
             for m, st in d["methods"].items():
                 med = st["median"]
                 budget = budgets.get(m, result["budget"])
-                ev = "-" if med is None else f"{med:.0f} [{st['q25']:.0f}, " + ("-" if st["q75"] is None else f"{st['q75']:.0f}") + "]"
+                ev = "-" if med is None else (f"{med:.0f} [{st['q25']:.0f}, "
+                                              + ("-" if st["q75"] is None else f"{st['q75']:.0f}") + "]")
                 if med is None:
                     ev = f"> {budget}"
                 if m == OURS or ours is None:
@@ -265,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--budget", type=int, default=1000)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--linas-inner-evals", type=int, default=20000, help="LINAS predictor calls per loop (DyNAS-T: 20,000)")
+    ap.add_argument("--linas-inner-evals", type=int, default=20000,
+                    help="LINAS predictor calls per loop (DyNAS-T: 20,000)")
     ap.add_argument("--budgets", nargs="*", default=[], metavar="METHOD=N", help="per-method budget overrides")
     ap.add_argument("--markdown", type=Path, nargs="*", default=None, help="print README tables of results JSONs")
     ap.add_argument("--resummarise", type=Path, default=None, help="recompute summary and plot of a results JSON")
@@ -295,13 +298,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.out}")
         return 0
     if args.smoke:
-        args.problems, args.methods, args.seeds, args.budget = ["ofa_mbv3_note10"], ["random", "nsga2", "linas", OURS], 1, 100
+        args.problems, args.methods = ["ofa_mbv3_note10"], ["random", "nsga2", "linas", OURS]
+        args.seeds, args.budget = 1, 100
         args.linas_inner_evals = 1000
     out = args.out or HERE / "results" / ("search_efficiency_smoke.json" if args.smoke else "search_efficiency.json")
     png = args.plot or Path(out).with_suffix(".png")  # the plot lies beside its numbers
     kwargs: dict[str, dict[str, Any]] = {"linas": {"inner_evals": args.linas_inner_evals}}
     budgets = {m: args.budget for m in args.methods} | {k: int(v) for k, v in (b.split("=") for b in args.budgets)}
-    jobs = [(p, m, s, budgets[m], kwargs.get(m, {})) for p in args.problems for s in range(args.seeds) for m in args.methods]
+    jobs = [(p, m, s, budgets[m], kwargs.get(m, {}))
+            for p in args.problems for s in range(args.seeds) for m in args.methods]
     # longest jobs first keeps the workers busy
     cost = {"linas": 5, "optuna_tpe": 4, OURS: 3, "optuna_nsga2": 2}
     jobs.sort(key=lambda j: -cost.get(j[1], 1))
@@ -323,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"hv@end {r['hv'][-1]:.4f}", flush=True)
     wall = time.time() - start
     result = {
-        "command": " ".join(["python", "benchmarks/search_efficiency.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python", "benchmarks/search_efficiency.py",
+                             *(argv if argv is not None else sys.argv[1:])]),
         "wall_seconds": wall,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_average": os.getloadavg()},

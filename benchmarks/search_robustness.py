@@ -271,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
                   + (f" lowest-cost share {r['lowest_cost_share']:.2f}" if "lowest_cost_share" in r else ""),
                   flush=True)
     result = {
-        "command": " ".join(["python", "benchmarks/search_robustness.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python", "benchmarks/search_robustness.py",
+                             *(argv if argv is not None else sys.argv[1:])]),
         "wall_seconds": time.time() - start,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average": os.getloadavg()},
         "budget": args.budget,

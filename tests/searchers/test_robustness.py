@@ -57,7 +57,9 @@ def test_a_predictor_that_cannot_rank_hands_proposals_to_evolution() -> None:
     searcher = create_searcher("predicted_hvi", space, objectives, seed=0)  # both expensive: noise to learn
     for i in range(30):
         (config,) = searcher.ask(1)
-        searcher.tell([TrialRecord(i, config, space.config_id(config), {"accuracy": rng.random(), "cost": rng.random()})])
+        searcher.tell(
+            [TrialRecord(i, config, space.config_id(config), {"accuracy": rng.random(), "cost": rng.random()})]
+        )
     diag = searcher.diagnostics()
     assert diag["search_tau"] and diag["search_tau"][-1]["kendall_tau"] < 0.3
     assert diag["evolution_share"] > 0.2

@@ -62,7 +62,8 @@ def create_predictor(name: str, seed: int | None = None, **kwargs: Any) -> Predi
 
 def create_ensemble(names: Sequence[str], seed: int | None = None) -> Ensemble:
     """An :class:`Ensemble` of the named predictors (member ``i`` seeded ``seed + i``)."""
-    return Ensemble([create_predictor(n, seed=None if seed is None else seed + i) for i, n in enumerate(names)], seed=seed)
+    members = [create_predictor(n, seed=None if seed is None else seed + i) for i, n in enumerate(names)]
+    return Ensemble(members, seed=seed)
 
 
 def _default_ensemble(seed: int | None = None) -> Ensemble:

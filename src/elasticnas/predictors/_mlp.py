@@ -29,7 +29,13 @@ class MLPPredictor(Predictor):
     def _train(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None) -> None:
         gen = torch.Generator().manual_seed(0 if self.seed is None else int(self.seed))
         d = X.shape[1]
-        self.net = nn.Sequential(nn.Linear(d, self.hidden), nn.ReLU(), nn.Linear(self.hidden, self.hidden), nn.ReLU(), nn.Linear(self.hidden, 1))
+        self.net = nn.Sequential(
+            nn.Linear(d, self.hidden),
+            nn.ReLU(),
+            nn.Linear(self.hidden, self.hidden),
+            nn.ReLU(),
+            nn.Linear(self.hidden, 1),
+        )
         with torch.no_grad():
             for p in self.net.parameters():
                 if p.dim() == 2:
@@ -39,7 +45,11 @@ class MLPPredictor(Predictor):
                     p.zero_()
         Xt = torch.as_tensor(X, dtype=torch.float32)
         yt = torch.as_tensor(y, dtype=torch.float32)[:, None]
-        w = torch.ones_like(yt) if sample_weight is None else torch.as_tensor(sample_weight / sample_weight.mean(), dtype=torch.float32)[:, None]
+        w = (
+            torch.ones_like(yt)
+            if sample_weight is None
+            else torch.as_tensor(sample_weight / sample_weight.mean(), dtype=torch.float32)[:, None]
+        )
         opt = torch.optim.Adam(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         for _ in range(self.epochs):
             opt.zero_grad()

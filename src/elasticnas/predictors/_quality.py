@@ -33,7 +33,7 @@ def kendall_tau(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 def cross_validate(
     make: Callable[[], Predictor], X: np.ndarray, y: np.ndarray, n_folds: int = 5, seed: int | None = 0
 ) -> PredictorQuality:
-    """K-fold cross-validation of fresh predictors from ``make()``; tau and MAE on the pooled out-of-fold predictions."""
+    """K-fold cross-validation of fresh ``make()`` predictors; tau and MAE on the pooled out-of-fold predictions."""
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float).ravel()
     n = len(y)

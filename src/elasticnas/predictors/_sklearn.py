@@ -31,7 +31,9 @@ class SVRPredictor(Predictor):
         self.C, self.epsilon = C, epsilon
 
     def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
-        self.model = SVR(kernel="rbf", C=self.C, epsilon=self.epsilon, gamma="scale").fit(X, y, sample_weight=sample_weight)
+        self.model = SVR(kernel="rbf", C=self.C, epsilon=self.epsilon, gamma="scale").fit(
+            X, y, sample_weight=sample_weight
+        )
 
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.model.predict(X), np.zeros(len(X))

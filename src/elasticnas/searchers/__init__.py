@@ -41,7 +41,10 @@ SEARCHERS: Registry[Callable[..., Searcher]] = Registry("searcher")
 
 
 def register_searcher(name: str, factory: Callable[..., Searcher], *, aliases: tuple[str, ...] = ()) -> None:
-    """Register a searcher class (or factory) taking ``(space, objectives, *, constraints, cheap_metrics, seed, **kw)``."""
+    """Register a searcher class (or factory).
+
+    It must take ``(space, objectives, *, constraints, cheap_metrics, seed, **kw)``.
+    """
     SEARCHERS.register(name, factory, aliases=aliases)
 
 

@@ -93,7 +93,9 @@ class LINASSearcher(Searcher):
         keys = [g.tobytes() for g in G]
         new = {k: i for i, k in enumerate(keys) if k not in self._cache}
         for k, cfg in zip(new, self.space.from_genes_many(G[list(new.values())]), strict=True):
-            cheap = {n: float(fn(cfg)) for n, fn in self.cheap_metrics.items()} if not self.predict_cheap_metrics else {}
+            cheap = (
+                {n: float(fn(cfg)) for n, fn in self.cheap_metrics.items()} if not self.predict_cheap_metrics else {}
+            )
             self._cache[k] = (cfg, cheap)
         return [self._cache[k] for k in keys]
 

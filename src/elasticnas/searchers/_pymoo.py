@@ -113,7 +113,9 @@ class PymooSearcher(Searcher):
     def _set_values(self, i: int, record: TrialRecord) -> None:
         F = self.objective_values(record)
         self._F[i] = np.where(np.isfinite(F), F, _PENALTY)
-        self._G[i, :-1] = [min(c.violation(float(record.metrics.get(c.metric, np.inf))), _PENALTY) for c in self.constraints]
+        self._G[i, :-1] = [
+            min(c.violation(float(record.metrics.get(c.metric, np.inf))), _PENALTY) for c in self.constraints
+        ]
         self._G[i, -1] = 0.0 if record.ok else 1.0
 
     def _observe(self, records: Sequence[TrialRecord]) -> None:
@@ -164,4 +166,6 @@ class SMSEMOASearcher(PymooSearcher):
     def _make_algorithm(self, sampling: Any) -> Algorithm:
         from pymoo.algorithms.moo.sms import SMSEMOA
 
-        return SMSEMOA(pop_size=self.population_size, sampling=sampling, n_offsprings=self.population_size, **self._operators())
+        return SMSEMOA(
+            pop_size=self.population_size, sampling=sampling, n_offsprings=self.population_size, **self._operators()
+        )
