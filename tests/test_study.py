@@ -133,7 +133,7 @@ def test_evaluator_exception_is_recorded_then_raised():
 def test_reopening_with_a_different_definition_is_refused(tmp_path):
     storage = f"sqlite:///{tmp_path / 's.db'}"
     en.create_study(toy_space(), OBJ, storage=storage, study_name="x")
-    with pytest.raises(en.StorageError, match="different space, objectives or constraints"):
+    with pytest.raises(en.StorageError, match="different space, objectives, constraints or targets"):
         en.create_study(toy_space(), {"accuracy": "maximize"}, storage=storage, study_name="x")
 
 

@@ -172,11 +172,14 @@ class Study:
         objectives: Sequence[Objective],
         constraints: Sequence[Constraint] = (),
         reference_point: Sequence[float] | None = None,
+        targets: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.optuna_study = optuna_study
         self.space = space
         self.objectives = tuple(objectives)
         self.constraints = tuple(constraints)
+        # hardware targets: name -> its own objectives; the others are shared by every target
+        self.targets = None if targets is None else {t: tuple(m) for t, m in targets.items()}
         self._reference_point = None if reference_point is None else np.asarray(reference_point, dtype=float)
         self._storage = optuna_study._storage
         self._study_id = optuna_study._study_id
@@ -252,57 +255,81 @@ class Study:
     def feasible(self, records: Sequence[TrialRecord]) -> list[TrialRecord]:
         return [r for r in records if r.violation(self.constraints) == 0.0]
 
+    def target_objectives(self, target: str | None = None) -> tuple[Objective, ...]:
+        """The objectives of hardware target ``target``: those it shares with every target and its own
+        (see :func:`create_study`); all objectives for ``None``."""
+        return tuple(self.objectives[j] for j in self._columns(target))
+
+    def _columns(self, target: str | None) -> list[int]:
+        if target is None:
+            return list(range(len(self.objectives)))
+        if not self.targets or target not in self.targets:
+            known = ", ".join(self.targets or ()) or "none: the study was created without targets"
+            raise ElasticNASError(f"study {self.name!r} has no target {target!r}; its targets: {known}")
+        others = {m for t, names in self.targets.items() if t != target for m in names}
+        return [j for j, o in enumerate(self.objectives) if o.name not in others]
+
     def pareto_front(
-        self, feasible_only: bool = True, records: Sequence[TrialRecord] | None = None
+        self, feasible_only: bool = True, records: Sequence[TrialRecord] | None = None, target: str | None = None
     ) -> list[TrialRecord]:
         """Completed trials on the first non-dominated front (feasible ones only by default): of
-        ``records`` when given (completed trials, read before), else of the study's."""
+        ``records`` when given (completed trials, read before), else of the study's; over the
+        objectives of hardware target ``target`` when given (:meth:`target_objectives`)."""
         records = self.trials if records is None else records
         if feasible_only:
             records = self.feasible(records)
         if not records:
             return []
-        mask = non_dominated_mask(minimization_matrix(records, self.objectives))
+        mask = non_dominated_mask(minimization_matrix(records, self.target_objectives(target)))
         return [r for r, m in zip(records, mask, strict=True) if m]
 
-    def reference_point(self, records: Sequence[TrialRecord] | None = None) -> np.ndarray:
+    def reference_point(self, records: Sequence[TrialRecord] | None = None, target: str | None = None) -> np.ndarray:
         """Hypervolume reference point in minimisation form: the one given, or from the worst values
-        of ``records`` when given (completed trials, read before), else of the study's completed trials."""
+        of ``records`` when given (completed trials, read before), else of the study's completed trials;
+        its coordinates of ``target``'s objectives when given."""
+        columns = self._columns(target)
         if self._reference_point is not None:
-            point: np.ndarray = self._reference_point * np.array([o.sign for o in self.objectives])
+            point: np.ndarray = (self._reference_point * np.array([o.sign for o in self.objectives]))[columns]
             return point
         F = minimization_matrix(self.trials if records is None else records, self.objectives)
         if len(F) == 0:
             raise ElasticNASError(f"study {self.name!r} has no completed trials")
-        return default_reference_point(F)
+        full: np.ndarray = default_reference_point(F)
+        return full[columns]
 
     @property
     def reference_point_fixed(self) -> bool:
         """Whether the reference point is given or stored with the study (else it follows the worst trials)."""
         return self._reference_point is not None
 
-    def hypervolume(self, records: Sequence[TrialRecord] | None = None) -> float:
+    def hypervolume(self, records: Sequence[TrialRecord] | None = None, target: str | None = None) -> float:
         """Hypervolume of the feasible completed trials (of ``records`` when given, read before), at
-        :meth:`reference_point`."""
+        :meth:`reference_point`; over the objectives of hardware target ``target`` when given."""
         trials = self.trials if records is None else records
         feasible = self.feasible(trials)
         if not feasible:
             return 0.0
-        return hypervolume(minimization_matrix(feasible, self.objectives), self.reference_point(trials))
+        objectives = self.target_objectives(target)
+        return hypervolume(minimization_matrix(feasible, objectives), self.reference_point(trials, target))
 
-    def hypervolume_history(self, finished: Sequence[TrialRecord] | None = None) -> np.ndarray:
+    def hypervolume_history(
+        self, finished: Sequence[TrialRecord] | None = None, target: str | None = None
+    ) -> np.ndarray:
         """Hypervolume of the feasible trials after each finished evaluation: of ``finished`` when
-        given (completed and failed evaluations in evaluation order, read before), else of the study's."""
+        given (completed and failed evaluations in evaluation order, read before), else of the study's;
+        over the objectives of hardware target ``target`` when given."""
         finished = self._finished() if finished is None else finished
+        objectives = self.target_objectives(target)
         F = np.array(
             [
-                [o.sign * float(r.metrics[o.name]) for o in self.objectives]
+                [o.sign * float(r.metrics[o.name]) for o in objectives]
                 if r.ok and r.violation(self.constraints) == 0.0
-                else [math.inf] * len(self.objectives)
+                else [math.inf] * len(objectives)
                 for r in finished
             ]
-        ).reshape(len(finished), len(self.objectives))
-        return hypervolume_history(F, self.reference_point([r for r in finished if r.ok])) if len(F) else np.zeros(0)
+        ).reshape(len(finished), len(objectives))
+        ref = self.reference_point([r for r in finished if r.ok], target)
+        return hypervolume_history(F, ref) if len(F) else np.zeros(0)
 
     def trial(self, number: int) -> TrialRecord:
         """The finished evaluation numbered ``number`` (Optuna's trial number)."""
@@ -615,6 +642,8 @@ class Study:
         self._record_run(searcher, seed)
         self._cheap = dict(cheap_metrics or {})
         if not isinstance(searcher, Searcher):
+            if self.targets is not None:  # searchers that know targets weigh each target's front alike
+                searcher_kwargs = {"targets": self.targets, **searcher_kwargs}
             searcher = create_searcher(
                 searcher or DEFAULT_SEARCHER,
                 self.space,
@@ -897,14 +926,37 @@ def _metadata(
     objectives: Sequence[Objective],
     constraints: Sequence[Constraint],
     reference_point: Sequence[float] | None,
+    targets: Mapping[str, Sequence[str]] | None,
 ) -> dict[str, Any]:
-    return {
+    meta = {
         "version": _VERSION,
         "space": space.to_json(),
         "objectives": [[o.name, o.direction] for o in objectives],
         "constraints": [str(c) for c in constraints],
         "reference_point": None if reference_point is None else [float(x) for x in reference_point],
     }
+    if targets is not None:  # absent otherwise: studies written before targets read the same
+        meta["targets"] = {t: list(m) for t, m in targets.items()}
+    return meta
+
+
+def _checked_targets(targets: Mapping[str, Sequence[str]] | None, objectives: Sequence[Objective]) -> None:
+    """Each target names objectives of its own (at least one, in no other target)."""
+    if targets is None:
+        return
+    names = {o.name for o in objectives}
+    owner: dict[str, str] = {}
+    if not targets:
+        raise ElasticNASError("targets is empty; give at least one target, or None for a study without targets")
+    for target, metrics in targets.items():
+        if not isinstance(target, str) or not target.strip() or isinstance(metrics, str) or not metrics:
+            raise ElasticNASError(f"target {target!r} needs a name and a list of its own objectives, got {metrics!r}")
+        for m in metrics:
+            if m not in names:
+                raise ElasticNASError(f"target {target!r}: {m!r} is not an objective ({', '.join(sorted(names))})")
+            if m in owner:
+                raise ElasticNASError(f"objective {m!r} belongs to targets {owner[m]!r} and {target!r}; give it one")
+            owner[m] = target
 
 
 def create_study(
@@ -915,6 +967,7 @@ def create_study(
     constraints: Sequence[str | Constraint] | None = None,
     reference_point: Sequence[float] | None = None,
     load_if_exists: bool = True,
+    targets: Mapping[str, Sequence[str]] | None = None,
 ) -> Study:
     """Create a study (or open the existing one of that name, if its definition matches).
 
@@ -922,16 +975,21 @@ def create_study(
     ``storage`` is an Optuna storage URL (``sqlite:///study.db``,
     ``postgresql://...``) or ``None`` for memory; ``constraints`` are strings
     such as ``"latency_ms<=20"``; ``reference_point`` (in the objectives'
-    own units) fixes the hypervolume reference.
+    own units) fixes the hypervolume reference. ``targets`` (hardware targets: devices, batch sizes)
+    map each target's name to its own objectives (its latency, energy, ...); the objectives in no
+    target (accuracy, ...) are shared. One search then finds the front of every target: the
+    expensive evaluations are shared, :meth:`Study.pareto_front` and :meth:`Study.hypervolume` take
+    ``target=``, and searchers that know targets (the default) weigh each target's front alike.
     """
     objs = as_objectives(objectives)
     cons = as_constraints(constraints)
+    _checked_targets(targets, objs)
     if study_name is not None and not study_name.strip():
         raise ElasticNASError("the study name is empty; give a name, or None for a generated one")
     if reference_point is not None and len(reference_point) != len(objs):
         raise ElasticNASError(f"reference_point needs {len(objs)} values, got {len(reference_point)}")
     store = _open_storage(storage)
-    meta = _metadata(space, objs, cons, reference_point)
+    meta = _metadata(space, objs, cons, reference_point, targets)
     if study_name is not None and _study_exists(store, study_name):
         if not load_if_exists:
             raise StorageError(f"study {study_name!r} already exists in this storage; use load_study")
@@ -939,8 +997,8 @@ def create_study(
         existing = _checked_metadata(ostudy, storage)
         if existing != json.loads(json.dumps(meta)):
             raise StorageError(
-                f"study {ostudy.study_name!r} already exists with a different space, objectives or constraints; "
-                "choose another --study name or use load_study"
+                f"study {ostudy.study_name!r} already exists with a different space, objectives, constraints or "
+                "targets; choose another --study name or use load_study"
             )
     else:
         ostudy = optuna.create_study(storage=store, study_name=study_name, directions=[o.direction for o in objs])
@@ -948,7 +1006,7 @@ def create_study(
         with warnings.catch_warnings():  # experimental in some Optuna versions; it only names the axes
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             ostudy.set_metric_names([o.name for o in objs])
-    return Study(ostudy, space, objs, cons, _stored_reference_point(ostudy, meta))
+    return Study(ostudy, space, objs, cons, _stored_reference_point(ostudy, meta), targets)
 
 
 def _study_exists(store: optuna.storages.BaseStorage, name: str) -> bool:
@@ -997,7 +1055,7 @@ def load_study(storage: str | optuna.storages.BaseStorage, study_name: str) -> S
     space = SearchSpace.from_json(meta["space"])
     objectives = [Objective(n, d) for n, d in meta["objectives"]]
     constraints = as_constraints(meta["constraints"])
-    return Study(ostudy, space, objectives, constraints, _stored_reference_point(ostudy, meta))
+    return Study(ostudy, space, objectives, constraints, _stored_reference_point(ostudy, meta), meta.get("targets"))
 
 
 @dataclass(frozen=True)

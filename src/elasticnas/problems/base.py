@@ -24,6 +24,11 @@ class Problem:
     super-network problem measures (see :meth:`Study.set_measurement`). ``reference_point``
     (objective units) fixes the hypervolume reference; ``reference_front()``
     returns the best known front in objective units, when the problem has one.
+
+    ``targets`` (hardware targets, e.g. devices) map a target's name to its own objectives (its
+    latency, energy, ...); the objectives in no target (accuracy, ...) are shared by all. A study
+    over such a problem finds the front of every target at once: each target's front is over the
+    shared objectives and its own (:meth:`Study.pareto_front` with ``target=``).
     """
 
     name: str
@@ -35,9 +40,12 @@ class Problem:
     description: str = ""
     reference_front_fn: Callable[[], np.ndarray] | None = field(default=None, repr=False, compare=False)
     measurement: Mapping[str, Any] | None = None
+    targets: Mapping[str, tuple[str, ...]] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "objectives", MappingProxyType(dict(self.objectives)))
+        if self.targets is not None:
+            object.__setattr__(self, "targets", MappingProxyType({t: tuple(m) for t, m in self.targets.items()}))
         object.__setattr__(self, "cheap_metrics", MappingProxyType(dict(self.cheap_metrics)))
         if self.reference_point is not None:
             if len(self.reference_point) != len(self.objectives):
@@ -72,4 +80,5 @@ class Problem:
             "space": self.space,
             "objectives": dict(self.objectives),
             "reference_point": list(self.reference_point) if self.reference_point is not None else None,
+            "targets": None if self.targets is None else {t: list(m) for t, m in self.targets.items()},
         }

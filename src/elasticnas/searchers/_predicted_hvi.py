@@ -491,7 +491,7 @@ class PredictedHVISearcher(Searcher):
         chosen = self._select(G, mean, opt, st["front"], st["ref"], n, plateaus)
         rest = np.setdiff1d(np.arange(len(G)), chosen)
         if len(rest) > self.shortlist_size:
-            fronts = NonDominatedSorting().do(opt[rest], n_stop_if_ranked=self.shortlist_size)
+            fronts = self._fronts(opt[rest], self.shortlist_size)
             rest = rest[np.concatenate(fronts)[: self.shortlist_size]] if len(fronts) else rest[: self.shortlist_size]
         self._shortlist = G[rest]
         return self._remember(G[chosen])
@@ -541,7 +541,7 @@ class PredictedHVISearcher(Searcher):
         G, F = G_hist[ok], F[ok]
         rank = np.zeros(len(F), dtype=np.int64)
         crowd = np.zeros(len(F))
-        for k, idx in enumerate(NonDominatedSorting().do(F)):
+        for k, idx in enumerate(self._fronts(F)):
             rank[idx] = k
             crowd[idx] = _crowding(F[idx])
         order = np.lexsort((-crowd, rank))[: self.evolution_population]
@@ -580,7 +580,7 @@ class PredictedHVISearcher(Searcher):
         F = np.array([self.objective_values(r) for r in done])
         F = np.where(np.isfinite(F), F, np.nanmax(np.where(np.isfinite(F), F, np.nan), axis=0) + 1.0)
         rank = np.zeros(len(F))
-        for k, idx in enumerate(NonDominatedSorting().do(F)):
+        for k, idx in enumerate(self._fronts(F)):
             rank[idx] = k
         return 1.0 + self.front_weight * 0.5**rank
 
@@ -623,6 +623,33 @@ class PredictedHVISearcher(Searcher):
                 mean[:, j] = opt[:, j] = 0.0
         return mean, opt
 
+    def _fronts(self, F: np.ndarray, n_stop: int | None = None) -> list[np.ndarray]:
+        """Row indices of ``F`` by non-dominated front (sorting stops once ``n_stop`` rows are ranked). With
+        hardware targets a row's front is its best over the targets' fronts (each on its own columns)."""
+        if self.target_columns is None:
+            fronts: list[np.ndarray] = NonDominatedSorting().do(F, n_stop_if_ranked=n_stop)
+            return fronts
+        rank = np.full(len(F), np.inf)
+        for cols in self.target_columns:
+            for k, idx in enumerate(NonDominatedSorting().do(F[:, cols], n_stop_if_ranked=n_stop)):
+                rank[idx] = np.minimum(rank[idx], k)
+        levels = np.unique(rank[np.isfinite(rank)])
+        return [np.flatnonzero(rank == k) for k in levels]
+
+    def _hvi(self, front: np.ndarray, points: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        """Hypervolume improvement of ``points``; with hardware targets the sum over the targets of each one's
+        improvement on its own columns, as a share of its box between the ideal point and ``ref`` (so every
+        target's front weighs alike, whatever its units)."""
+        if self.target_columns is None:
+            return hypervolume_improvement(front, points, ref)
+        total = np.zeros(len(points))
+        for cols in self.target_columns:
+            c = list(cols)
+            ideal = np.vstack([front[:, c], points[:, c]]).min(axis=0)
+            box = float(np.prod(np.maximum(ref[c] - ideal, 1e-12)))
+            total += hypervolume_improvement(front[:, c], points[:, c], ref[c]) / box
+        return total
+
     def _reference(self, F: np.ndarray) -> np.ndarray:
         F = F[np.all(np.isfinite(F), axis=1)]
         worst, best = F.max(axis=0), F.min(axis=0)
@@ -634,7 +661,7 @@ class PredictedHVISearcher(Searcher):
         """Up to ``max_parents`` rows on the first non-dominated fronts, ordered along the first objective."""
         if len(G) == 0:
             return G
-        fronts = NonDominatedSorting().do(F, n_stop_if_ranked=self.max_parents)
+        fronts = self._fronts(F, self.max_parents)
         idx = np.concatenate(fronts)[: self.max_parents] if len(fronts) else np.arange(min(len(G), self.max_parents))
         idx = idx[np.argsort(F[idx, 0], kind="stable")]
         return G[idx]
@@ -661,7 +688,7 @@ class PredictedHVISearcher(Searcher):
             open_rows = plateaus[1][plateaus[0]] < plateaus[2]
             if open_rows.any() and not open_rows.all():
                 cand = np.flatnonzero(open_rows)
-        order = NonDominatedSorting().do(opt[cand], n_stop_if_ranked=max(8 * n, 200))
+        order = self._fronts(opt[cand], max(8 * n, 200))
         cand = cand[np.concatenate(order)[: max(8 * n, 200)]] if len(order) else cand
         for _ in range(min(n, len(cand))):
             idx = cand[available[cand]]
@@ -672,7 +699,7 @@ class PredictedHVISearcher(Searcher):
                 if open_.any() and not open_.all():
                     self._plateau_blocked += 1
                     idx = idx[open_]
-            hvi = hypervolume_improvement(front, opt[idx], ref)
+            hvi = self._hvi(front, opt[idx], ref)
             if np.max(hvi) > 0:
                 best = idx[int(np.argmax(hvi))]
             else:

@@ -30,11 +30,20 @@ class Searcher(ABC):
         constraints: Sequence[Constraint] = (),
         cheap_metrics: Mapping[str, CheapMetric] | None = None,
         seed: Seed = None,
+        targets: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.space = space
         self.objectives = tuple(objectives)
         self.constraints = tuple(constraints)
         self.cheap_metrics = dict(cheap_metrics or {})
+        # hardware targets (elasticnas.create_study): the objective columns of each target's front, shared ones
+        # included; None without targets. Searchers that ignore it treat every objective as one problem.
+        self.target_columns: tuple[tuple[int, ...], ...] | None = None
+        if targets is not None:
+            owned = {m: t for t, names in targets.items() for m in names}
+            self.target_columns = tuple(
+                tuple(j for j, o in enumerate(self.objectives) if owned.get(o.name, t) == t) for t in targets
+            )
         self.rng = as_rng(seed)
         self.history: dict[str, TrialRecord] = {}
         self.pending: set[str] = set()
