@@ -55,9 +55,16 @@ def _hwgpt_s_cpu() -> Problem:
     return make_hwgpt_problem("cpu")
 
 
+def _hwgpt_s_devices() -> Problem:
+    from elasticnas.problems._hwgpt import make_hwgpt_devices_problem
+
+    return make_hwgpt_devices_problem()
+
+
 register_problem("ofa_mbv3_note10", _ofa_mbv3_note10)
 register_problem("hwgpt_s_gpu", _hwgpt_s_gpu)
 register_problem("hwgpt_s_cpu", _hwgpt_s_cpu)
+register_problem("hwgpt_s_devices", _hwgpt_s_devices)
 
 __all__ = [
     "PROBLEMS",

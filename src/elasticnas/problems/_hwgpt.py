@@ -10,6 +10,11 @@ searcher can therefore propose anything; configurations that project to the
 same table architecture share one config id, so they are evaluated once. The
 exhaustive front of the table is the reference front. ``sample_bias`` varies
 in the table but never distinguishes two architectures, so it is not a choice.
+
+The table also holds the latency of every sub-network measured on 14 devices
+(:data:`DEVICES`); ``hwgpt_s_devices`` (:func:`make_hwgpt_devices_problem`)
+searches for the perplexity/latency front of all of them at once, one hardware
+target per device.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from __future__ import annotations
 import csv
 import functools
 import gzip
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -36,9 +43,37 @@ HEADS = (4, 8, 12)
 MAX_LAYERS = 12
 
 
+_LATENCY_COLUMN = re.compile(r"lat_(ms|s)_(.+)")
+
+
+def _device_columns() -> dict[str, str]:
+    """Device name -> its latency column of the table (GPUs first, then CPUs, each in table order)."""
+    with gzip.open(DATA_DIR / "hwgpt_s_table.csv.gz", "rt", newline="") as fh:
+        header = next(csv.reader(fh))
+    found = [(m.group(1), m.group(2).lower(), c) for c in header if (m := _LATENCY_COLUMN.fullmatch(c))]
+    return {name: c for unit in ("ms", "s") for u, name, c in found if u == unit}
+
+
+_DEVICE_COLUMNS = _device_columns()
+#: Devices with measured latency in the table, named after their latency column: ``lat_ms_<gpu>``
+#: (milliseconds) or ``lat_s_<cpu>`` (seconds) without the prefix, lower-cased (``lat_ms_P100`` ->
+#: ``"p100"``, ``lat_s_cpu_a6000`` -> ``"cpu_a6000"``); GPUs first, then CPUs, each in table order.
+#: ``cpu_meta`` holds implausible latencies (75-979 s) on 1,736 of its rows: see the data's README.
+DEVICES: tuple[str, ...] = tuple(_DEVICE_COLUMNS)
+
+
+def latency_objective(device: str) -> str:
+    """Name of ``device``'s latency objective in ``hwgpt_s_devices``: ``latency_ms_<device>``."""
+    return f"latency_ms_{device}"
+
+
 @functools.lru_cache(maxsize=1)
 def load_table() -> dict[str, np.ndarray]:
-    """The bundled table: canonical gene matrix ``genes`` and metric columns."""
+    """The bundled table: canonical gene matrix ``genes`` and metric columns.
+
+    Metric columns as stored (``perplexity``, ``lat_ms_<gpu>``, ``lat_s_<cpu>``), plus
+    ``latency_ms_<device>`` for every device of :data:`DEVICES`, in milliseconds (CPU seconds times 1000).
+    """
     with gzip.open(DATA_DIR / "hwgpt_s_table.csv.gz", "rt", newline="") as fh:
         rows = list(csv.DictReader(fh))
     genes = np.zeros((len(rows), 2 + 2 * MAX_LAYERS), dtype=np.int64)
@@ -49,9 +84,11 @@ def load_table() -> dict[str, np.ndarray]:
         for i in range(n_layer):
             genes[k, 2 + i] = MLP.index(int(r[f"mlp_ratio_{i}"]))
             genes[k, 2 + MAX_LAYERS + i] = HEADS.index(int(r[f"n_head_{i}"]))
-    out = {"genes": genes}
-    for col in ("perplexity", "lat_ms_a100", "lat_s_cpu_a6000"):
+    out: dict[str, np.ndarray] = {"genes": genes}
+    for col in ("perplexity", *_DEVICE_COLUMNS.values()):
         out[col] = np.array([float(r[col]) for r in rows])
+    for device, col in _DEVICE_COLUMNS.items():
+        out[latency_objective(device)] = out[col] if col.startswith("lat_ms_") else 1000.0 * out[col]
     return out
 
 
@@ -143,8 +180,7 @@ def make_hwgpt_problem(device: Literal["gpu", "cpu"]) -> Problem:
         return float(latency[space.table_row(config)])
 
     F = np.column_stack([perplexity, latency])
-    front = F[non_dominated_mask(F)]
-    front = front[np.argsort(front[:, 1])]
+    front = _front_2d(F)
     # reference point: the worst perplexity and latency in the table, pushed out by 1 % of their range
     ref = F.max(axis=0) + 0.01 * (F.max(axis=0) - F.min(axis=0))
     where = "NVIDIA A100 (lat_ms_a100)" if device == "gpu" else "the CPU of the A6000 host (lat_s_cpu_a6000, in ms)"
@@ -158,4 +194,95 @@ def make_hwgpt_problem(device: Literal["gpu", "cpu"]) -> Problem:
         description=f"HW-GPT-Bench GPT-S: perplexity (expensive) and latency on {where} (cheap), "
         "10,000 tabulated sub-networks",
         reference_front_fn=lambda: front.copy(),
+    )
+
+
+def _front_2d(F: np.ndarray) -> np.ndarray:
+    """Non-dominated rows of a (perplexity, latency) matrix, by increasing latency."""
+    front = F[non_dominated_mask(F)]
+    sorted_front: np.ndarray = front[np.argsort(front[:, 1], kind="stable")]
+    return sorted_front
+
+
+def _checked_devices(devices: Sequence[str] | None) -> tuple[str, ...]:
+    if devices is None:
+        return DEVICES
+    if isinstance(devices, str):
+        devices = (devices,)
+    chosen = tuple(devices)
+    unknown = [d for d in chosen if d not in DEVICES]
+    if unknown:
+        raise ValueError(f"unknown HW-GPT-Bench device(s) {unknown}; known devices: {', '.join(DEVICES)}")
+    if not chosen:
+        raise ValueError(f"no device given; known devices: {', '.join(DEVICES)}")
+    if len(set(chosen)) != len(chosen):
+        raise ValueError(f"devices given twice: {list(chosen)}")
+    return chosen
+
+
+@functools.cache
+def _target_front(device: str) -> np.ndarray:
+    table = load_table()
+    return _front_2d(np.column_stack([table["perplexity"], table[latency_objective(device)]]))
+
+
+def target_reference_front(device: str) -> np.ndarray:
+    """Exhaustive (perplexity, latency in ms) front of the whole table on ``device``, by increasing latency.
+
+    The best any search of ``hwgpt_s_devices`` can find for that target (every configuration projects
+    onto a table row); compare a study's ``pareto_front(target=device)`` with it.
+    """
+    (device,) = _checked_devices((device,))
+    front: np.ndarray = _target_front(device).copy()
+    return front
+
+
+def make_hwgpt_devices_problem(devices: Sequence[str] | None = None) -> Problem:
+    """Perplexity (expensive) and the latency of every device in ``devices`` (cheap), one target per device.
+
+    ``devices`` are names of :data:`DEVICES` (all of them by default). Objectives: ``perplexity`` (shared
+    by every target) and ``latency_ms_<device>`` (milliseconds) for each device, all minimised; target
+    ``<device>`` owns ``latency_ms_<device>``. The reference point is, per objective, the worst value in
+    the table pushed out by 1 % of its range (as in ``hwgpt_s_gpu``); the reference front is the
+    exhaustive front of the table over all the objectives, :func:`target_reference_front` that of one
+    target.
+    """
+    from elasticnas.problems.base import Problem
+
+    chosen = _checked_devices(devices)
+    space = hwgpt_space()
+    table = load_table()
+    perplexity = table["perplexity"]
+    names = [latency_objective(d) for d in chosen]
+
+    def evaluate(config: Config) -> dict[str, float]:
+        return {"perplexity": float(perplexity[space.table_row(config)])}
+
+    def latency_of(column: np.ndarray) -> Callable[[Config], float]:
+        def latency_ms(config: Config) -> float:
+            return float(column[space.table_row(config)])
+
+        return latency_ms
+
+    F = np.column_stack([perplexity, *(table[n] for n in names)])
+    # reference point: the worst value of every objective in the table, pushed out by 1 % of its range
+    ref = F.max(axis=0) + 0.01 * (F.max(axis=0) - F.min(axis=0))
+
+    @functools.cache
+    def front() -> np.ndarray:
+        nondominated: np.ndarray = F[non_dominated_mask(F)]
+        return nondominated
+
+    all_devices = chosen == DEVICES
+    return Problem(
+        name="hwgpt_s_devices" if all_devices else f"hwgpt_s_devices[{','.join(chosen)}]",
+        space=space,
+        objectives={"perplexity": "minimize", **dict.fromkeys(names, "minimize")},
+        evaluate=evaluate,
+        cheap_metrics={n: latency_of(table[n]) for n in names},
+        reference_point=tuple(float(x) for x in ref),
+        description=f"HW-GPT-Bench GPT-S: perplexity (expensive) and measured latency (cheap) on "
+        f"{len(chosen)} device(s) ({', '.join(chosen)}), one hardware target each, 10,000 tabulated sub-networks",
+        reference_front_fn=lambda: front().copy(),
+        targets={d: (n,) for d, n in zip(chosen, names, strict=True)},
     )
