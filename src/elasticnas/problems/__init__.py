@@ -43,6 +43,12 @@ def _ofa_mbv3_note10() -> Problem:
     return make_ofa_mbv3_note10()
 
 
+def _ofa_mbv3_devices() -> Problem:
+    from elasticnas.problems._ofa_devices import make_ofa_mbv3_devices_problem
+
+    return make_ofa_mbv3_devices_problem()
+
+
 def _hwgpt_s_gpu() -> Problem:
     from elasticnas.problems._hwgpt import make_hwgpt_problem
 
@@ -62,6 +68,7 @@ def _hwgpt_s_devices() -> Problem:
 
 
 register_problem("ofa_mbv3_note10", _ofa_mbv3_note10)
+register_problem("ofa_mbv3_devices", _ofa_mbv3_devices)
 register_problem("hwgpt_s_gpu", _hwgpt_s_gpu)
 register_problem("hwgpt_s_cpu", _hwgpt_s_cpu)
 register_problem("hwgpt_s_devices", _hwgpt_s_devices)
