@@ -164,3 +164,39 @@ def test_a_precision_search_resumes_and_exports_its_quantized_trials(storage, tm
                "--n-evals", "2") == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--precisions 'int8': give fp32,int8" in err
+
+
+def test_one_search_gives_every_targets_front_in_pareto_and_the_report(storage, tmp_path, capsys):
+    base = ["search", "--storage", storage, "--study", "d", "--quiet", "--no-progress"]
+    assert run(*base, "--problem", "hwgpt_s_devices", "--targets", "a100,cpu_a6000", "--n-evals", "12",
+               "--searcher", "random") == 0  # fmt: skip
+    study = en.load_study(storage, "d")
+    assert study.targets == {"a100": ("latency_ms_a100",), "cpu_a6000": ("latency_ms_cpu_a6000",)}
+    assert [o.name for o in study.objectives] == ["perplexity", "latency_ms_a100", "latency_ms_cpu_a6000"]
+    assert run(*base, "--n-evals", "14") == 0 and en.load_study(storage, "d").n_evals == 14
+    capsys.readouterr()
+    assert run("pareto", "--storage", storage, "--study", "d") == 0
+    out = capsys.readouterr().out
+    assert "target a100:" in out and "target cpu_a6000:" in out
+    csv_path = tmp_path / "front.csv"
+    assert run("pareto", "--storage", storage, "--study", "d", "--csv", str(csv_path)) == 0
+    with open(csv_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for target in study.targets:
+        assert {int(r["trial"]) for r in rows if r["target"] == target} == {
+            r.number for r in en.load_study(storage, "d").pareto_front(target=target)
+        }
+    report = tmp_path / "r.html"
+    assert run("report", "--storage", storage, "--study", "d", "--out", str(report)) == 0
+    html = report.read_text()
+    assert "Target <code>a100</code>" in html and "Target <code>cpu_a6000</code>" in html
+    capsys.readouterr()
+    for argv, message in [
+        ([*base, "--n-evals", "15", "--targets", "a100"], "--targets 'a100' differs from study 'd'"),
+        (["pareto", "--storage", storage, "--study", "d", "--target", "tpu"], "no target 'tpu'"),
+        ([*base[:4], "e", "--problem", "hwgpt_s_devices", "--targets", "tpu"], "has no target 'tpu'; choose from"),
+        ([*base[:4], "f", "--problem", PROBLEM, "--targets", "a100"], "--targets is for problems with hardware"),
+    ]:
+        assert run(*argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and message in err

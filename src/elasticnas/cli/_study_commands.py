@@ -50,14 +50,21 @@ def _add_storage_args(p: argparse.ArgumentParser, *, default_study: bool) -> Non
     )
 
 
-def _print_front(study: Study, limit: int = 15) -> None:
+def _print_front(study: Study, limit: int = 15, target: str | None = None) -> None:
+    """The front (of ``target``; of every target in turn for a study with targets) as a table."""
     from elasticnas.report import format_table, pareto_rows
 
-    header, rows = pareto_rows(study)
+    if target is None and study.targets:
+        for name in study.targets:
+            print(f"target {name}:")
+            _print_front(study, limit, name)
+        return
+    header, rows = pareto_rows(study, target)
     shown = [row[:-1] for row in rows[:limit]]  # the config JSON is too wide for a terminal
     print(format_table(header[:-1], shown))
     if len(rows) > limit:
-        print(f"... {len(rows) - limit} more; full table: elasticnas pareto --csv FILE")
+        which = f" --target {target}" if target else ""
+        print(f"... {len(rows) - limit} more; full table: elasticnas pareto{which} --csv FILE")
 
 
 def _reference_point(problem: Problem, objectives: Iterable[str]) -> list[float] | None:
@@ -98,13 +105,33 @@ def _flag(dest: str) -> str:
     return "--" + dest.replace("_", "-")
 
 
-def _split(text: str) -> list[str]:
-    """The comma-separated names of ``--objectives``, each at most once."""
+def _split(text: str, flag: str = "--objectives") -> list[str]:
+    """The comma-separated names of ``--objectives`` (or another ``flag``), each at most once."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
-        raise ElasticNASError(f"--objectives names {twice[0]!r} twice; give each objective once")
+        raise ElasticNASError(f"{flag} names {twice[0]!r} twice; give each once")
     return names
+
+
+def _targets(
+    problem: Problem, objectives: dict[str, str], chosen: str | None
+) -> tuple[dict[str, str], dict[str, list[str]] | None]:
+    """The objectives and hardware targets of a search: ``--targets`` (default: all of the problem's) keeps
+    those targets' own objectives and the shared ones."""
+    if not problem.targets:
+        if chosen:
+            raise ElasticNASError(f"--targets is for problems with hardware targets; {problem.name!r} has none")
+        return objectives, None
+    names = _split(chosen, "--targets") if chosen else list(problem.targets)
+    unknown = [n for n in names if n not in problem.targets]
+    if unknown or not names:
+        raise ElasticNASError(f"problem {problem.name!r} has no target {unknown[0] if unknown else chosen!r}; "
+                              f"choose from: {', '.join(problem.targets)}")
+    dropped = {m for t, own in problem.targets.items() if t not in names for m in own}
+    kept = {n: d for n, d in objectives.items() if n not in dropped}
+    targets = {t: [m for m in problem.targets[t] if m in kept] for t in names}
+    return kept, {t: own for t, own in targets.items() if own} or None
 
 
 def _builtin_problem(args: argparse.Namespace) -> tuple[Problem, dict[str, str]]:
@@ -230,6 +257,7 @@ def _resume_settings(args: argparse.Namespace) -> None:
         "objectives": ",".join(o.name for o in study.objectives),
         "constraint": [str(c) for c in study.constraints],
         "problem": study.optuna_study.user_attrs.get(_PROBLEM_ATTR),
+        "targets": ",".join(study.targets) if study.targets else None,
     }
     measurement = _flag_settings(study.measurement or {}, study.name)
     stored.update({dest: measurement.get(key) for dest, key in _MEASUREMENT_FLAGS.items() if measurement})
@@ -253,8 +281,8 @@ def _resume_settings(args: argparse.Namespace) -> None:
         same = given == value
         if dest in ("weights", "lut", "val_data", "calib_data") and given is not None and value is not None:
             same = _same_path(given, value)
-        elif dest == "objectives":
-            same = _split(given) == _split(value)
+        elif dest in ("objectives", "targets"):
+            same = _split(given or "", _flag(dest)) == _split(value or "", _flag(dest))
         elif dest == "constraint":
             from elasticnas.records import as_constraints
 
@@ -279,6 +307,7 @@ def _search(args: argparse.Namespace) -> int:
         raise ElasticNASError(_WHAT_TO_SEARCH)
     _resume_settings(args)
     problem, objectives = _supernet_problem(args) if args.supernet else _builtin_problem(args)
+    objectives, targets = _targets(problem, objectives, args.targets)
     study = create_study(
         problem.space,
         objectives,
@@ -286,6 +315,7 @@ def _search(args: argparse.Namespace) -> int:
         study_name=args.study or args.problem or args.supernet,
         constraints=args.constraint,
         reference_point=_reference_point(problem, objectives),
+        targets=targets,
     )
     if problem.measurement is not None:
         study.set_measurement(problem.measurement)
@@ -363,6 +393,10 @@ def _fill_search(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=seed, default=0, help="random seed")
     p.add_argument("--constraint", action=_Explicit, default=[], metavar="EXPR",
                    help="e.g. latency_ms<=20; may be repeated")
+    p.add_argument("--targets", action=_Explicit, metavar="NAMES",
+                   help="for problems with hardware targets (e.g. hwgpt_s_devices, ofa_mbv3_devices): the targets "
+                   "whose fronts one search finds at once, comma-separated (default: all); the expensive "
+                   "evaluations are shared, 'elasticnas pareto --target NAME' shows one front")
     p.add_argument("--round-size", type=positive_int, default=1, help="configurations proposed per round")
     p.add_argument("--quiet", action="store_true", help="no progress bar or table")
     add_progress_flag(p)
@@ -434,7 +468,7 @@ def parse_picks(picks: Iterable[str], study: Study) -> tuple[dict[str, float], d
 
 
 def _pareto(args: argparse.Namespace) -> int:
-    from elasticnas.report import pareto_rows, write_csv
+    from elasticnas.report import pareto_rows, target_rows, write_csv
     from elasticnas.study import load_study
 
     study = load_study(args.storage, args.study)
@@ -449,12 +483,15 @@ def _pareto(args: argparse.Namespace) -> int:
         print(f"export it: elasticnas export --storage {args.storage} --study {study.name} --trial {chosen.number} "
               "--out subnet.onnx")
         return 0
+    if args.target is not None:
+        study.target_objectives(args.target)  # an unknown target: one line naming the study's
     if args.csv:
-        header, rows = pareto_rows(study)
+        every_target = args.target is None and study.targets
+        header, rows = target_rows(study) if every_target else pareto_rows(study, args.target)
         write_csv(args.csv, header, rows)
         print(f"wrote {len(rows)} Pareto configurations to {args.csv}")
     else:
-        _print_front(study, limit=sys.maxsize)
+        _print_front(study, limit=sys.maxsize, target=args.target)
     return 0
 
 
@@ -493,6 +530,8 @@ def _add_pareto_report(sub: LazySubParsers) -> None:
 def _fill_pareto(p: argparse.ArgumentParser) -> None:
     _add_storage_args(p, default_study=False)
     p.add_argument("--csv", metavar="FILE", help="write the front with full configurations as CSV")
+    p.add_argument("--target", metavar="NAME", help="for a study with hardware targets: the front of this target "
+                   "(default: every target's front, a 'target' column in the CSV)")
     p.add_argument("--pick", action="append", default=[], metavar="EXPR",
                    help="choose the trial to deploy: bounds such as 'latency_ms<=0.1' or 'accuracy_top1>=best-1' "
                    "(within 1 point of the best); may be repeated")

@@ -60,6 +60,8 @@ _DEVICE_COLUMNS = _device_columns()
 #: ``"p100"``, ``lat_s_cpu_a6000`` -> ``"cpu_a6000"``); GPUs first, then CPUs, each in table order.
 #: ``cpu_meta`` holds implausible latencies (75-979 s) on 1,736 of its rows: see the data's README.
 DEVICES: tuple[str, ...] = tuple(_DEVICE_COLUMNS)
+#: The 13 devices of ``hwgpt_s_devices`` by default: all but ``cpu_meta``, whose outliers set its reference point.
+DEFAULT_DEVICES: tuple[str, ...] = tuple(d for d in DEVICES if d != "cpu_meta")
 
 
 def latency_objective(device: str) -> str:
@@ -206,7 +208,7 @@ def _front_2d(F: np.ndarray) -> np.ndarray:
 
 def _checked_devices(devices: Sequence[str] | None) -> tuple[str, ...]:
     if devices is None:
-        return DEVICES
+        return DEFAULT_DEVICES
     if isinstance(devices, str):
         devices = (devices,)
     chosen = tuple(devices)
@@ -240,12 +242,12 @@ def target_reference_front(device: str) -> np.ndarray:
 def make_hwgpt_devices_problem(devices: Sequence[str] | None = None) -> Problem:
     """Perplexity (expensive) and the latency of every device in ``devices`` (cheap), one target per device.
 
-    ``devices`` are names of :data:`DEVICES` (all of them by default). Objectives: ``perplexity`` (shared
-    by every target) and ``latency_ms_<device>`` (milliseconds) for each device, all minimised; target
-    ``<device>`` owns ``latency_ms_<device>``. The reference point is, per objective, the worst value in
-    the table pushed out by 1 % of its range (as in ``hwgpt_s_gpu``); the reference front is the
-    exhaustive front of the table over all the objectives, :func:`target_reference_front` that of one
-    target.
+    ``devices`` are names of :data:`DEVICES` (default :data:`DEFAULT_DEVICES`: all but ``cpu_meta``).
+    Objectives: ``perplexity`` (shared by every target) and ``latency_ms_<device>`` (milliseconds) for
+    each device, all minimised; target ``<device>`` owns ``latency_ms_<device>``. The reference point
+    is, per objective, the worst value in the table pushed out by 1 % of its range (as in
+    ``hwgpt_s_gpu``); the reference front is the exhaustive front of the table over all the
+    objectives, :func:`target_reference_front` that of one target.
     """
     from elasticnas.problems.base import Problem
 
@@ -273,9 +275,8 @@ def make_hwgpt_devices_problem(devices: Sequence[str] | None = None) -> Problem:
         nondominated: np.ndarray = F[non_dominated_mask(F)]
         return nondominated
 
-    all_devices = chosen == DEVICES
     return Problem(
-        name="hwgpt_s_devices" if all_devices else f"hwgpt_s_devices[{','.join(chosen)}]",
+        name="hwgpt_s_devices" if chosen == DEFAULT_DEVICES else f"hwgpt_s_devices[{','.join(chosen)}]",
         space=space,
         objectives={"perplexity": "minimize", **dict.fromkeys(names, "minimize")},
         evaluate=evaluate,

@@ -2,7 +2,7 @@
 
 from elasticnas.report.html import poor_predictions, render_report, write_report
 from elasticnas.report.plots import hypervolume_plot, pareto_plot, point_tip, staircase
-from elasticnas.report.table import format_table, pareto_rows, write_csv
+from elasticnas.report.table import format_table, pareto_rows, target_rows, write_csv
 
 __all__ = [
     "format_table",
@@ -13,6 +13,7 @@ __all__ = [
     "poor_predictions",
     "render_report",
     "staircase",
+    "target_rows",
     "write_csv",
     "write_report",
 ]

@@ -100,14 +100,14 @@ def _status(record: TrialRecord, front: set[int], infeasible: set[int]) -> str:
 
 
 def _plots(study: Study, trials: list[TrialRecord], front: set[int], infeasible: set[int],
-           marks: Mapping[int, str]) -> str:
-    """The Pareto plot of each pair of objectives, with the panel the hovered point is shown in."""
-    objs = study.objectives
+           marks: Mapping[int, str], target: str | None) -> str:
+    """The Pareto plot of each pair of the objectives (of ``target``), with the panel the hovered point is shown in."""
+    objs = study.target_objectives(target)
     if len(objs) < 2:
         return "<p class='meta'>One objective: the front is the best feasible trial; see the table below.</p>"
     reference = None
     if len(objs) == 2:  # a staircase only for two objectives: projections of a larger front are not one
-        ref = study.reference_point(trials)
+        ref = study.reference_point(trials, target)
         reference = (objs[0].sign * float(ref[0]), objs[1].sign * float(ref[1]))
     svgs = [pareto_plot(trials, objs[i], objs[j], front=front, infeasible=infeasible, highlight=marks,
                         reference=reference) for i, j in combinations(range(len(objs)), 2)]
@@ -131,9 +131,10 @@ def _marked(finished: list[TrialRecord], marks: Mapping[int, str], columns: list
     return "<h2>Marked trials</h2>" + _table(header, rows, cfg_col=len(header) - 1)
 
 
-def _hypervolume(study: Study, finished: list[TrialRecord], trials: list[TrialRecord]) -> str:
-    history = study.hypervolume_history(finished)
-    ref = ", ".join(f"{o.name} = {o.sign * x:.6g}" for o, x in zip(study.objectives, study.reference_point(trials),
+def _hypervolume(study: Study, finished: list[TrialRecord], trials: list[TrialRecord], target: str | None) -> str:
+    history = study.hypervolume_history(finished, target)
+    ref = ", ".join(f"{o.name} = {o.sign * x:.6g}" for o, x in zip(study.target_objectives(target),
+                                                                     study.reference_point(trials, target),
                                                                      strict=True))
     origin = ("fixed, stored with the study" if study.reference_point_fixed else
               "the worst completed values pushed out by 10 % of their range; it moves as trials are added, so "
@@ -141,6 +142,27 @@ def _hypervolume(study: Study, finished: list[TrialRecord], trials: list[TrialRe
     return (f"<h2>Hypervolume</h2><div class='figs'>{hypervolume_plot(list(history))}</div>"
             f"<p class='meta'>Final hypervolume {history[-1]:.6g} of the feasible trials, against the reference "
             f"point {escape(ref)} ({origin}).</p>")
+
+
+def _front_section(study: Study, finished: list[TrialRecord], trials: list[TrialRecord], infeasible: set[int],
+                   marks: Mapping[int, str], target: str | None) -> str:
+    """Plots, hypervolume and table of the Pareto front over the objectives of ``target`` (all for None)."""
+    objs = study.target_objectives(target)
+    front_records = study.pareto_front(records=trials, target=target)
+    front = {r.number for r in front_records}
+    columns = [o.name for o in objs] + sorted({k for r in trials for k in r.metrics} - {o.name for o in objs})
+    front_sorted = sorted(front_records, key=lambda r: r.metrics[objs[0].name],
+                          reverse=objs[0].direction == "maximize")
+    rows = [[r.number, *(r.metrics.get(c, "") for c in columns), dict(r.config)] for r in front_sorted]
+    title = "feasible Pareto configurations" if study.constraints else "Pareto configurations"
+    heading = "Pareto front" if target is None else f"Target <code>{escape(target)}</code>: Pareto front"
+    return "\n".join([
+        f"<h2>{heading}</h2>",
+        _plots(study, trials, front, infeasible, marks, target),
+        _hypervolume(study, finished, trials, target),
+        f"<h2>{len(front_records)} {title}</h2>",
+        _table(["trial", *columns, "configuration"], rows, cfg_col=len(columns) + 1),
+    ])  # fmt: skip
 
 
 def render_report(study: Study, *, highlight: Mapping[int, str] | None = None) -> str:
@@ -154,8 +176,8 @@ def render_report(study: Study, *, highlight: Mapping[int, str] | None = None) -
     trials = [r for r in finished if r.ok]
     feasible = study.feasible(trials)
     infeasible = {r.number for r in trials} - {r.number for r in feasible} if study.constraints else set()
-    front_records = study.pareto_front(records=trials)
-    front = {r.number for r in front_records}
+    targets: list[str | None] = list(study.targets) if study.targets else [None]
+    front = {r.number for t in targets for r in study.pareto_front(records=trials, target=t)}
     objs = study.objectives
     metric_names = sorted({k for r in trials for k in r.metrics} - {o.name for o in objs})
     columns = [o.name for o in objs] + metric_names
@@ -171,18 +193,8 @@ def render_report(study: Study, *, highlight: Mapping[int, str] | None = None) -
     ]
     marked = _marked(finished, marks, columns, front, infeasible) if marks else ""
     if trials:
-        front_sorted = sorted(front_records, key=lambda r: r.metrics[objs[0].name],
-                              reverse=objs[0].direction == "maximize")
-        rows = [[r.number, *(r.metrics.get(c, "") for c in columns), dict(r.config)] for r in front_sorted]
-        title = "feasible Pareto configurations" if study.constraints else "Pareto configurations"
-        parts += [
-            "<h2>Pareto front</h2>",
-            _plots(study, trials, front, infeasible, marks),
-            marked,
-            _hypervolume(study, finished, trials),
-            f"<h2>{len(front_records)} {title}</h2>",
-            _table(["trial", *columns, "configuration"], rows, cfg_col=len(columns) + 1),
-        ]
+        parts.append(marked)
+        parts += [_front_section(study, finished, trials, infeasible, marks, t) for t in targets]
     else:
         parts += ["<p>No completed trials yet.</p>", marked]
     measurement = getattr(study, "measurement", None)

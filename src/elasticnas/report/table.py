@@ -11,21 +11,36 @@ from pathlib import Path
 from typing import Any
 
 from elasticnas._io import atomic_write_text
+from elasticnas.records import TrialRecord
 from elasticnas.study import Study
 
 
-def pareto_rows(study: Study) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows of the (feasible) Pareto front, best first in the first objective."""
-    objs = study.objectives
-    front = sorted(
-        study.pareto_front(), key=lambda r: r.metrics[objs[0].name], reverse=objs[0].direction == "maximize"
-    )
-    extra = sorted({k for r in front for k in r.metrics} - {o.name for o in objs})
-    header = ["trial", *(o.name for o in objs), *extra, "config_id", "config"]
+def pareto_rows(study: Study, target: str | None = None) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of the (feasible) Pareto front, best first in the first objective; the front of
+    hardware target ``target`` when given (its objectives first: :meth:`Study.target_objectives`)."""
+    objs = study.target_objectives(target)
+    return _rows(study, study.pareto_front(target=target), [o.name for o in objs])
+
+
+def target_rows(study: Study) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of every hardware target's front of a study with targets, one block of rows per
+    target (a leading ``target`` column), in the same columns."""
+    names = [o.name for o in study.objectives]
+    header, _ = _rows(study, study.trials, names)
+    rows = [[t, *row] for t in study.targets or () for row in _rows(study, study.pareto_front(target=t), names)[1]]
+    return ["target", *header], rows
+
+
+def _rows(study: Study, records: Sequence[TrialRecord], first: Sequence[str]) -> tuple[list[str], list[list[Any]]]:
+    """``records`` best first in the first of the columns ``first``, every other metric after them."""
+    lead = next(o for o in study.objectives if o.name == first[0])
+    ordered = sorted(records, key=lambda r: r.metrics[lead.name], reverse=lead.direction == "maximize")
+    extra = sorted({k for r in ordered for k in r.metrics} - set(first))
+    header = ["trial", *first, *extra, "config_id", "config"]
     rows = [
-        [r.number, *(r.metrics[o.name] for o in objs), *(r.metrics.get(k, "") for k in extra), r.config_id,
+        [r.number, *(r.metrics[n] for n in first), *(r.metrics.get(k, "") for k in extra), r.config_id,
          json.dumps(dict(r.config))]
-        for r in front
+        for r in ordered
     ]
     return header, rows
 
