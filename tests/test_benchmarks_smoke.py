@@ -19,6 +19,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         "latency.py",
         "gpu_check.py",
         "elastic_transformers.py",
+        "many_targets.py",
     ],
 )
 def test_smoke_mode_runs_and_writes_its_results(script, tmp_path):

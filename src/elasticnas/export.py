@@ -59,6 +59,7 @@ class ExportRecord:
 
     ``max_abs_diff``: largest absolute difference between the exported file's outputs
     (reloaded, or run in ONNX Runtime) and the extracted, recalibrated PyTorch sub-network's;
+    ``atol``: the tolerance it was checked against (``atol`` times the largest output magnitude, at least 1);
     ``supernet_diff``: the same between the extracted sub-network before recalibration and the
     activated super-network (both in eval mode); ``calibration_batches``: batches its BatchNorm
     statistics were re-estimated on (0: the super-network's kept); ``input_shape``: the shape of one
@@ -172,7 +173,8 @@ def export_subnet(
     as the accuracy metric does; a sub-network with BatchNorm is refused without calibration
     data unless ``recalibrate=False``. The file is reloaded (``pt``) or run in ONNX Runtime
     (``onnx``) on a seeded random batch and compared with the PyTorch sub-network; with
-    ``check`` a difference above ``atol`` raises :class:`ExportError`. With ``val_data`` the
+    ``check`` a difference above ``atol`` (times the largest output magnitude where that exceeds 1:
+    float32 rounding grows with it) raises :class:`ExportError`. With ``val_data`` the
     exported file's own top-1 accuracy (over at most ``val_batches`` batches) is recorded.
     """
     import torch
@@ -215,6 +217,7 @@ def export_subnet(
     used = 0 if calibration is None else supernet.calibrate(sub, cfg, calibration)
     with torch.no_grad():
         ref = sub(*xs)
+    tolerance = atol * max(1.0, float(ref.abs().max()))  # float32 rounding grows with the outputs' magnitude
 
     info = {
         "format": _PT_FORMAT,
@@ -249,9 +252,10 @@ def export_subnet(
         else:
             with torch.no_grad():
                 diff = _max_diff(load_subnet(tmp)(*xs), ref)
-        if check and not diff <= atol:
+        if check and not diff <= tolerance:
             raise ExportError(
-                f"exported {format} model differs from the PyTorch sub-network by {diff:.3g} > atol {atol:g}"
+                f"exported {format} model differs from the PyTorch sub-network by {diff:.3g} > {tolerance:.3g} "
+                f"(atol {atol:g} x the largest output magnitude, at least 1)"
             )
         diffs.append(diff)
         if val is not None:  # scored before it replaces anything: unreadable data leaves the old file
@@ -273,7 +277,7 @@ def export_subnet(
         params=int(costs["params"]),
         max_abs_diff=diffs[0],
         supernet_diff=parity,
-        atol=atol,
+        atol=tolerance,
         calibration_batches=used,
         accuracy_top1=scores[0].top1 if scores else None,
         loss=scores[0].loss if scores else None,
@@ -312,7 +316,7 @@ def _file_scores(
     from elasticnas.supernets import ImageSupernet
 
     model = _onnx_module(path) if format in ("onnx", "qdq") else load_subnet(path)
-    resolution, channels = None, 3
+    resolution, channels = None, None
     if isinstance(supernet, ImageSupernet):
         channels, resolution, _ = supernet.input_shape(config)
     loader = as_loader(val_data, batch_size=64, resolution=resolution, channels=channels)

@@ -130,3 +130,27 @@ def test_resize_batch():
     x = torch.randn(2, 3, 8, 8)
     assert resize_batch(x, 8) is x and resize_batch(x, None) is x
     assert resize_batch(x, 12).shape == (2, 3, 12, 12)
+
+
+def test_grey_image_tensors_become_rgb_for_an_rgb_network_and_other_mismatches_are_refused():
+    from elasticnas.data import DataError, as_loader
+
+    x, y = torch.rand(4, 1, 8, 8), torch.arange(4)
+    (rgb, _), = list(as_loader((x, y), batch_size=4, channels=3))
+    assert rgb.shape == (4, 3, 8, 8) and all(torch.equal(rgb[:, c], x[:, 0]) for c in range(3))
+    (same, _), = list(as_loader((x, y), batch_size=4))
+    assert torch.equal(same, x)  # no channels asked for: as given
+    with pytest.raises(DataError, match="the images have 1 channels; the network takes 2"):
+        as_loader((x, y), channels=2)
+
+
+def test_the_readme_export_example_runs(tmp_path, monkeypatch):
+    """An RGB super-network exported with the built-in grey digits as calibration and validation data."""
+    import elasticnas as en
+
+    monkeypatch.chdir(tmp_path)
+    net = en.create_supernet("ofa_mbv3_w10")
+    cfg = net.search_space.sample(seed=0)
+    record = en.export_subnet(net, cfg, format="onnx", path="sub.onnx", calibration_data="digits:calib",
+                              val_data="digits:val")  # fmt: skip
+    assert record.max_abs_diff <= record.atol and record.accuracy_top1 is not None

@@ -134,27 +134,33 @@ def as_loader(
     shuffle: bool = False,
     seed: int = 0,
     num_workers: int = 0,
-    channels: int = 3,
+    channels: int | None = None,
 ) -> DataLoader[Any]:
     """A ``DataLoader`` over ``data``.
 
     ``data`` may be a ``DataLoader`` (returned unchanged), a ``Dataset``, a
     pair ``(inputs, labels)`` of tensors or arrays, or the path of an image
     folder in ImageNet layout (then ``resolution`` is needed; images are
-    decoded with ``channels`` 3 or 1). Shuffling is seeded.
+    decoded with ``channels`` 3 or 1, default 3). With ``channels``, grey image tensors
+    (N, 1, H, W) are given three equal channels for an RGB network, as an image folder's
+    grey images are; other mismatches are a :class:`DataError`. Shuffling is seeded.
     """
     if isinstance(data, DataLoader):
         return data
     if isinstance(data, str | os.PathLike):
         if resolution is None:
             raise DataError("an image folder needs the input resolution to decode images at")
-        dataset: Dataset[Any] = ImageFolder(data, resolution, channels=channels)
+        dataset: Dataset[Any] = ImageFolder(data, resolution, channels=channels or 3)
     elif isinstance(data, Dataset):
         dataset = data
     elif isinstance(data, tuple | list) and len(data) == 2:
         x, y = (torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v for v in data)
         if len(x) != len(y):
             raise DataError(f"inputs and labels differ in length: {len(x)} vs {len(y)}")
+        if channels is not None and x.dim() == 4 and x.shape[1] != channels:
+            if (x.shape[1], channels) != (1, 3):
+                raise DataError(f"the images have {x.shape[1]} channels; the network takes {channels}")
+            x = x.repeat(1, 3, 1, 1)  # grey to RGB, as an image folder decodes grey images
         dataset = TensorDataset(x.float(), y.long())
     else:
         raise DataError(

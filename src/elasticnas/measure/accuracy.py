@@ -57,7 +57,9 @@ class Calibration:
     batch_size: int = 64
     seed: int = 0
 
-    def apply(self, model: nn.Module, *, resolution: int | None, channels: int = 3, device: str = "cpu") -> int:
+    def apply(
+        self, model: nn.Module, *, resolution: int | None, channels: int | None = None, device: str = "cpu"
+    ) -> int:
         """Recalibrate ``model`` in place (then in eval mode); returns the number of batches used."""
         if self.batches <= 0 or not has_batchnorm(model):
             model.eval()
@@ -188,7 +190,7 @@ def measure_accuracy(
     device: str = "cpu",
     max_batches: int | None = None,
     seed: int = 0,
-    channels: int = 3,
+    channels: int | None = None,
     calibration: Calibration | None = None,
 ) -> AccuracyResult:
     """Recalibrate BatchNorm on ``calib_data`` (when given) and evaluate on ``val_data``.

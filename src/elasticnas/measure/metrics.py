@@ -325,7 +325,7 @@ class Measurer:
             from elasticnas.measure.accuracy import measure_accuracy
 
             model = copy.deepcopy(self.subnet(config))  # recalibration changes the statistics
-            channels, resolution = 3, None  # images are resized to the sub-network's resolution, tokens are not
+            channels, resolution = None, None  # images are resized to the sub-network's resolution, tokens are not
             if hasattr(self.supernet, "input_shape"):
                 channels, resolution, _ = self.supernet.input_shape(config)
             return measure_accuracy(
