@@ -114,7 +114,7 @@ cli("unknown-command", "`elasticnas serch`", ("serch",),
     "'studies', 'export', 'measure', 'lut', 'train', 'elasticize')")
 cli("unknown-searcher", "`--searcher nsga4`", SEARCH + ("--searcher", "nsga4"),
     PREFIX + "unknown searcher 'nsga4'; choose one of: agemoea, linas, nsga2, optuna_nsga2, optuna_tpe, predicted_hvi, "
-    "random, smsemoa")
+    "random, smsemoa, unsga3")
 cli(
     "nothing-to-search",
     "neither `--problem` nor `--supernet` (for a new study)",

@@ -18,7 +18,13 @@ if TYPE_CHECKING:
     from elasticnas.searchers._linas import LINASSearcher
     from elasticnas.searchers._optuna import OptunaNSGA2Searcher, OptunaTPESearcher
     from elasticnas.searchers._predicted_hvi import PredictedHVISearcher
-    from elasticnas.searchers._pymoo import AGEMOEASearcher, NSGA2Searcher, PymooSearcher, SMSEMOASearcher
+    from elasticnas.searchers._pymoo import (
+        AGEMOEASearcher,
+        NSGA2Searcher,
+        PymooSearcher,
+        SMSEMOASearcher,
+        UNSGA3Searcher,
+    )
     from elasticnas.searchers._random import RandomSearcher
 
 _LAZY = {
@@ -26,6 +32,7 @@ _LAZY = {
     "NSGA2Searcher": "elasticnas.searchers._pymoo",
     "PymooSearcher": "elasticnas.searchers._pymoo",
     "SMSEMOASearcher": "elasticnas.searchers._pymoo",
+    "UNSGA3Searcher": "elasticnas.searchers._pymoo",
     "LINASSearcher": "elasticnas.searchers._linas",
     "PredictedHVISearcher": "elasticnas.searchers._predicted_hvi",
     "OptunaNSGA2Searcher": "elasticnas.searchers._optuna",
@@ -72,6 +79,7 @@ SEARCHERS.register_lazy("random", "elasticnas.searchers._random:RandomSearcher")
 SEARCHERS.register_lazy("nsga2", "elasticnas.searchers._pymoo:NSGA2Searcher")
 SEARCHERS.register_lazy("agemoea", "elasticnas.searchers._pymoo:AGEMOEASearcher")
 SEARCHERS.register_lazy("smsemoa", "elasticnas.searchers._pymoo:SMSEMOASearcher")
+SEARCHERS.register_lazy("unsga3", "elasticnas.searchers._pymoo:UNSGA3Searcher")
 SEARCHERS.register_lazy("predicted_hvi", "elasticnas.searchers._predicted_hvi:PredictedHVISearcher")
 SEARCHERS.register_lazy("linas", "elasticnas.searchers._linas:LINASSearcher")
 SEARCHERS.register_lazy("optuna_nsga2", "elasticnas.searchers._optuna:OptunaNSGA2Searcher")
@@ -88,6 +96,7 @@ __all__ = [
     "PymooSearcher",
     "RandomSearcher",
     "SMSEMOASearcher",
+    "UNSGA3Searcher",
     "Searcher",
     "create_searcher",
     "list_searchers",

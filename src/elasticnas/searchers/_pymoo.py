@@ -169,3 +169,23 @@ class SMSEMOASearcher(PymooSearcher):
         return SMSEMOA(
             pop_size=self.population_size, sampling=sampling, n_offsprings=self.population_size, **self._operators()
         )
+
+
+class UNSGA3Searcher(PymooSearcher):
+    """pymoo's U-NSGA-III (Seada and Deb 2016; DyNAS-T's three-objective algorithm): NSGA-III's reference
+    directions (Das-Dennis, ``n_partitions`` per objective axis) with tournament selection of parents."""
+
+    def __init__(self, *args: Any, n_partitions: int | None = None, **kwargs: Any) -> None:
+        self.n_partitions = n_partitions
+        super().__init__(*args, **kwargs)
+
+    def _make_algorithm(self, sampling: Any) -> Algorithm:
+        from pymoo.algorithms.moo.unsga3 import UNSGA3
+        from pymoo.util.ref_dirs import get_reference_directions
+
+        n_obj = len(self.objectives)
+        # about one direction per individual unless given: C(p + m - 1, m - 1) directions for p partitions
+        partitions = self.n_partitions or max(1, {1: 1, 2: self.population_size - 1, 3: 8}.get(n_obj, 4))
+        ref_dirs = get_reference_directions("das-dennis", n_obj, n_partitions=partitions)
+        return UNSGA3(ref_dirs=ref_dirs, pop_size=self.population_size, sampling=sampling, **self._operators())
+
