@@ -17,7 +17,7 @@ from peft import LoraConfig, get_peft_model, inject_adapter_in_model
 from torch import Tensor, nn
 from transformers.pytorch_utils import Conv1D
 
-from elasticnas.adapters._layer import ADAPTER, ElasticLoraLinear, make_elastic, merge_lora
+from elasticnas.adapters._layer import ADAPTER, ElasticLora, make_elastic, merge_lora
 from elasticnas.space import Choice, Config, ProductSpace, SearchSpace
 from elasticnas.supernets import ImageSupernet, Supernet, build_subnet, register_subnet_builder
 from elasticnas.supernets.base import IN_MEMORY_WEIGHTS
@@ -35,8 +35,8 @@ BASE_DIR = "base"  # in a peft export folder: the base model (Hugging Face folde
 
 @dataclass(frozen=True)
 class Site:
-    """One adapted linear module: its path in the base super-network and its rank gene (name, position);
-    for elastic transformers also its block, its path inside the block and its role."""
+    """One adapted linear or convolution module: its path in the base super-network and its rank gene (name,
+    position); for elastic transformers also its block, its path inside the block and its role."""
 
     path: str
     gene: str
@@ -49,7 +49,8 @@ class Site:
 @dataclass(frozen=True)
 class SubSite:
     """An adapted module of an extracted sub-network: its path there, the slice of the super-network's
-    adapter it takes (output rows, input columns), its features and the positions per sample it runs on."""
+    adapter it takes (output rows, input columns: channels of a convolution), its features, the positions per
+    sample it runs on (a convolution's output pixels) and its kernel's size (``kh * kw``; 1 for linear modules)."""
 
     site: Site
     path: str
@@ -58,6 +59,12 @@ class SubSite:
     out_features: int
     in_features: int
     rows: int
+    kernel: int = 1
+
+    def adapter_params(self, rank: int) -> int:
+        """The parameters of its rank-``rank`` adapter: ``lora_A`` (rank x in x kernel) and ``lora_B``
+        (out x rank); each runs once per position, so its MACs per sample are ``rows`` times as many."""
+        return rank * (self.in_features * self.kernel + self.out_features)
 
 
 class RankSpace(SearchSpace):
@@ -106,22 +113,26 @@ def lora_config(targets: Sequence[str], ranks: Sequence[int], alphas: Sequence[f
 class LoraSupernet(Supernet):
     """Elastic LoRA ranks over a super-network ``base``, with peft's LoRA layers (LoNAS, Shears, SQFT).
 
-    peft injects one adapter of the largest rank into each target linear module of ``base`` (its
-    ``nn.Linear`` / transformers ``Conv1D``); each layer becomes an :class:`ElasticLoraLinear`
-    running the first ``r`` rows of ``lora_A`` and columns of ``lora_B`` of the rank ``r`` its
-    group's gene chooses, over the base layer's active slice. All ranks share the scaling
-    ``lora_alpha / max(ranks)``: a rank-``r`` adapter exports as a PEFT adapter of rank ``r``
-    and alpha ``r * lora_alpha / max(ranks)``, which reproduces it exactly.
+    peft injects one adapter of the largest rank into each target module of ``base`` (its
+    ``nn.Linear`` / transformers ``Conv1D``, or ``nn.Conv2d`` of a super-network other than an
+    elastic transformer); each layer becomes an :class:`ElasticLoraLinear` (:class:`ElasticLoraConv2d`)
+    running the first ``r`` rows of ``lora_A`` and columns of ``lora_B`` (output / input channels)
+    of the rank ``r`` its group's gene chooses, over the base layer's active slice. All ranks share
+    the scaling ``lora_alpha / max(ranks)``: a rank-``r`` adapter exports as a PEFT adapter of rank
+    ``r`` and alpha ``r * lora_alpha / max(ranks)``, which reproduces it exactly.
 
     ``targets``: module groups, one rank gene ``rank_<group>`` each. For an elastic transformer
     (:class:`~elasticnas.supernets.hf.HFSupernet`) a group lists linear roles (``q``, ``k``, ``v``,
     ``qkv``, ``o``, ``up`` (gate and up), ``down``; default LoNAS's ``qkv`` / ``up`` / ``down``),
     with one gene per block when ``per_layer`` (else shared); for any other super-network a group
-    lists regular expressions matching the full names of its linear modules (one shared gene),
-    whose active slices are the first channels. ``ranks``: the rank choices (default
-    :func:`default_ranks`). ``base_config``: None searches the base's architecture too (LoNAS:
-    the space is ``base.search_space * rank space``); a configuration of ``base`` fixes the base
-    to that sub-network and searches the ranks only (Shears, SQFT). ``train_base``: the base's
+    lists regular expressions matching the full names of its linear and ``nn.Conv2d`` modules (one
+    shared gene), whose active slices are the first features / channels. Convolutions must be
+    ungrouped, with dilation 1 and zero padding (what peft's LoRA ``Conv2d`` runs exactly and
+    merges); ``nn.Linear`` and ``Conv1D`` modules may not be mixed (peft's one ``fan_in_fan_out``),
+    convolutions go with either. ``ranks``: the rank choices (default :func:`default_ranks`).
+    ``base_config``: None searches the base's architecture too (LoNAS: the space is
+    ``base.search_space * rank space``); a configuration of ``base`` fixes the base to that
+    sub-network and searches the ranks only (Shears, SQFT). ``train_base``: the base's
     weights are trained too (else frozen: only the adapters get gradients). ``merged``:
     :meth:`extract` returns sub-networks with the adapters merged into the base weights (costs,
     latency and memory then measure the merged model); else the base with peft LoRA layers.
@@ -163,9 +174,16 @@ class LoraSupernet(Supernet):
         if not (math.isfinite(self.lora_alpha) and self.lora_alpha > 0):
             raise ValueError(f"lora_alpha must be a finite number > 0, got {lora_alpha!r}")
         self.scaling = self.lora_alpha / r_max
-        self.fan_in_fan_out = isinstance(modules[0], Conv1D)
-        if any(isinstance(m, Conv1D) != self.fan_in_fan_out for m in modules):
-            raise ValueError("the adapted modules mix nn.Linear and Conv1D layers; adapt one kind per super-network")
+        for s, m in zip(self.sites, modules, strict=True):
+            if isinstance(m, nn.Conv2d):
+                _check_conv(s.path, m)
+        linear_kinds = {isinstance(m, Conv1D) for m in modules if not isinstance(m, nn.Conv2d)}
+        if len(linear_kinds) > 1:
+            raise ValueError(
+                "the adapted modules mix nn.Linear and Conv1D layers; adapt one kind of linear module per "
+                "super-network (nn.Conv2d modules may go with either)"
+            )
+        self.fan_in_fan_out = True in linear_kinds  # peft's flag for Conv1D weights; convolutions ignore it
         genes: dict[str, int | None] = {}
         for s in self.sites:
             genes[s.gene] = None if s.position is None else max(s.position + 1, genes.get(s.gene) or 0)
@@ -183,12 +201,12 @@ class LoraSupernet(Supernet):
         if "peft_config" in base.__dict__:
             del base.peft_config  # the config lives here; a Supernet attribute it is not
         self.base = base
-        self.lora_layers: tuple[ElasticLoraLinear, ...] = tuple(
-            make_elastic(base.get_submodule(s.path)) for s in self.sites
-        )
+        self.lora_layers: tuple[ElasticLora, ...] = tuple(make_elastic(base.get_submodule(s.path)) for s in self.sites)
         self._parents = tuple(
             (base.get_submodule(s.path.rpartition(".")[0]), s.path.rpartition(".")[2]) for s in self.sites
         )
+        if not isinstance(base, HFSupernet):
+            self._check_sites_run()
         if train_base:
             for p in base.parameters():
                 p.requires_grad_(True)
@@ -217,6 +235,38 @@ class LoraSupernet(Supernet):
         finally:
             for (parent, child), layer in zip(self._parents, self.lora_layers, strict=True):
                 setattr(parent, child, layer)
+
+    def _check_sites_run(self) -> None:
+        """Refuse target modules that the base's largest sub-network does not call (a wrapper reading their weight
+        itself, as OFA's elastic convolutions do): their adapters would never run."""
+        ran: set[str] = set()
+        hooks = [
+            layer.register_forward_hook(lambda *_, path=s.path: ran.add(path))
+            for s, layer in zip(self.sites, self.lora_layers, strict=True)
+        ]
+        training = self.base.training
+        try:
+            with self.bare() as base:
+                base.activate(base.max_config())
+                xs = base.example_inputs(base.max_config(), 1)
+            self.base.eval()
+            with torch.no_grad():
+                self.base(*xs)
+        finally:
+            for h in hooks:
+                h.remove()
+            self.base.train(training)
+            with self.bare() as base:
+                base.activate(self.base_config or base.max_config())
+        idle = [s.path for s in self.sites if s.path not in ran]
+        if idle:
+            for (parent, child), layer in zip(self._parents, self.lora_layers, strict=True):
+                setattr(parent, child, layer.base_layer)  # the base as it was given
+            raise ValueError(
+                f"target module(s) {', '.join(idle[:4])}{', ...' if len(idle) > 4 else ''} never run in the forward "
+                "pass of the largest sub-network (their weights are read by another module, e.g. an elastic "
+                "wrapper): their adapters would never run; target modules the forward pass calls"
+            )
 
     def base_part(self, config: Mapping[str, Any]) -> Config:
         """The base's configuration within (valid) configuration ``config``."""
@@ -269,7 +319,10 @@ class LoraSupernet(Supernet):
                 continue
 
             def record(m: nn.Module, inputs: tuple[Any, ...], output: Any, path: str = s.path) -> None:
-                rows[path] = inputs[0].numel() // inputs[0].shape[0] // inputs[0].shape[-1]
+                if isinstance(m, nn.Conv2d):  # lora_A and lora_B run once per output pixel
+                    rows[path] = int(output.shape[-2] * output.shape[-1])
+                else:
+                    rows[path] = inputs[0].numel() // inputs[0].shape[0] // inputs[0].shape[-1]
 
             hooks.append(module.register_forward_hook(record))
         with torch.no_grad():
@@ -280,22 +333,23 @@ class LoraSupernet(Supernet):
             raise ValueError(
                 "no adapted module runs at its own name in the extracted sub-network: "
                 "LoraSupernet adapts super-networks"
-                " whose extracted sub-networks keep the names of their linear modules"
+                " whose extracted sub-networks keep the names of their linear and convolution modules"
             )
         out = []
         for s in self.sites:
             if s.path in rows:
                 full_out, full_in = _features(self.base.get_submodule(s.path))
-                out_f, in_f = _features(sub.get_submodule(s.path))
+                module = sub.get_submodule(s.path)
+                out_f, in_f = _features(module)
                 out.append(
                     SubSite(s, s.path, None if out_f == full_out else out_f, None if in_f == full_in else in_f,
-                            out_f, in_f, rows[s.path])
+                            out_f, in_f, rows[s.path], _kernel(module))
                 )  # fmt: skip
         return tuple(out)
 
     def adapter_weights(self, sub_site: SubSite, rank: int) -> tuple[Tensor, Tensor]:
-        """``lora_A`` (rank, in) and ``lora_B`` (out, rank) of a sub-network's module: the super-network's
-        first ``rank`` ranks over the module's slice (copies)."""
+        """``lora_A`` (rank, in) and ``lora_B`` (out, rank) of a sub-network's module (a convolution's: (rank, in,
+        kh, kw) and (out, rank, 1, 1)): the super-network's first ``rank`` ranks over the module's slice (copies)."""
         layer = self.lora_layers[self.sites.index(sub_site.site)]
         a = take(cast(nn.Linear, layer.lora_A[ADAPTER]).weight[:rank], 1, sub_site.in_index)
         b = take(cast(nn.Linear, layer.lora_B[ADAPTER]).weight[:, :rank], 0, sub_site.out_index)
@@ -365,7 +419,7 @@ class LoraSupernet(Supernet):
             costs = dict(base.costs(self.base_part(config)))
         params = macs = 0
         for ss in self.sub_sites(config):
-            n = self.rank_of(ss.site, config) * (ss.in_features + ss.out_features)
+            n = ss.adapter_params(self.rank_of(ss.site, config))
             params, macs = params + n, macs + ss.rows * n
         if not self.merged:
             for key, extra in (("params", params), ("macs", macs), ("params_non_embedding", params)):
@@ -442,10 +496,39 @@ register_subnet_builder(FAMILY, build_lora_subnet)
 
 
 def _features(module: nn.Module) -> tuple[int, int]:
-    """(out, in) features of an ``nn.Linear`` or transformers ``Conv1D``."""
+    """(out, in) features of an ``nn.Linear`` or transformers ``Conv1D``; (out, in) channels of an (ungrouped)
+    ``nn.Conv2d``."""
     weight = cast(Tensor, module.weight)
-    out_f, in_f = weight.shape
+    out_f, in_f = weight.shape[:2]
     return (int(in_f), int(out_f)) if isinstance(module, Conv1D) else (int(out_f), int(in_f))
+
+
+def _kernel(module: nn.Module) -> int:
+    """Weights per input channel and output channel: ``kh * kw`` of a convolution, 1 of a linear module."""
+    weight = cast(Tensor, module.weight)
+    return math.prod(int(k) for k in weight.shape[2:]) if isinstance(module, nn.Conv2d) else 1
+
+
+def _check_conv(path: str, conv: nn.Conv2d) -> None:
+    """Refuse a convolution whose peft LoRA ``Conv2d`` would not be exact: peft's ``lora_A`` takes the base's
+    kernel, stride and padding only (dilation 1, zero padding), its grouped ``lora_B`` neither keeps its first
+    ranks apart nor merges."""
+    if conv.groups != 1:
+        raise ValueError(
+            f"module {path!r} is a grouped convolution (groups={conv.groups}); LoraSupernet adapts ungrouped "
+            "nn.Conv2d modules only (peft's LoRA of a grouped convolution does not merge, nor do its ranks nest): "
+            "leave it out of the targets"
+        )
+    if tuple(conv.dilation) != (1, 1):
+        raise ValueError(
+            f"module {path!r} is a dilated convolution (dilation={tuple(conv.dilation)}); peft's LoRA Conv2d runs "
+            "lora_A undilated: leave it out of the targets"
+        )
+    if conv.padding_mode != "zeros":
+        raise ValueError(
+            f"module {path!r} pads with {conv.padding_mode!r}; peft's LoRA Conv2d pads lora_A with zeros: "
+            "leave it out of the targets"
+        )
 
 
 def _checked_ranks(ranks: Sequence[int] | None, default: tuple[int, ...]) -> tuple[int, ...]:
@@ -481,28 +564,34 @@ def _hf_sites(base: HFSupernet, groups: Mapping[str, Sequence[str]], per_layer: 
 
 
 def _regex_sites(base: Supernet, groups: Mapping[str, Sequence[str]] | None) -> list[Site]:
-    """One site per linear module of ``base`` whose full name a group's regular expressions match."""
+    """One site per linear or ``nn.Conv2d`` module of ``base`` whose full name a group's regular expressions
+    match."""
     if groups is None:
         raise ValueError(
             f"super-network {base.name or type(base).__name__!r} is not an elastic transformer: name the linear "
-            "modules to adapt, targets={group: [regular expressions of module names]}"
+            "and convolution modules to adapt, targets={group: [regular expressions of module names]}"
         )
     sites: list[Site] = []
-    linears = [n for n, m in base.named_modules() if isinstance(m, nn.Linear | Conv1D)]
+    kinds = {n: _kind(m) for n, m in base.named_modules() if isinstance(m, nn.Linear | Conv1D | nn.Conv2d)}
     for group, patterns in _checked_groups(groups).items():
         try:
-            found = [n for n in linears if any(re.fullmatch(p, n) for p in patterns)]
+            found = [n for n in kinds if any(re.fullmatch(p, n) for p in patterns)]
         except re.error as exc:
             raise ValueError(f"module group {group!r}: bad regular expression: {exc}") from None
         if not found:
+            listed = [f"{n} ({k})" for n, k in kinds.items()]
             raise ValueError(
-                f"module group {group!r} ({', '.join(patterns)}) matches no linear module; linear modules: "
-                + ", ".join(linears[:8])
-                + (", ..." if len(linears) > 8 else "")
+                f"module group {group!r} ({', '.join(patterns)}) matches no linear module or nn.Conv2d; "
+                "adaptable modules: " + (", ".join(listed[:8]) or "none") + (", ..." if len(listed) > 8 else "")
             )
         sites.extend(Site(n, GENE_PREFIX + group, None) for n in found)
     _check_disjoint(sites)
     return sites
+
+
+def _kind(module: nn.Module) -> str:
+    """The kind of an adaptable module, as error messages name it."""
+    return "Conv2d" if isinstance(module, nn.Conv2d) else "Conv1D" if isinstance(module, Conv1D) else "Linear"
 
 
 def _checked_groups(groups: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
