@@ -126,7 +126,8 @@ cli(
 cli("two-things-to-search", "both `--problem` and `--supernet`", SEARCH + ("--supernet", "tiny_mbv3"),
     PREFIX + "give exactly one of --problem NAME or --supernet NAME")
 cli("unknown-problem", "`--problem nosuch`", ("search", "--problem", "nosuch", "--storage", "{db}"),
-    PREFIX + "unknown problem 'nosuch'; choose one of: hwgpt_s_cpu, hwgpt_s_gpu, ofa_mbv3_note10")
+    PREFIX + "unknown problem 'nosuch'; choose one of: hwgpt_s_cpu, hwgpt_s_devices, hwgpt_s_gpu, ofa_mbv3_devices, "
+    "ofa_mbv3_note10")
 cli("unknown-objective", "`--objectives speed` (problem)", NEW + ("--objectives", "speed"),
     PREFIX + "problem 'ofa_mbv3_note10' has no objective 'speed'; choose from: accuracy_top1, latency_note10_ms")
 cli("empty-objectives", "`--objectives ,`", NEW + ("--objectives", ","),

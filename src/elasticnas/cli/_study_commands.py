@@ -106,11 +106,11 @@ def _flag(dest: str) -> str:
 
 
 def _split(text: str, flag: str = "--objectives") -> list[str]:
-    """The comma-separated names of ``--objectives`` (or another ``flag``), each at most once."""
+    """The comma-separated names of ``--objectives`` (or another ``flag``: ``--targets``), each at most once."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
-        raise ElasticNASError(f"{flag} names {twice[0]!r} twice; give each once")
+        raise ElasticNASError(f"{flag} names {twice[0]!r} twice; give each {flag[2:].rstrip('s')} once")
     return names
 
 
@@ -259,8 +259,10 @@ def _resume_settings(args: argparse.Namespace) -> None:
         "problem": study.optuna_study.user_attrs.get(_PROBLEM_ATTR),
         "targets": ",".join(study.targets) if study.targets else None,
     }
-    measurement = _flag_settings(study.measurement or {}, study.name)
-    stored.update({dest: measurement.get(key) for dest, key in _MEASUREMENT_FLAGS.items() if measurement})
+    measurement = study.measurement or {}
+    if measurement:
+        flags = _flag_settings(measurement, study.name)
+        stored.update({dest: flags.get(key) for dest, key in _MEASUREMENT_FLAGS.items()})
     if stored["problem"] is None and not measurement:
         if args.problem is None and args.supernet is None:
             raise ElasticNASError(
