@@ -868,6 +868,7 @@ class Study:
             show_progress = sys.stderr.isatty()
         bar = tqdm(total=n_evals, initial=min(done, n_evals), disable=not show_progress, unit="eval", desc=self.name)
         idle, idle_since, seen = 0, time.monotonic(), self._finished_seen
+        n_configs = math.prod(int(c) for c in self.space.cardinalities)  # fewer where genes can be inactive
         try:
             while done < n_evals:
                 waiting = self._shared and self._others_running > 0  # other workers may free proposals
@@ -899,6 +900,7 @@ class Study:
                     idle += 1
                 seen = self._finished_seen
                 stalled = idle > 200 if waiting else idle > 20 or time.monotonic() - idle_since > STALL_S
+                stalled = stalled or len(self._known) >= n_configs  # every configuration held: stop at once
                 if idle and stalled:
                     raise ElasticNASError(
                         f"the searcher proposed no new configuration in {idle} rounds after {done} evaluations: "

@@ -150,7 +150,7 @@ def test_the_readme_export_example_runs(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     net = en.create_supernet("ofa_mbv3_w10")
-    cfg = net.search_space.sample(seed=0)
+    cfg = net.min_config()  # the README samples one; the smallest keeps the test quick
     record = en.export_subnet(net, cfg, format="onnx", path="sub.onnx", calibration_data="digits:calib",
                               val_data="digits:val")  # fmt: skip
     assert record.max_abs_diff <= record.atol and record.accuracy_top1 is not None
