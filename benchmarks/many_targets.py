@@ -38,6 +38,7 @@ import optuna  # noqa: E402
 from elasticnas import create_study  # noqa: E402
 from elasticnas.pareto import hypervolume  # noqa: E402
 from elasticnas.problems import Problem, create_problem  # noqa: E402
+from elasticnas.records import target_columns  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -60,10 +61,9 @@ def exhaustive_front(problem_name: str, target: str) -> np.ndarray:
 def target_view(problem: Problem, target: str) -> tuple[dict[str, str], list[float]]:
     """The objectives (shared, then the target's own) and reference point of one target."""
     assert problem.targets is not None and problem.reference_point is not None
-    others = {m for t, own in problem.targets.items() if t != target for m in own}
-    names = [n for n in problem.objectives if n not in others]
-    ref = [problem.reference_point[list(problem.objectives).index(n)] for n in names]
-    return {n: problem.objectives[n] for n in names}, ref
+    columns = target_columns(problem.objective_list, problem.targets)[target]
+    names = [list(problem.objectives)[j] for j in columns]
+    return {n: problem.objectives[n] for n in names}, [problem.reference_point[j] for j in columns]
 
 
 def hv_min(F: np.ndarray, objectives: dict[str, str], ref: list[float]) -> float:

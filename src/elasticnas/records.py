@@ -167,6 +167,15 @@ class TrialRecord:
         return total
 
 
+def target_columns(
+    objectives: Sequence[Objective], targets: Mapping[str, Sequence[str]]
+) -> dict[str, tuple[int, ...]]:
+    """The objective columns of each hardware target's front: the objectives it owns and those no target owns
+    (shared by all), in the objectives' order."""
+    owner = {m: t for t, names in targets.items() for m in names}
+    return {t: tuple(j for j, o in enumerate(objectives) if owner.get(o.name, t) == t) for t in targets}
+
+
 def minimization_matrix(records: Sequence[TrialRecord], objectives: Sequence[Objective]) -> np.ndarray:
     """(n, k) matrix of objective values, all turned into minimisation."""
     if not records:

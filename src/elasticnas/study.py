@@ -32,6 +32,7 @@ from elasticnas.records import (
     as_constraints,
     as_objectives,
     minimization_matrix,
+    target_columns,
 )
 from elasticnas.searchers import CheapMetric, Searcher, create_searcher
 from elasticnas.space import Config, SearchSpace, Seed
@@ -266,8 +267,7 @@ class Study:
         if not self.targets or target not in self.targets:
             known = ", ".join(self.targets or ()) or "none: the study was created without targets"
             raise ElasticNASError(f"study {self.name!r} has no target {target!r}; its targets: {known}")
-        others = {m for t, names in self.targets.items() if t != target for m in names}
-        return [j for j, o in enumerate(self.objectives) if o.name not in others]
+        return list(target_columns(self.objectives, self.targets)[target])
 
     def pareto_front(
         self, feasible_only: bool = True, records: Sequence[TrialRecord] | None = None, target: str | None = None

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from elasticnas.records import Constraint, Objective, TrialRecord
+from elasticnas.records import Constraint, Objective, TrialRecord, target_columns
 from elasticnas.space import Config, SearchSpace, Seed, as_rng
 
 CheapMetric = Callable[[Config], float]
@@ -38,12 +38,9 @@ class Searcher(ABC):
         self.cheap_metrics = dict(cheap_metrics or {})
         # hardware targets (elasticnas.create_study): the objective columns of each target's front, shared ones
         # included; None without targets. Searchers that ignore it treat every objective as one problem.
-        self.target_columns: tuple[tuple[int, ...], ...] | None = None
-        if targets is not None:
-            owned = {m: t for t, names in targets.items() for m in names}
-            self.target_columns = tuple(
-                tuple(j for j, o in enumerate(self.objectives) if owned.get(o.name, t) == t) for t in targets
-            )
+        self.target_columns: tuple[tuple[int, ...], ...] | None = (
+            None if targets is None else tuple(target_columns(self.objectives, targets).values())
+        )
         self.rng = as_rng(seed)
         self.history: dict[str, TrialRecord] = {}
         self.pending: set[str] = set()
