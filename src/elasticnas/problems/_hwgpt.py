@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from elasticnas.pareto import non_dominated_mask
+from elasticnas.problems._tables import nearest_rows, weighted_onehot
 from elasticnas.space import Choice, Config, SearchSpace
 
 if TYPE_CHECKING:
@@ -107,23 +108,8 @@ class HWGPTSpace(SearchSpace):
         return np.hstack([np.zeros((len(G), 2), dtype=bool), beyond, beyond])
 
     def _table_rows(self, G: np.ndarray) -> np.ndarray:
-        G = super().canonical_genes(G)
-        out = np.empty(len(G), dtype=np.int64)
-        lookup = _row_index()
-        missing = []
-        for k, g in enumerate(G):
-            hit = lookup.get(g.tobytes())
-            if hit is None:
-                missing.append(k)
-            else:
-                out[k] = hit
-        if missing:
-            # weighted Hamming distance = total weight - weighted one-hot agreement: one matrix product
-            onehot = _weighted_onehot(G[missing])
-            for start in range(0, len(missing), 512):
-                agree = onehot[start : start + 512] @ _table_onehot().T
-                out[np.array(missing[start : start + 512])] = np.argmax(agree, axis=1)
-        return out
+        canonical = super().canonical_genes(G)
+        return nearest_rows(canonical, _row_index(), _table_onehot(), self.cardinalities, _WEIGHTS)[0]
 
     def canonical_genes(self, genes: np.ndarray) -> np.ndarray:
         """The genes of the nearest table architecture of every row (inactive genes first set to 0)."""
@@ -138,17 +124,10 @@ class HWGPTSpace(SearchSpace):
 _WEIGHTS = np.array([4.0, 4.0] + [1.0] * (2 * MAX_LAYERS), dtype=np.float32)
 
 
-def _weighted_onehot(G: np.ndarray) -> np.ndarray:
-    out = np.zeros((len(G), G.shape[1] * 3), dtype=np.float32)
-    rows = np.repeat(np.arange(len(G)), G.shape[1])
-    cols = (3 * np.arange(G.shape[1])[None, :] + G).ravel()
-    out[rows, cols] = np.tile(_WEIGHTS, len(G))
-    return out
-
-
 @functools.lru_cache(maxsize=1)
 def _table_onehot() -> np.ndarray:
-    return (_weighted_onehot(load_table()["genes"]) > 0).astype(np.float32)
+    genes = load_table()["genes"]
+    return weighted_onehot(genes, np.full(genes.shape[1], 3), np.ones(genes.shape[1], dtype=np.float32))
 
 
 @functools.lru_cache(maxsize=1)

@@ -49,6 +49,7 @@ from elasticnas.problems._ofa_mbv3 import (
     note10_lut,
     ofa_mbv3_space,
 )
+from elasticnas.problems._tables import nearest_rows, weighted_onehot
 from elasticnas.space import Choice, Config, SearchSpace
 
 if TYPE_CHECKING:
@@ -177,7 +178,7 @@ def _projection_for(resolutions: tuple[int, ...]) -> _Projection:
     ).astype(np.int64)
     genes = space._inactive_to_first(raw)
     genes.setflags(write=False)
-    onehot = space._onehot(genes, weighted=False)
+    onehot = weighted_onehot(genes, space.cardinalities, np.ones(genes.shape[1], dtype=np.float32))
     return _Projection(rows, genes, onehot, {g.tobytes(): k for k, g in enumerate(genes)})
 
 
@@ -208,40 +209,11 @@ class OFADevicesSpace(OFAMobileNetV3Space):
     def _weights(self) -> np.ndarray:
         return np.array([1.0] * (2 * N_BLOCKS) + [DEPTH_WEIGHT] * 5 + [RESOLUTION_WEIGHT], dtype=np.float32)
 
-    def _onehot(self, genes: np.ndarray, weighted: bool) -> np.ndarray:
-        """Each gene one-hot over its values (inactive genes included, at their canonical value), times its weight."""
-        G = np.atleast_2d(genes)
-        card = self.cardinalities
-        offsets = np.concatenate([[0], np.cumsum(card)[:-1]])
-        out = np.zeros((len(G), int(card.sum())), dtype=np.float32)
-        w = self._weights() if weighted else np.ones(G.shape[1], dtype=np.float32)
-        out[np.repeat(np.arange(len(G)), G.shape[1]), (G + offsets).ravel()] = np.tile(w, len(G))
-        return out
-
     def _positions(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(position in the projection's rows, weighted distance) of the nearest table row of every gene row."""
-        G = self._inactive_to_first(genes)
         proj = self._projection()
-        pos = np.empty(len(G), dtype=np.int64)
-        dist = np.zeros(len(G))
-        missing = []
-        for k, g in enumerate(G):
-            hit = proj.index.get(g.tobytes())
-            if hit is None:
-                missing.append(k)
-            else:
-                pos[k] = hit
-        if missing:
-            # weighted Hamming distance = total weight - weighted agreement: one matrix product per chunk
-            total = float(self._weights().sum())
-            onehot = self._onehot(G[missing], weighted=True)
-            for start in range(0, len(missing), 512):
-                agree = onehot[start : start + 512] @ proj.onehot.T
-                best = np.argmax(agree, axis=1)  # first maximum: the lower row on ties
-                chunk = np.array(missing[start : start + 512])
-                pos[chunk] = best
-                dist[chunk] = total - agree[np.arange(len(best)), best]
-        return pos, dist
+        return nearest_rows(self._inactive_to_first(genes), proj.index, proj.onehot, self.cardinalities,
+                            self._weights())  # fmt: skip
 
     def canonical_genes(self, genes: np.ndarray) -> np.ndarray:
         """The genes of the nearest table architecture of every row (inactive genes first set to their first value)."""
