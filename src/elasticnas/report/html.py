@@ -144,11 +144,12 @@ def _hypervolume(study: Study, finished: list[TrialRecord], trials: list[TrialRe
             f"point {escape(ref)} ({origin}).</p>")
 
 
-def _front_section(study: Study, finished: list[TrialRecord], trials: list[TrialRecord], infeasible: set[int],
-                   marks: Mapping[int, str], target: str | None) -> str:
-    """Plots, hypervolume and table of the Pareto front over the objectives of ``target`` (all for None)."""
+def _front_section(study: Study, finished: list[TrialRecord], trials: list[TrialRecord],
+                   front_records: list[TrialRecord], infeasible: set[int], marks: Mapping[int, str],
+                   target: str | None) -> str:
+    """Plots, hypervolume and table of ``front_records``, the Pareto front over the objectives of ``target``
+    (all for None)."""
     objs = study.target_objectives(target)
-    front_records = study.pareto_front(records=trials, target=target)
     front = {r.number for r in front_records}
     columns = [o.name for o in objs] + sorted({k for r in trials for k in r.metrics} - {o.name for o in objs})
     front_sorted = sorted(front_records, key=lambda r: r.metrics[objs[0].name],
@@ -177,7 +178,8 @@ def render_report(study: Study, *, highlight: Mapping[int, str] | None = None) -
     feasible = study.feasible(trials)
     infeasible = {r.number for r in trials} - {r.number for r in feasible} if study.constraints else set()
     targets: list[str | None] = list(study.targets) if study.targets else [None]
-    front = {r.number for t in targets for r in study.pareto_front(records=trials, target=t)}
+    fronts = {t: study.pareto_front(records=trials, target=t) for t in targets}
+    front = {r.number for records in fronts.values() for r in records}
     objs = study.objectives
     metric_names = sorted({k for r in trials for k in r.metrics} - {o.name for o in objs})
     columns = [o.name for o in objs] + metric_names
@@ -194,7 +196,7 @@ def render_report(study: Study, *, highlight: Mapping[int, str] | None = None) -
     marked = _marked(finished, marks, columns, front, infeasible) if marks else ""
     if trials:
         parts.append(marked)
-        parts += [_front_section(study, finished, trials, infeasible, marks, t) for t in targets]
+        parts += [_front_section(study, finished, trials, fronts[t], infeasible, marks, t) for t in targets]
     else:
         parts += ["<p>No completed trials yet.</p>", marked]
     measurement = getattr(study, "measurement", None)
