@@ -7,11 +7,11 @@ from elasticnas.problems import create_problem, list_problems
 from elasticnas.problems._hwgpt import (
     DEFAULT_DEVICES,
     DEVICES,
-    latency_objective,
     load_table,
     make_hwgpt_devices_problem,
     target_reference_front,
 )
+from elasticnas.problems._tables import latency_objective
 
 # Metrics of hwgpt_s_gpu / hwgpt_s_cpu computed with the table as shipped before the device columns were
 # added (hwgpt_s_table.csv.gz with columns perplexity, lat_ms_a100, lat_s_cpu_a6000 only), for

@@ -15,9 +15,9 @@ from elasticnas.problems._ofa_devices import (
     help_accuracy,
     load_help_table,
     make_ofa_mbv3_devices_problem,
-    objective_name,
     target_reference_front,
 )
+from elasticnas.problems._tables import latency_objective
 from elasticnas.space import SearchSpace
 
 
@@ -39,14 +39,14 @@ def row_config(k: int) -> dict[str, object]:
 def test_registered_with_13_targets_and_a_shared_accuracy(problem: Problem) -> None:
     assert "ofa_mbv3_devices" in list_problems()
     assert len(TARGETS) == 13 and TARGETS[0] == "note10" and "rtx2080ti_b1" in TARGETS and "v100_b64" in TARGETS
-    latencies = [objective_name(t) for t in TARGETS]
+    latencies = [latency_objective(t) for t in TARGETS]
     assert dict(problem.objectives) == {"accuracy_top1": "maximize", **{m: "minimize" for m in latencies}}
     owned = [m for names in problem.targets.values() for m in names]
     assert sorted(owned) == sorted(latencies)  # every latency in exactly one target
     assert "accuracy_top1" not in owned  # shared by all targets
     assert set(problem.cheap_metrics) == set(latencies)
     assert problem.reference_point == tuple(REFERENCE_POINT[m] for m in problem.objectives)
-    assert problem.study_kwargs()["targets"] == {t: [objective_name(t)] for t in TARGETS}
+    assert problem.study_kwargs()["targets"] == {t: [latency_objective(t)] for t in TARGETS}
 
 
 def test_reference_point_bounds_every_row() -> None:
@@ -55,7 +55,7 @@ def test_reference_point_bounds_every_row() -> None:
     for t in TARGETS:
         known = table[t][~np.isnan(table[t])]
         assert len(known) == (1013 if t == "note10" else 5000)
-        assert np.all(known < REFERENCE_POINT[objective_name(t)])
+        assert np.all(known < REFERENCE_POINT[latency_objective(t)])
 
 
 def test_unknown_targets_are_refused_naming_the_known_ones() -> None:
@@ -80,7 +80,7 @@ def test_a_table_row_projects_onto_itself_with_its_latencies(problem: Problem, g
             assert p.space.distance_to_table(p.space.to_genes(cfg))[0] == 0
             metrics = p(cfg)
             for t in p.targets:
-                assert metrics[objective_name(t)] == table[t][k]
+                assert metrics[latency_objective(t)] == table[t][k]
             assert metrics["accuracy_top1"] == pytest.approx(help_accuracy()[k], abs=1e-9)
 
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from elasticnas.pareto import non_dominated_mask
-from elasticnas.problems._tables import nearest_rows, weighted_onehot
+from elasticnas.problems._tables import latency_objective, nearest_rows, weighted_onehot
 from elasticnas.space import Choice, Config, SearchSpace
 
 if TYPE_CHECKING:
@@ -63,11 +63,6 @@ _DEVICE_COLUMNS = _device_columns()
 DEVICES: tuple[str, ...] = tuple(_DEVICE_COLUMNS)
 #: The 13 devices of ``hwgpt_s_devices`` by default: all but ``cpu_meta``, whose outliers set its reference point.
 DEFAULT_DEVICES: tuple[str, ...] = tuple(d for d in DEVICES if d != "cpu_meta")
-
-
-def latency_objective(device: str) -> str:
-    """Name of ``device``'s latency objective in ``hwgpt_s_devices``: ``latency_ms_<device>``."""
-    return f"latency_ms_{device}"
 
 
 @functools.lru_cache(maxsize=1)

@@ -49,7 +49,7 @@ from elasticnas.problems._ofa_mbv3 import (
     note10_lut,
     ofa_mbv3_space,
 )
-from elasticnas.problems._tables import nearest_rows, weighted_onehot
+from elasticnas.problems._tables import latency_objective, nearest_rows, weighted_onehot
 from elasticnas.space import Choice, Config, SearchSpace
 
 if TYPE_CHECKING:
@@ -94,11 +94,6 @@ REFERENCE_POINT: dict[str, float] = {
     "latency_ms_v100_b32": 23.0,
     "latency_ms_v100_b64": 43.0,
 }
-
-
-def objective_name(target: str) -> str:
-    """The latency objective of ``target``: ``latency_ms_<target>``."""
-    return f"latency_ms_{target}"
 
 
 def checked_targets(targets: Sequence[str] | None) -> tuple[str, ...]:
@@ -288,11 +283,11 @@ def make_ofa_mbv3_devices_problem(targets: Sequence[str] | None = None) -> Probl
         def latency_ms(config: Config) -> float:
             return float(column[space.table_row(config)])
 
-        latency_ms.__name__ = objective_name(target)
+        latency_ms.__name__ = latency_objective(target)
         return latency_ms
 
     objectives: dict[str, Direction] = {"accuracy_top1": "maximize"}
-    objectives.update({objective_name(t): "minimize" for t in chosen})
+    objectives.update({latency_objective(t): "minimize" for t in chosen})
     F = np.column_stack([help_accuracy()[rows], *(table[t][rows] for t in chosen)])
 
     def reference_front() -> np.ndarray:
@@ -305,7 +300,7 @@ def make_ofa_mbv3_devices_problem(targets: Sequence[str] | None = None) -> Probl
         space=space,
         objectives=objectives,
         evaluate=evaluate,
-        cheap_metrics={objective_name(t): latency_of(t) for t in chosen},
+        cheap_metrics={latency_objective(t): latency_of(t) for t in chosen},
         reference_point=tuple(REFERENCE_POINT[name] for name in objectives),
         description=(
             f"OFA-MobileNetV3 w1.2 projected onto {len(rows):,} HELP sub-networks: ImageNet top-1 (%) from the OFA "
@@ -313,5 +308,5 @@ def make_ofa_mbv3_devices_problem(targets: Sequence[str] | None = None) -> Probl
             "OFA lookup table, RTX 2080 Ti / Titan RTX / Titan Xp / V100 at batch 1, 32, 64 measured by HELP"
         ),
         reference_front_fn=reference_front,
-        targets={t: (objective_name(t),) for t in chosen},
+        targets={t: (latency_objective(t),) for t in chosen},
     )

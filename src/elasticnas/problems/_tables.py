@@ -10,6 +10,11 @@ import numpy as np
 CHUNK = 512  # query rows per matrix product
 
 
+def latency_objective(target: str) -> str:
+    """The name of a hardware target's latency objective: ``latency_ms_<target>``."""
+    return f"latency_ms_{target}"
+
+
 def weighted_onehot(genes: np.ndarray, cardinalities: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Every gene of every row one-hot over its choices, times its weight (float32, one column per choice)."""
     G = np.atleast_2d(genes)
