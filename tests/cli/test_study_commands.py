@@ -164,6 +164,10 @@ def test_a_precision_search_resumes_and_exports_its_quantized_trials(storage, tm
                "--n-evals", "2") == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--precisions 'int8': give fp32,int8" in err
+    assert run("search", "--storage", storage, "--study", "bad", "--supernet", "tiny_mbv3", "--precisions",
+               "fp32,int8,int8", "--n-evals", "2") == 2
+    assert capsys.readouterr().err.strip() == "elasticnas search: error: --precisions names 'int8' twice; give each " \
+        "precision once"
 
 
 def test_one_search_gives_every_targets_front_in_pareto_and_the_report(storage, tmp_path, capsys):

@@ -185,7 +185,7 @@ def _precisions(text: str) -> tuple[str, ...]:
     """``--precisions``: comma-separated, fp32 and int8 and optionally int4 (weight-only, transformer linears)."""
     from elasticnas.quantization import PRECISIONS
 
-    chosen = tuple(dict.fromkeys(_split(text)))
+    chosen = tuple(_split(text, "--precisions"))
     if not {"fp32", "int8"} <= set(chosen) or not set(chosen) <= set(PRECISIONS):
         raise ElasticNASError(
             f"--precisions {text!r}: give fp32,int8 (one of them per layer) or fp32,int8,int4 (INT4 weight-only for "
