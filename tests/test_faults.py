@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import optuna
 import pytest
 import torch
 
@@ -254,6 +255,48 @@ def test_sigterm_during_a_search_releases_the_running_trial(db):
         "elasticnas search: terminated; finished evaluations are saved"], err
     after = trials(db)
     assert after[: len(before)] == before and "RUNNING" not in {state for _, state in after}
+
+
+def test_an_interrupt_during_a_storage_call_waits_for_it_to_finish(tmp_path):
+    """An interrupt (what the CLI's Ctrl-C / SIGTERM handlers raise) that arrives while SQL runs is raised
+    when the storage call returns: the write is committed and no connection is left checked out."""
+    from sqlalchemy import event
+
+    from elasticnas.storages import interrupt, open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'db.sqlite'}")
+
+    def signal_arrives(*args):
+        interrupt(KeyboardInterrupt())  # held: raising here would roll the study back
+
+    event.listen(storage.engine, "before_cursor_execute", signal_arrives, once=True)  # one signal
+    with pytest.raises(KeyboardInterrupt):
+        storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], "s")
+    assert [s.study_name for s in storage.get_all_studies()] == ["s"]
+    assert storage.engine.pool.checkedout() == 0
+
+
+def test_a_second_interrupt_during_a_storage_call_is_raised_at_once(tmp_path):
+    from sqlalchemy import event
+
+    from elasticnas.storages import interrupt, open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    raised = []
+
+    def signal_arrives_twice(*args):
+        interrupt(KeyboardInterrupt("first"))
+        try:
+            interrupt(KeyboardInterrupt("second"))
+        except KeyboardInterrupt as exc:
+            raised.append(str(exc))
+            raise
+
+    event.listen(storage.engine, "before_cursor_execute", signal_arrives_twice, once=True)
+    with pytest.raises(KeyboardInterrupt, match="second"):
+        storage.get_all_studies()
+    assert raised == ["second"]
+    storage.get_all_studies()  # the first, dropped, is not raised later
 
 
 def test_a_closed_pipe_ends_quietly(db):

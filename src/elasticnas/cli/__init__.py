@@ -68,8 +68,10 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program is, so that it cleans up as after Ctrl-C."""
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise _Terminated()
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    from elasticnas.storages import interrupt  # raised once a storage call under way returns
+
+    interrupt(_Terminated() if signum == signal.SIGTERM else KeyboardInterrupt())
 
 
 def _silence_stdout() -> None:
@@ -149,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own progress bar and summary say enough
     on_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if on_main_thread else None
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if on_main_thread else {}
     try:
         with storage_errors(getattr(args, "storage", None)), _quiet_libraries():
             status = int(args.func(args) or 0)
@@ -167,5 +169,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return 141
     finally:
-        if on_main_thread:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
