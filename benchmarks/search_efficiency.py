@@ -33,33 +33,50 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from elasticnas.pareto import hypervolume, hypervolume_history  # noqa: E402
-from elasticnas.problems import Problem, create_problem  # noqa: E402
+from elasticnas.problems import Problem, create_problem, list_problems  # noqa: E402
 from elasticnas.searchers import Searcher, create_searcher  # noqa: E402
 from elasticnas.study import create_study  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # suite_problems
 CHECKPOINTS = (100, 250, 500, 1000)
 OURS = "predicted_hvi"
 METHODS = ("random", "nsga2", "optuna_nsga2", "optuna_tpe", "linas", OURS)
 PROBLEMS = ("ofa_mbv3_note10", "hwgpt_s_gpu", "hwgpt_s_cpu")
 
 
-def drive(problem: Problem, searcher: Searcher, budget: int) -> list[list[float]]:
-    """Ask an in-memory study driven by ``searcher`` for one trial at a time and tell it the problem's
-    metrics until ``budget`` evaluations (or 20 empty asks); returns every evaluated minimisation
-    objective vector, in order."""
+def problem_by_name(name: str) -> Problem:
+    """A built-in problem, or one of the generality suite's (``suite_problems.py``)."""
+    if name in list_problems():
+        return create_problem(name)
+    from suite_problems import SUITE, suite_problem
+
+    if name not in SUITE:
+        raise SystemExit(f"unknown problem {name!r}: built-in {list_problems()}, suite {sorted(SUITE)}")
+    return suite_problem(name)
+
+
+def drive(problem: Problem, searcher: Searcher, budget: int, batch: int = 1) -> list[list[float]]:
+    """Ask an in-memory study driven by ``searcher`` for ``batch`` trials at a time (``batch`` workers that
+    start together), evaluate them and tell it the problem's metrics, until ``budget`` evaluations (or 20
+    empty asks); returns every evaluated minimisation objective vector, in order."""
     study = create_study(problem.space, dict(problem.objectives))
     study.set_searcher(searcher, cheap_metrics=problem.cheap_metrics)
     F: list[list[float]] = []
     stalls = 0
     while len(F) < budget and stalls < 20:
-        trials = study.ask(1)
+        trials = study.ask(min(batch, budget - len(F)))
         stalls = 0 if trials else stalls + 1
         for trial in trials:
             record = study.tell(trial, problem(trial.config))
             assert record is not None  # a problem's metrics always finish the trial
             F.append(searcher.objective_values(record).tolist())
     return F
+
+
+def method_label(method: str, batch: int) -> str:
+    """How a method run with ``batch`` proposals per ask is named in the results."""
+    return method if batch == 1 else f"{method}/ask{batch}"
 
 
 def run_one(
@@ -69,25 +86,37 @@ def run_one(
     budget: int,
     searcher_kwargs: dict[str, Any],
     keep_objectives: bool = False,
+    batch: int = 1,
 ) -> dict[str, Any]:
     """One search; returns the hypervolume fraction after every evaluation (and, with ``keep_objectives``,
     every evaluated minimisation objective vector)."""
-    problem = create_problem(problem_name)
+    problem = problem_by_name(problem_name)
     objectives = problem.objective_list
     searcher = create_searcher(
         method, problem.space, objectives, cheap_metrics=dict(problem.cheap_metrics), seed=seed, **searcher_kwargs
     )
     start = time.perf_counter()
-    F = drive(problem, searcher, budget)
+    F = drive(problem, searcher, budget, batch)
     seconds = time.perf_counter() - start
-    ref = problem.reference_point_min()
-    front = problem.reference_front() * np.array([o.sign for o in objectives])
-    hv_ref = hypervolume(front, ref)
-    history = hypervolume_history(np.array(F), ref) / hv_ref
-    run = {"problem": problem_name, "method": method, "seed": seed, "seconds": seconds, "hv": history.tolist()}
+    run = {"problem": problem_name, "method": method_label(method, batch), "seed": seed, "seconds": seconds,
+           "hv": hypervolume_fractions(problem, F).tolist()}
     if keep_objectives:
         run["objectives"] = F
     return run
+
+
+def hypervolume_fractions(problem: Problem, F: list[list[float]]) -> np.ndarray:
+    """Hypervolume after every evaluation of the minimisation vectors ``F``, as a fraction of the problem's
+    reference front's (at its reference point)."""
+    ref = problem.reference_point_min()
+    front = problem.reference_front() * np.array([o.sign for o in problem.objective_list])
+    return hypervolume_history(np.array(F), ref) / hypervolume(front, ref)
+
+
+def _methods(runs: list[dict[str, Any]]) -> list[str]:
+    """The methods of ``runs``: the known ones in :data:`METHODS` order, then the others (peers, batches)."""
+    present = {r["method"] for r in runs}
+    return [m for m in METHODS if m in present] + sorted(present - set(METHODS))
 
 
 def _evals_to_reach(history: np.ndarray, target: float) -> float:
@@ -109,7 +138,7 @@ def summarise(runs: list[dict[str, Any]], budget: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for problem in sorted({r["problem"] for r in runs}):
         pr = [r for r in runs if r["problem"] == problem]
-        methods = [m for m in METHODS if any(r["method"] == m for r in pr)]
+        methods = _methods(pr)
         hv_at: dict[str, dict[str, Any]] = {}
         for m in methods:
             hists = [np.array(r["hv"]) for r in pr if r["method"] == m]
@@ -132,7 +161,30 @@ def summarise(runs: list[dict[str, Any]], budget: int) -> dict[str, Any]:
                 st["runs"] = len(evals)
                 st["speedup"] = base_evals / st["median"] if np.isfinite(st["median"]) else 0.0
                 reach[tname]["methods"][m] = st
-        out[problem] = {"hv_fraction": hv_at, "evals_to_reach": reach}
+        out[problem] = {"hv_fraction": hv_at, "evals_to_reach": reach, "goal": _goal(pr, hv_at)}
+    return out
+
+
+def _goal(runs: list[dict[str, Any]], hv_at: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """Issue #20's goal on one problem: ours at 100 / 250 / 500 evaluations at least the best other method's
+    (medians), and the evaluations ours needs (median over its seeds) to reach the best other's at 500."""
+    others = [m for m in hv_at if m != OURS and "/" not in m]
+    if OURS not in hv_at or not others:
+        return None
+    out: dict[str, Any] = {"checkpoints": {}}
+    for k in ("100", "250", "500"):
+        rivals = {m: hv_at[m][k]["median"] for m in others if k in hv_at[m]}
+        if k not in hv_at[OURS] or not rivals:
+            continue
+        best = max(rivals, key=lambda m: rivals[m])
+        ours = hv_at[OURS][k]["median"]
+        out["checkpoints"][k] = {"ours": ours, "best_other": best, "best_other_hv": rivals[best],
+                                 "met": ours >= rivals[best]}
+    if "500" in out["checkpoints"]:
+        target = out["checkpoints"]["500"]["best_other_hv"]
+        evals = _stats([_evals_to_reach(np.array(r["hv"]), target) for r in runs if r["method"] == OURS])["median"]
+        out["evals_to_best_other_at_500"] = evals
+        out["reached_within_250"] = bool(evals <= 250)
     return out
 
 
@@ -150,7 +202,7 @@ def merge(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
         merged_from=names,
         wall_seconds=sum(doc["wall_seconds"] for doc in results),
         budgets=budgets,
-        methods=[m for m in METHODS if any(k[1] == m for k in runs)],
+        methods=_methods(list(runs.values())),
         seeds=max(doc["seeds"] for doc in results),
         runs=list(runs.values()),
     )
@@ -214,6 +266,20 @@ def markdown(result: dict[str, Any]) -> str:
                     ratio = f"{med / ours:.1f}x"
                 lines.append(f"| {m} | {ev} | {st['reached']}/{st['runs']} | {ratio} |")
             lines.append("")
+    goals = {p: summ["goal"] for p, summ in result["summary"].items() if summ.get("goal")}
+    if goals:
+        lines += [f"**Goal of issue #20** ({OURS} against the best other method at each checkpoint, medians):", "",
+                  "| problem | 100 | 250 | 500 | evaluations to the best other's @500 |", "|---|---|---|---|---:|"]
+        for problem, g in goals.items():
+            cells = []
+            for k in ("100", "250", "500"):
+                c = g["checkpoints"].get(k)
+                cells.append("-" if c is None else f"{'**met**' if c['met'] else 'not met'}: {c['ours']:.3f} vs "
+                             f"{c['best_other_hv']:.3f} ({c['best_other']})")
+            evals = g.get("evals_to_best_other_at_500")
+            reach = "-" if evals is None else ("> budget" if not np.isfinite(evals) else f"{evals:.0f}")
+            lines.append(f"| {problem} | " + " | ".join(cells) + f" | {reach} |")
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -237,7 +303,7 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
     problems = sorted({r["problem"] for r in runs})
     fig, axes = plt.subplots(1, len(problems), figsize=(5.5 * len(problems), 4.2), squeeze=False)
     for ax, problem in zip(axes[0], problems, strict=True):
-        for m in METHODS:
+        for m in _methods(runs):
             hists = [r["hv"] for r in runs if r["problem"] == problem and r["method"] == m]
             if not hists:
                 continue
@@ -270,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--linas-inner-evals", type=int, default=20000,
                     help="LINAS predictor calls per loop (DyNAS-T: 20,000)")
     ap.add_argument("--budgets", nargs="*", default=[], metavar="METHOD=N", help="per-method budget overrides")
+    ap.add_argument("--batch", type=int, default=1,
+                    help="proposals per ask (parallel workers starting together); runs are named METHOD/askN")
     ap.add_argument("--markdown", type=Path, nargs="*", default=None, help="print README tables of results JSONs")
     ap.add_argument("--resummarise", type=Path, default=None, help="recompute summary and plot of a results JSON")
     ap.add_argument("--merge", type=Path, nargs="+", default=None, metavar="JSON",
@@ -305,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     png = args.plot or Path(out).with_suffix(".png")  # the plot lies beside its numbers
     kwargs: dict[str, dict[str, Any]] = {"linas": {"inner_evals": args.linas_inner_evals}}
     budgets = {m: args.budget for m in args.methods} | {k: int(v) for k, v in (b.split("=") for b in args.budgets)}
-    jobs = [(p, m, s, budgets[m], kwargs.get(m, {}))
+    jobs = [(p, m, s, budgets[m], kwargs.get(m, {}), False, args.batch)
             for p in args.problems for s in range(args.seeds) for m in args.methods]
     # longest jobs first keeps the workers busy
     cost = {"linas": 5, "optuna_tpe": 4, OURS: 3, "optuna_nsga2": 2}
