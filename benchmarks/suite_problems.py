@@ -18,7 +18,7 @@ import dataclasses
 import functools
 import gzip
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,7 @@ HWGPT_4DEVICES = ("a100", "rtx2080", "v100", "cpu_a6000")
 HELP_TARGET = "titan_rtx_b64"
 
 
-def _signs(objectives: dict[str, Direction]) -> np.ndarray:
+def objective_signs(objectives: Mapping[str, Direction]) -> np.ndarray:
     """+1 for a minimised objective, -1 for a maximised one (objective order)."""
     return np.array([1.0 if d == "minimize" else -1.0 for d in objectives.values()])
 
@@ -104,7 +104,7 @@ def make_hwgpt_s_energy() -> Problem:
         "energy_Wh_a100": "minimize",
         latency_objective("a100"): "minimize",
     }
-    F, signs = np.column_stack([perplexity, energy, latency]), _signs(objectives)
+    F, signs = np.column_stack([perplexity, energy, latency]), objective_signs(objectives)
     front = exhaustive_front(F, signs)
     return Problem(
         name="hwgpt_s_energy",
@@ -207,7 +207,7 @@ def make_ofa_mbv3_measured_w10() -> Problem:
         return float(table["macs"][space.table_row(config)])
 
     objectives: dict[str, Direction] = {"accuracy_top1": "maximize", "macs": "minimize"}
-    F, signs = np.column_stack([table["top1"], table["macs"]]), _signs(objectives)
+    F, signs = np.column_stack([table["top1"], table["macs"]]), objective_signs(objectives)
     front = exhaustive_front(F, signs)
     return Problem(
         name="ofa_mbv3_measured_w10",

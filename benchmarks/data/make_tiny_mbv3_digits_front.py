@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from suite_problems import (  # noqa: E402
     TINY_FRONT_FILE,
     TINY_REFERENCE_FILE,
-    _signs,
+    objective_signs,
     padded_worst,
     tiny_mbv3_digits_measured,
 )
@@ -69,7 +69,7 @@ def main() -> None:
     records = [r for r in study.trials if r.ok]
     names = list(problem.objectives)
     F = np.array([[r.metrics[n] for n in names] for r in records])
-    signs = _signs(dict(problem.objectives))
+    signs = objective_signs(problem.objectives)
     front: dict[tuple[float, ...], str] = {}
     for k in np.flatnonzero(non_dominated_mask(F * signs)):
         front.setdefault(tuple(F[k]), json.dumps(dict(records[k].config), separators=(",", ":")))
