@@ -4,6 +4,7 @@ that ranks no better than chance."""
 from typing import Any
 
 import numpy as np
+import pytest
 
 import elasticnas as en
 from elasticnas.records import TrialRecord
@@ -55,11 +56,32 @@ def test_a_predictor_that_cannot_rank_hands_proposals_to_evolution() -> None:
     objectives = en.records.as_objectives({"accuracy": "maximize", "cost": "minimize"})
     rng = np.random.default_rng(0)
     searcher = create_searcher("predicted_hvi", space, objectives, seed=0)  # both expensive: noise to learn
-    for i in range(30):
+    for i in range(60):
         (config,) = searcher.ask(1)
         searcher.tell(
             [TrialRecord(i, config, space.config_id(config), {"accuracy": rng.random(), "cost": rng.random()})]
         )
     diag = searcher.diagnostics()
     assert diag["search_tau"] and diag["search_tau"][-1]["kendall_tau"] < 0.3
-    assert diag["evolution_share"] > 0.2
+    assert diag["evolution_share"] > 0  # evolution is probed: how much more it gets, its results decide (below)
+    assert diag["front_entry_rate"]["evolution"] is not None
+
+
+@pytest.mark.parametrize(
+    ("tau", "model", "evolution", "low", "high"),
+    [
+        (0.0, [1] * 10 + [0] * 20, [0] * 30, 0.0, 0.05),  # the model ranks badly but its picks enter the front
+        (0.0, [0] * 30, [1] * 10 + [0] * 20, 0.95, 1.0),  # evolution's children enter, the model's do not
+        (0.0, [1] * 10 + [0] * 20, [1] * 4, 0.1, 0.1),  # too few results of evolution: it is probed
+        (0.0, [1] * 10 + [0] * 20, [1] * 5, 0.9, 1.0),  # ... until it shows what it brings
+        (0.9, [0] * 30, [1] * 30, 0.0, 0.0),  # a trusted predictor keeps every proposal
+    ],
+)
+def test_evolution_gets_the_share_its_results_earn(tau, model, evolution, low, high) -> None:
+    space = _space()
+    objectives = en.records.as_objectives({"accuracy": "maximize", "cost": "minimize"})
+    searcher = create_searcher("predicted_hvi", space, objectives, seed=0)
+    searcher._tau, searcher._tau_n = {"accuracy": tau}, 100
+    searcher._entered["model"].extend(model)
+    searcher._entered["evolution"].extend(evolution)
+    assert low <= searcher._evolution_share() <= high

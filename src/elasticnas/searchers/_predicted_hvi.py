@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from elasticnas.searchers.base import Searcher
 from elasticnas.space import Config
 
 PredictorFactory = Callable[[int], Predictor]
+PROBE_RESULTS = 5  # results of model-free evolution before its rate of entering the front is compared
 
 _THREADPOOLS: list[ThreadpoolController] = []
 
@@ -68,6 +70,17 @@ def hypervolume_improvement(front: np.ndarray, points: np.ndarray, ref: np.ndarr
         if np.all(p < ref):
             out[i] = max(float(hv(np.vstack([front, p]))) - base, 0.0)
     return out
+
+
+def _beta_greater(a: Sequence[int], b: Sequence[int]) -> float:
+    """``P(p_a > p_b)`` for success rates with Beta(1 + successes, 1 + failures) posteriors from the 0/1
+    outcomes ``a`` and ``b`` (exact: numerical integration on a grid of 2,001 points)."""
+    from scipy.stats import beta
+
+    x = np.linspace(0.0, 1.0, 2001)
+    pdf_a = beta.pdf(x, 1 + sum(a), 1 + len(a) - sum(a))
+    cdf_b = beta.cdf(x, 1 + sum(b), 1 + len(b) - sum(b))
+    return float(np.clip(np.trapezoid(pdf_a * cdf_b, x), 0.0, 1.0))
 
 
 def _crowding(F: np.ndarray) -> np.ndarray:
@@ -126,9 +139,12 @@ class PredictedHVISearcher(Searcher):
     * **trust**: every full round measures each expensive objective's predictor
       out of sample (Kendall tau of leave-one-out predictions, in closed form for
       the Gaussian process; 3-fold cross-validation otherwise). While the worst
-      tau is low (see :meth:`_evolution_share`) a share of the proposals, up to
-      all, comes from model-free evolution (steady-state NSGA-II on the
-      evaluated trials); the share falls back to 0 as tau recovers
+      tau is low, model-free evolution (steady-state NSGA-II on the evaluated
+      trials) competes for the proposals: each kind's results are scored by
+      whether they entered the evaluated front, and evolution's share is the
+      chance that it enters more often than the model's picks do (see
+      :meth:`_evolution_share`). A model that ranks badly but still explores
+      well keeps its proposals; the share falls back to 0 as tau recovers
       (``fallback=False`` turns this off);
     * **plateaus**: candidates whose cheap objectives tie (e.g. the many cells of
       the lowest cost) form a plateau; one holding ``max(3, plateau_share *
@@ -162,6 +178,8 @@ class PredictedHVISearcher(Searcher):
         tau_distrust: float = 0.0,
         fallback: bool = True,
         evolution_population: int = 50,
+        credit_window: int = 30,
+        evolution_probe: float = 0.1,
         plateau_share: float = 0.1,
         **kwargs: Any,
     ) -> None:
@@ -189,6 +207,8 @@ class PredictedHVISearcher(Searcher):
         self.tau_distrust = tau_distrust
         self.fallback = fallback
         self.evolution_population = evolution_population
+        self.credit_window = credit_window
+        self.evolution_probe = evolution_probe
         self.plateau_share = plateau_share
         self._card = self.space.cardinalities
         self._queue: list[Config] = []
@@ -210,6 +230,9 @@ class PredictedHVISearcher(Searcher):
         self._tau_n = 0
         self._evolution_credit = 0.0
         self._evolved = 0  # proposals made by model-free evolution
+        self._kind: dict[str, str] = {}  # config id of a proposal after the initial design -> "model" / "evolution"
+        # whether each kind's latest results entered the evaluated front (1) or not (0)
+        self._entered: dict[str, deque[int]] = {k: deque(maxlen=credit_window) for k in ("model", "evolution")}
         self._plateau_blocked = 0  # picks that skipped a candidate on a full plateau
 
     # -- genes ---------------------------------------------------------------------------
@@ -289,11 +312,14 @@ class PredictedHVISearcher(Searcher):
                     n_evo = min(m, int(self._evolution_credit))
                     self._evolution_credit -= n_evo
                     self._queue = self._evolve(n_evo, done) if n_evo else []
+                    n_evo = len(self._queue)  # evolution may find fewer new children
                     if n_evo < m:
                         if full or len(self._shortlist) == 0:
                             self._queue += self._pool_round(m - n_evo, done)
                         else:
                             self._queue += self._light_round(m - n_evo, done)
+                    for i, config in enumerate(self._queue):
+                        self._kind[self.space.config_id(config)] = "evolution" if i < n_evo else "model"
                 self._rounds += 1
                 self._evolved += n_evo
                 if full:
@@ -517,17 +543,45 @@ class PredictedHVISearcher(Searcher):
             self._tau_n = len(done)
             self._tau_history.append((len(done), min(self._tau.values())))
 
+    def _observe(self, records: Sequence[TrialRecord]) -> None:
+        """Score each new result of a round's proposal by its kind (model or evolution): 1 when it entered the
+        evaluated front (with hardware targets: any target's), else 0."""
+        ours = [r for r in records if r.config_id in self._kind]
+        if not ours:
+            return
+        done = [r for r in self.history.values() if r.ok]
+        F, feasible = self._history_objectives(done)
+        keep = feasible & np.all(np.isfinite(F), axis=1)
+        F, ids = F[keep], np.array([r.config_id for r in done], dtype=object)[keep]
+        column_sets = self.target_columns or (tuple(range(len(self.objectives))),)
+        for r in ours:
+            entered = False
+            if r.ok and r.violation(self.constraints) == 0.0:
+                f, others = self.objective_values(r), F[ids != r.config_id]  # a tie with another does not enter
+                entered = any(not np.all(others[:, c] <= f[list(c)], axis=1).any() for c in column_sets)
+            self._entered[self._kind[r.config_id]].append(int(entered))
+
     def _evolution_share(self) -> float:
-        """The share of proposals handed to model-free evolution, from the worst predictor's out-of-sample
-        tau over its ``n`` training points: 0 at or above ``max(tau_trust, 2.5 s)``, 1 at or below
-        ``max(tau_distrust, s)``, linear in between, where ``s = sqrt(2 (2n + 5) / (9 n (n - 1)))`` is the
-        standard deviation of tau without any association (a small sample needs a higher tau to be trusted)."""
+        """The share of proposals handed to model-free evolution: the distrust in the predictors times the
+        chance that evolution's proposals enter the front more often than the model's.
+
+        Distrust comes from the worst predictor's out-of-sample tau over its ``n`` training points: 0 at or
+        above ``max(tau_trust, 2.5 s)``, 1 at or below ``max(tau_distrust, s)``, linear in between, where
+        ``s = sqrt(2 (2n + 5) / (9 n (n - 1)))`` is the standard deviation of tau without any association (a
+        small sample needs a higher tau to be trusted). The chance is ``P(p_evolution > p_model)`` for the two
+        kinds' rates of entering the front, each Beta(1 + entered, 1 + not) over its latest ``credit_window``
+        results; until evolution has :data:`PROBE_RESULTS` results, the chance is ``evolution_probe``."""
         if not self._tau or not self.fallback:
             return 0.0
         n, tau = self._tau_n, min(self._tau.values())
         s = math.sqrt(2 * (2 * n + 5) / (9 * n * (n - 1)))
         hi, lo = max(self.tau_trust, 2.5 * s), max(self.tau_distrust, s)
-        return float(np.clip((hi - tau) / (hi - lo), 0.0, 1.0)) if hi > lo else float(tau < hi)
+        distrust = float(np.clip((hi - tau) / (hi - lo), 0.0, 1.0)) if hi > lo else float(tau < hi)
+        if distrust == 0.0:
+            return 0.0
+        if len(self._entered["evolution"]) < PROBE_RESULTS:  # evolution has to show what it brings first
+            return distrust * self.evolution_probe
+        return distrust * _beta_greater(self._entered["evolution"], self._entered["model"])
 
     def _evolve(self, n: int, done: Sequence[TrialRecord]) -> list[Config]:
         """``n`` children of the evaluated trials without any model (steady-state NSGA-II): parents by binary
@@ -737,5 +791,6 @@ class PredictedHVISearcher(Searcher):
             "round_seconds_max": float(np.max(times)) if times else 0.0,
             "search_tau": [{"n": n, "kendall_tau": t} for n, t in self._tau_history],
             "evolution_share": self._evolved / max(1, len(self._proposed)),
+            "front_entry_rate": {k: float(np.mean(v)) if v else None for k, v in self._entered.items()},
             "plateau_blocked_picks": self._plateau_blocked,
         }
