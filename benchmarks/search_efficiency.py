@@ -283,14 +283,14 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _clean(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     """JSON-safe: non-finite floats (a target never reached) become null."""
     if isinstance(obj, float):
         return obj if np.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
 
 
@@ -354,14 +354,14 @@ def main(argv: list[str] | None = None) -> int:
         data = json.loads(args.resummarise.read_text())
         data["summary"] = summarise(data["runs"], data["budget"])
         data["dynast_traces"] = dynast_traces()
-        args.resummarise.write_text(json.dumps(_clean(data), indent=1))
+        args.resummarise.write_text(json.dumps(json_safe(data), indent=1))
         plot(data["runs"], args.plot or args.resummarise.with_suffix(".png"))
         return 0
     if args.merge:
         if args.out is None:
             ap.error("--merge needs --out")
         merged = merge([json.loads(p.read_text()) for p in args.merge], [str(p) for p in args.merge])
-        args.out.write_text(json.dumps(_clean(merged), indent=1))
+        args.out.write_text(json.dumps(json_safe(merged), indent=1))
         plot(merged["runs"], args.plot or args.out.with_suffix(".png"))
         print(f"wrote {args.out}")
         return 0
@@ -410,10 +410,10 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(_clean(result), indent=1))
+    out.write_text(json.dumps(json_safe(result), indent=1))
     plot(runs, png)
     print(f"wrote {out} and {png} in {wall:.0f} s")
-    print(json.dumps(_clean(result["summary"]), indent=1)[:4000])
+    print(json.dumps(json_safe(result["summary"]), indent=1)[:4000])
     return 0
 
 

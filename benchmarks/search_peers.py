@@ -72,7 +72,7 @@ from elasticnas.space import SearchSpace  # noqa: E402
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 # problem_by_name: a built-in problem, else suite_problems.suite_problem(name); hypervolume_fractions: run_one's trace
-from search_efficiency import PROBLEMS, _clean, hypervolume_fractions, problem_by_name, summarise  # noqa: E402
+from search_efficiency import PROBLEMS, hypervolume_fractions, json_safe, problem_by_name, summarise  # noqa: E402
 
 MAIN_VENV = "/work/main/.venv"
 ST_VENV = "/work/st-venv"
@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(_clean(result), indent=1))
+    out.write_text(json.dumps(json_safe(result), indent=1))
     print(f"wrote {out} in {wall:.0f} s")
     return 0
 
