@@ -65,6 +65,8 @@ def test_unknown_targets_are_refused_naming_the_known_ones() -> None:
         target_reference_front("pixel2")
     with pytest.raises(ValueError, match="not among"):
         target_reference_front("note10", targets=["v100_b1"])
+    with pytest.raises(ValueError, match="targets given twice"):
+        make_ofa_mbv3_devices_problem(["v100_b1", "v100_b1"])
 
 
 def test_a_table_row_projects_onto_itself_with_its_latencies(problem: Problem, gpus: Problem) -> None:

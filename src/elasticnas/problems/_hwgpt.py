@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from elasticnas.pareto import non_dominated_mask
-from elasticnas.problems._tables import latency_objective, nearest_rows, weighted_onehot
+from elasticnas.problems._tables import checked_targets, latency_objective, nearest_rows, weighted_onehot
 from elasticnas.space import Choice, Config, SearchSpace
 
 if TYPE_CHECKING:
@@ -180,22 +180,6 @@ def _front_2d(F: np.ndarray) -> np.ndarray:
     return sorted_front
 
 
-def _checked_devices(devices: Sequence[str] | None) -> tuple[str, ...]:
-    if devices is None:
-        return DEFAULT_DEVICES
-    if isinstance(devices, str):
-        devices = (devices,)
-    chosen = tuple(devices)
-    unknown = [d for d in chosen if d not in DEVICES]
-    if unknown:
-        raise ValueError(f"unknown HW-GPT-Bench device(s) {unknown}; known devices: {', '.join(DEVICES)}")
-    if not chosen:
-        raise ValueError(f"no device given; known devices: {', '.join(DEVICES)}")
-    if len(set(chosen)) != len(chosen):
-        raise ValueError(f"devices given twice: {list(chosen)}")
-    return chosen
-
-
 @functools.cache
 def _target_front(device: str) -> np.ndarray:
     table = load_table()
@@ -208,7 +192,7 @@ def target_reference_front(device: str) -> np.ndarray:
     The best any search of ``hwgpt_s_devices`` can find for that target (every configuration projects
     onto a table row); compare a study's ``pareto_front(target=device)`` with it.
     """
-    (device,) = _checked_devices((device,))
+    (device,) = checked_targets((device,), DEVICES, DEFAULT_DEVICES)
     front: np.ndarray = _target_front(device).copy()
     return front
 
@@ -225,7 +209,7 @@ def make_hwgpt_devices_problem(devices: Sequence[str] | None = None) -> Problem:
     """
     from elasticnas.problems.base import Problem
 
-    chosen = _checked_devices(devices)
+    chosen = checked_targets(devices, DEVICES, DEFAULT_DEVICES)
     space = hwgpt_space()
     table = load_table()
     perplexity = table["perplexity"]

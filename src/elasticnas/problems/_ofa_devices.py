@@ -49,7 +49,7 @@ from elasticnas.problems._ofa_mbv3 import (
     note10_lut,
     ofa_mbv3_space,
 )
-from elasticnas.problems._tables import latency_objective, nearest_rows, weighted_onehot
+from elasticnas.problems._tables import checked_targets, latency_objective, nearest_rows, weighted_onehot
 from elasticnas.space import Choice, Config, SearchSpace
 
 if TYPE_CHECKING:
@@ -94,21 +94,6 @@ REFERENCE_POINT: dict[str, float] = {
     "latency_ms_v100_b32": 23.0,
     "latency_ms_v100_b64": 43.0,
 }
-
-
-def checked_targets(targets: Sequence[str] | None) -> tuple[str, ...]:
-    """``targets`` (default: all of :data:`TARGETS`) without repeats, in the given order; ValueError on unknown."""
-    if targets is None:
-        return TARGETS
-    if isinstance(targets, str):
-        targets = [targets]
-    chosen = tuple(dict.fromkeys(targets))
-    if not chosen:
-        raise ValueError(f"no targets given; known targets: {', '.join(TARGETS)}")
-    unknown = [t for t in chosen if t not in TARGETS]
-    if unknown:
-        raise ValueError(f"unknown target {unknown[0]!r}; known targets: {', '.join(TARGETS)}")
-    return chosen
 
 
 @functools.lru_cache(maxsize=1)
@@ -241,7 +226,7 @@ class OFADevicesSpace(OFAMobileNetV3Space):
 
 def ofa_devices_space(targets: Sequence[str] | None = None) -> OFADevicesSpace:
     """The space of :func:`make_ofa_mbv3_devices_problem` with these targets."""
-    resolutions = NOTE10_RESOLUTIONS if "note10" in checked_targets(targets) else HELP_RESOLUTIONS
+    resolutions = NOTE10_RESOLUTIONS if "note10" in checked_targets(targets, TARGETS, TARGETS) else HELP_RESOLUTIONS
     return OFADevicesSpace(ofa_mbv3_space(resolutions).choices)
 
 
@@ -252,9 +237,9 @@ def target_reference_front(target: str, targets: Sequence[str] | None = None) ->
     the Note10 resolutions), which are every objective vector that problem can reach; ``targets=[target]`` for
     a GPU target gives its front over all 5,000 rows.
     """
-    chosen = checked_targets(targets)
+    chosen = checked_targets(targets, TARGETS, TARGETS)
     if target not in chosen:
-        checked_targets([target])
+        checked_targets([target], TARGETS, TARGETS)
         raise ValueError(f"target {target!r} is not among the problem's targets {', '.join(chosen)}")
     rows = ofa_devices_space(chosen).rows()
     F = np.column_stack([help_accuracy()[rows], load_help_table()[target][rows]])
@@ -268,7 +253,7 @@ def make_ofa_mbv3_devices_problem(targets: Sequence[str] | None = None) -> Probl
     """OFA-MobileNetV3 w1.2: predicted top-1 (expensive, shared) and the latency on each target (cheap)."""
     from elasticnas.problems.base import Problem
 
-    chosen = checked_targets(targets)
+    chosen = checked_targets(targets, TARGETS, TARGETS)
     space = ofa_devices_space(chosen)
     predictor = accuracy_predictor()
     table = load_help_table()

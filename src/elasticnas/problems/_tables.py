@@ -3,7 +3,7 @@ weighted Hamming distance on the genes (``hwgpt_s_*``, ``ofa_mbv3_devices``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -13,6 +13,22 @@ CHUNK = 512  # query rows per matrix product
 def latency_objective(target: str) -> str:
     """The name of a hardware target's latency objective: ``latency_ms_<target>``."""
     return f"latency_ms_{target}"
+
+
+def checked_targets(given: Sequence[str] | str | None, known: Sequence[str], default: Sequence[str]) -> tuple[str, ...]:
+    """The hardware targets ``given`` (one name, several, or None for ``default``), in the given order;
+    ValueError naming the known ones for an empty list, an unknown name or a name given twice."""
+    if given is None:
+        return tuple(default)
+    chosen = (given,) if isinstance(given, str) else tuple(given)
+    if not chosen:
+        raise ValueError(f"no targets given; known targets: {', '.join(known)}")
+    unknown = [t for t in chosen if t not in known]
+    if unknown:
+        raise ValueError(f"unknown target {unknown[0]!r}; known targets: {', '.join(known)}")
+    if len(set(chosen)) != len(chosen):
+        raise ValueError(f"targets given twice: {list(chosen)}")
+    return chosen
 
 
 def weighted_onehot(genes: np.ndarray, cardinalities: np.ndarray, weights: np.ndarray) -> np.ndarray:
