@@ -240,7 +240,7 @@ def _tiny_front() -> np.ndarray:
 def make_tiny_mbv3_digits() -> Problem:
     """NOISY REAL evaluations: the built-in ``tiny_mbv3`` (elasticnas, Apache-2.0) with its shipped weights on the
     built-in digits (scikit-learn, BSD-3-Clause), validation top-1 measured after BatchNorm recalibration
-    (expensive, ~0.3 s; 539 images, so top-1 moves in steps of 0.19 points) against MACs (cheap).
+    (expensive, 0.25-0.6 s on one CPU thread; 539 images, so top-1 moves in steps of 0.19 points) against MACs (cheap).
 
     The space holds ~3.9e9 networks, too many to evaluate: the reference front is the best of a 3,000-evaluation
     search (1,000 random, then 2,000 NSGA-II, ``benchmarks/data/make_tiny_mbv3_digits_front.py``), the
