@@ -7,8 +7,7 @@ space with inactive genes, a small one with measured accuracy, and noisy real ev
 
 Every problem follows :class:`elasticnas.problems.Problem`: ``evaluate`` returns the expensive metrics,
 ``cheap_metrics`` the free exact ones, ``reference_point`` and ``reference_front()`` are in the objectives' own
-units and directions. :func:`register_suite` registers them with :func:`elasticnas.problems.register_problem`,
-so that ``create_problem(name)`` (and ``benchmarks/search_efficiency.py``) can build them.
+units and directions. ``benchmarks/search_efficiency.py --problems NAME`` finds them by name.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from elasticnas.pareto import non_dominated_mask
-from elasticnas.problems import PROBLEMS, Problem, builtin_data, register_problem, supernet_problem
+from elasticnas.problems import Problem, builtin_data, supernet_problem
 from elasticnas.problems._hwgpt import DATA_DIR as HWGPT_DATA
 from elasticnas.problems._hwgpt import hwgpt_space, load_table, make_hwgpt_devices_problem
 from elasticnas.problems._ofa_devices import (
@@ -273,9 +272,3 @@ def suite_problem(name: str) -> Problem:
         raise KeyError(f"unknown suite problem {name!r}; known: {', '.join(SUITE)}")
     return SUITE[name]()
 
-
-def register_suite() -> None:
-    """Register every suite problem with :func:`elasticnas.problems.register_problem` (once; again is a no-op)."""
-    for name in SUITE:
-        if name not in PROBLEMS.names():
-            register_problem(name, functools.partial(suite_problem, name))
