@@ -283,6 +283,21 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def suite_table(result: dict[str, Any]) -> str:
+    """One table for many problems: every method's median hypervolume fraction at 100 / 250 / 500 evaluations,
+    its number of seeds and median seconds per run; the best median at each checkpoint in bold."""
+    lines = ["| problem | method | seeds | 100 | 250 | 500 | s/run |", "|---|---|---:|---:|---:|---:|---:|"]
+    for problem, summ in result["summary"].items():
+        hv_at = summ["hv_fraction"]
+        best = {k: max((h[k]["median"] for h in hv_at.values() if k in h), default=None) for k in ("100", "250", "500")}
+        for m, h in hv_at.items():
+            seeds = sum(1 for r in result["runs"] if r["problem"] == problem and r["method"] == m)
+            cells = ["-" if k not in h else (f"**{h[k]['median']:.3f}**" if h[k]["median"] == best[k]
+                                             else f"{h[k]['median']:.3f}") for k in ("100", "250", "500")]
+            lines.append(f"| {problem} | {m} | {seeds} | " + " | ".join(cells) + f" | {h['seconds']['median']:.0f} |")
+    return "\n".join(lines)
+
+
 def json_safe(obj: Any) -> Any:
     """JSON-safe: non-finite floats (a target never reached) become null."""
     if isinstance(obj, float):
@@ -339,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=1,
                     help="proposals per ask (parallel workers starting together); runs are named METHOD/askN")
     ap.add_argument("--markdown", type=Path, nargs="*", default=None, help="print README tables of results JSONs")
+    ap.add_argument("--suite-table", action="store_true", help="with --markdown: one table over every problem")
     ap.add_argument("--resummarise", type=Path, default=None, help="recompute summary and plot of a results JSON")
     ap.add_argument("--merge", type=Path, nargs="+", default=None, metavar="JSON",
                     help="merge results files into --out (later files' runs replace earlier ones' of the same "
@@ -348,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.markdown:
         for path in args.markdown:
-            print(markdown(json.loads(path.read_text())))
+            result = json.loads(path.read_text())
+            print(suite_table(result) if args.suite_table else markdown(result))
         return 0
     if args.resummarise is not None:
         data = json.loads(args.resummarise.read_text())
