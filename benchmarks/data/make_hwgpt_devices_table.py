@@ -105,19 +105,24 @@ def describe(columns: list[str], rows: list[list[str]]) -> None:
         print(f"{col:18s} min {min(values):10.4g} median {med:10.4g} max {max(values):10.4g}{note}")
 
 
+def write_csv_gz(path: Path, columns: list[str], rows: list[list[str]]) -> None:
+    """``rows`` under the header ``columns`` as gzipped CSV; mtime 0 and no file name, so the same rows give the
+    same bytes."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    with path.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz:
+        gz.write(text.getvalue().encode())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", type=Path, help="HW-GPT-Bench GPT-S table (hwgpt_s_table.csv)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     columns, rows = build(args.source)
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(rows)
-    # mtime=0 and no file name: the same source gives the same bytes
-    with args.out.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz:
-        gz.write(text.getvalue().encode())
+    write_csv_gz(args.out, columns, rows)
     describe(columns, rows)
     print(f"{len(rows)} rows, {len(columns)} columns -> {args.out} ({args.out.stat().st_size:,} bytes)")
 

@@ -18,12 +18,11 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
-import io
 import math
 from pathlib import Path
 
 from make_hwgpt_devices_table import OUT as PACKAGE_TABLE
-from make_hwgpt_devices_table import _compact
+from make_hwgpt_devices_table import _compact, write_csv_gz
 
 OUT = Path(__file__).resolve().parent / "hwgpt_s_energy.csv.gz"
 COLUMNS = ("ppl_index", "energy_Wh_a100")
@@ -58,12 +57,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     rows = build(args.source)
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    writer.writerows(rows)
-    with args.out.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz:
-        gz.write(text.getvalue().encode())
+    write_csv_gz(args.out, list(COLUMNS), rows)
     with gzip.open(args.out, "rt", newline="") as fh:
         back = [[r["ppl_index"], r["energy_Wh_a100"]] for r in csv.DictReader(fh)]
     if back != rows:

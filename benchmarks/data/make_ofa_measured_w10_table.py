@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gzip
-import io
 import json
 import math
 from pathlib import Path
+
+from make_hwgpt_devices_table import write_csv_gz
 
 from elasticnas.problems._ofa_mbv3 import ofa_mbv3_space
 
@@ -69,12 +69,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     rows = build(args.source)
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    writer.writerows(rows)
-    with args.out.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz:
-        gz.write(text.getvalue().encode())
+    write_csv_gz(args.out, list(COLUMNS), rows)
     print(f"{len(rows)} networks -> {args.out} ({args.out.stat().st_size:,} bytes)")
 
 
