@@ -33,7 +33,7 @@ from elasticnas.problems._ofa_devices import (
     target_reference_front,
 )
 from elasticnas.problems._ofa_mbv3 import ofa_mbv3_space
-from elasticnas.problems._tables import latency_objective, weighted_onehot
+from elasticnas.problems._tables import latency_objective
 from elasticnas.records import Direction
 from elasticnas.space import Config
 
@@ -174,8 +174,7 @@ def load_measured_w10() -> dict[str, np.ndarray]:
 @functools.cache
 def _measured_projection() -> _Projection:
     genes = load_measured_w10()["genes"]
-    onehot = weighted_onehot(genes, measured_w10_space().cardinalities, np.ones(genes.shape[1], dtype=np.float32))
-    return _Projection(np.arange(len(genes)), genes, onehot, {g.tobytes(): k for k, g in enumerate(genes)})
+    return _Projection.of(np.arange(len(genes)), genes, measured_w10_space().cardinalities)
 
 
 class OFAMeasuredW10Space(OFADevicesSpace):

@@ -141,6 +141,12 @@ class _Projection:
     onehot: np.ndarray  # their genes one-hot (float32), for the agreement product
     index: dict[bytes, int]  # canonical genes -> position in rows
 
+    @classmethod
+    def of(cls, rows: np.ndarray, genes: np.ndarray, cardinalities: np.ndarray) -> _Projection:
+        """The projection onto table ``rows`` whose canonical genes are ``genes``."""
+        onehot = weighted_onehot(genes, cardinalities, np.ones(genes.shape[1], dtype=np.float32))
+        return cls(rows, genes, onehot, {g.tobytes(): k for k, g in enumerate(genes)})
+
 
 @functools.lru_cache(maxsize=4)
 def _projection_for(resolutions: tuple[int, ...]) -> _Projection:
@@ -158,8 +164,7 @@ def _projection_for(resolutions: tuple[int, ...]) -> _Projection:
     ).astype(np.int64)
     genes = space._inactive_to_first(raw)
     genes.setflags(write=False)
-    onehot = weighted_onehot(genes, space.cardinalities, np.ones(genes.shape[1], dtype=np.float32))
-    return _Projection(rows, genes, onehot, {g.tobytes(): k for k, g in enumerate(genes)})
+    return _Projection.of(rows, genes, space.cardinalities)
 
 
 class OFADevicesSpace(OFAMobileNetV3Space):
