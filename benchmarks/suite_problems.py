@@ -34,8 +34,8 @@ from elasticnas.problems._ofa_devices import (
 )
 from elasticnas.problems._ofa_mbv3 import ofa_mbv3_space
 from elasticnas.problems._tables import latency_objective
-from elasticnas.records import Direction
-from elasticnas.space import Config
+from elasticnas.records import Direction, as_objectives
+from elasticnas.space import Config, SearchSpace
 
 DATA = Path(__file__).resolve().parent / "data"
 HWGPT_ENERGY_FILE = DATA / "hwgpt_s_energy.csv.gz"
@@ -48,7 +48,7 @@ HELP_TARGET = "titan_rtx_b64"
 
 def objective_signs(objectives: Mapping[str, Direction]) -> np.ndarray:
     """+1 for a minimised objective, -1 for a maximised one (objective order)."""
-    return np.array([1.0 if d == "minimize" else -1.0 for d in objectives.values()])
+    return np.array([o.sign for o in as_objectives(objectives)], dtype=float)
 
 
 def padded_worst(F: np.ndarray, signs: np.ndarray) -> tuple[float, ...]:
@@ -62,6 +62,30 @@ def exhaustive_front(F: np.ndarray, signs: np.ndarray) -> np.ndarray:
     """The distinct non-dominated rows of ``F`` (objective units; ``signs`` as in :func:`padded_worst`)."""
     front: np.ndarray = np.unique(F[non_dominated_mask(F * signs)], axis=0)
     return front
+
+
+def table_problem(
+    name: str,
+    space: SearchSpace,
+    objectives: dict[str, Direction],
+    F: np.ndarray,
+    evaluate: Callable[[Config], dict[str, float]],
+    cheap_metrics: Mapping[str, Callable[[Config], float]],
+    description: str,
+) -> Problem:
+    """A problem over a table whose rows' objective values are ``F`` (objective units, objectives' order): the
+    exhaustive front of the rows, the reference point their :func:`padded_worst`."""
+    signs = objective_signs(objectives)
+    return Problem(
+        name=name,
+        space=space,
+        objectives=objectives,
+        evaluate=evaluate,
+        cheap_metrics=cheap_metrics,
+        reference_point=padded_worst(F, signs),
+        description=description,
+        reference_front_fn=exhaustive_front(F, signs).copy,
+    )
 
 
 # -- 1. hwgpt_s_energy ----------------------------------------------------------------------------------------
@@ -103,18 +127,15 @@ def make_hwgpt_s_energy() -> Problem:
         "energy_Wh_a100": "minimize",
         latency_objective("a100"): "minimize",
     }
-    F, signs = np.column_stack([perplexity, energy, latency]), objective_signs(objectives)
-    front = exhaustive_front(F, signs)
-    return Problem(
-        name="hwgpt_s_energy",
-        space=space,
-        objectives=objectives,
-        evaluate=evaluate,
-        cheap_metrics={latency_objective("a100"): latency_ms_a100},
-        reference_point=padded_worst(F, signs),
-        description="HW-GPT-Bench GPT-S: perplexity and A100 energy (Wh, both expensive), A100 latency (ms, cheap), "
+    return table_problem(
+        "hwgpt_s_energy",
+        space,
+        objectives,
+        np.column_stack([perplexity, energy, latency]),
+        evaluate,
+        {latency_objective("a100"): latency_ms_a100},
+        "HW-GPT-Bench GPT-S: perplexity and A100 energy (Wh, both expensive), A100 latency (ms, cheap), "
         "10,000 tabulated sub-networks",
-        reference_front_fn=front.copy,
     )
 
 
@@ -205,18 +226,15 @@ def make_ofa_mbv3_measured_w10() -> Problem:
         return float(table["macs"][space.table_row(config)])
 
     objectives: dict[str, Direction] = {"accuracy_top1": "maximize", "macs": "minimize"}
-    F, signs = np.column_stack([table["top1"], table["macs"]]), objective_signs(objectives)
-    front = exhaustive_front(F, signs)
-    return Problem(
-        name="ofa_mbv3_measured_w10",
-        space=space,
-        objectives=objectives,
-        evaluate=evaluate,
-        cheap_metrics={"macs": macs},
-        reference_point=padded_worst(F, signs),
-        description="OFA-MobileNetV3 w1.0, r=224, projected onto 2,162 sub-networks with ImageNet top-1 (%) "
-        "measured by DyNAS-T (expensive) and MACs (cheap)",
-        reference_front_fn=front.copy,
+    return table_problem(
+        "ofa_mbv3_measured_w10",
+        space,
+        objectives,
+        np.column_stack([table["top1"], table["macs"]]),
+        evaluate,
+        {"macs": macs},
+        "OFA-MobileNetV3 w1.0, r=224, projected onto 2,162 sub-networks with ImageNet top-1 (%) measured by DyNAS-T "
+        "(expensive) and MACs (cheap)",
     )
 
 
