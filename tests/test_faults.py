@@ -238,8 +238,19 @@ def test_two_processes_creating_one_new_database_both_succeed(attempt, tmp_path)
 
 # -- signals and pipes ----------------------------------------------------------------------------------------
 def _cli(*argv: str, **kwargs) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONFAULTHANDLER="1")  # SIGABRT prints every thread's stack (see _stderr)
     return subprocess.Popen([sys.executable, "-m", "elasticnas.cli", *argv], stderr=subprocess.PIPE, text=True,
-                            **kwargs)
+                            env=env, **kwargs)
+
+
+def _stderr(proc: subprocess.Popen, timeout: float = 60) -> str:
+    """What the process wrote to stderr once it ended; one still running after ``timeout`` seconds fails the
+    test with the stacks of its threads."""
+    try:
+        return proc.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        pytest.fail(f"still running {timeout} s later; its threads:\n{proc.communicate(timeout=30)[1][-8000:]}")
 
 
 def test_sigterm_during_a_search_releases_the_running_trial(db):
@@ -250,19 +261,51 @@ def test_sigterm_during_a_search_releases_the_running_trial(db):
     while len(trials(db)) < len(before) + 3 and time.monotonic() < deadline and proc.poll() is None:  # searching
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    err = _stderr(proc)
     assert proc.returncode == 143 and err.strip().splitlines() == [
         "elasticnas search: terminated; finished evaluations are saved"], err
     after = trials(db)
     assert after[: len(before)] == before and "RUNNING" not in {state for _, state in after}
 
 
-def test_an_interrupt_during_a_storage_call_waits_for_it_to_finish(tmp_path):
+@pytest.fixture
+def interrupts() -> Iterator[None]:
+    """Interrupts raised by a test are forgotten after it, as the CLI forgets them after a command."""
+    from elasticnas._interrupts import clear_interrupts
+
+    yield
+    clear_interrupts()
+
+
+def test_an_interrupt_swallowed_on_its_way_stops_the_search_at_the_next_round(tmp_path, interrupts):
+    """An interrupt raised where Python only prints exceptions (a finalizer run by the garbage collector)
+    is lost there; the search loop raises it again before its next evaluation."""
+    from elasticnas._interrupts import interrupt
+    from elasticnas.problems import create_problem
+
+    problem = create_problem(PROBLEM)
+    study = en.create_study(**problem.study_kwargs(), storage=f"sqlite:///{tmp_path / 's.db'}")
+    calls = []
+
+    def evaluate(config):
+        calls.append(config)
+        if len(calls) == 3:
+            with contextlib.suppress(KeyboardInterrupt):  # what a finalizer does with it
+                interrupt(KeyboardInterrupt())
+        return problem.evaluate(config)
+
+    with pytest.raises(KeyboardInterrupt):
+        study.optimize(evaluate, n_evals=50, searcher="random", seed=0, cheap_metrics=problem.cheap_metrics)
+    assert len(calls) == 3 and study.n_evals == 3
+
+
+def test_an_interrupt_during_a_storage_call_waits_for_it_to_finish(tmp_path, interrupts):
     """An interrupt (what the CLI's Ctrl-C / SIGTERM handlers raise) that arrives while SQL runs is raised
     when the storage call returns: the write is committed and no connection is left checked out."""
     from sqlalchemy import event
 
-    from elasticnas.storages import interrupt, open_storage
+    from elasticnas._interrupts import interrupt
+    from elasticnas.storages import open_storage
 
     storage = open_storage(f"sqlite:///{tmp_path / 'db.sqlite'}")
 
@@ -276,10 +319,11 @@ def test_an_interrupt_during_a_storage_call_waits_for_it_to_finish(tmp_path):
     assert storage.engine.pool.checkedout() == 0
 
 
-def test_a_second_interrupt_during_a_storage_call_is_raised_at_once(tmp_path):
+def test_a_second_interrupt_during_a_storage_call_is_raised_at_once(tmp_path, interrupts):
     from sqlalchemy import event
 
-    from elasticnas.storages import interrupt, open_storage
+    from elasticnas._interrupts import interrupt
+    from elasticnas.storages import open_storage
 
     storage = open_storage(f"sqlite:///{tmp_path / 'db.sqlite'}")
     raised = []
@@ -302,5 +346,5 @@ def test_a_second_interrupt_during_a_storage_call_is_raised_at_once(tmp_path):
 def test_a_closed_pipe_ends_quietly(db):
     proc = _cli("pareto", "--storage", f"sqlite:///{db}", "--study", "s", stdout=subprocess.PIPE)
     proc.stdout.close()  # like `| head` that has read enough
-    _, err = proc.communicate(timeout=60)
+    err = _stderr(proc)
     assert proc.returncode in (0, 141) and "Traceback" not in err and err.strip() == "", err

@@ -7,9 +7,8 @@
 - :func:`storage_errors` turns a fault of the database met at any time (read-only,
   locked, corrupt, full disk, unreachable server) into one :class:`StorageError` line
   naming the storage and what to do. The CLI runs every subcommand inside it.
-- :func:`interrupt` raises Ctrl-C / SIGTERM (the CLI's signal handlers call it) at once, or, during a
-  call of an SQL storage, when that call returns: a transaction or the connection pool's lock is never
-  left half way, so the interrupted search can still release its trials.
+- :class:`_FinishingRDBStorage` runs every call to its end before Ctrl-C / SIGTERM is raised
+  (see :mod:`elasticnas._interrupts`).
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import inspect
 import os
 import random
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -28,45 +26,19 @@ from typing import Any, TypeVar
 
 import optuna
 
+from elasticnas._interrupts import held
 from elasticnas.errors import StorageError
 
 SCHEMES = ("sqlite:", "postgresql", "mysql")
 SCHEMA_RACE_TRIES = 8  # a new database's schema is created by one process; the others retry and find it
 
-_storage_calls = 0  # storage calls under way on the main thread
-_held: list[BaseException] = []  # an interrupt that arrived during one of them
 _F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def interrupt(exc: BaseException) -> None:
-    """Raise ``exc`` (from a signal handler) now, or when the storage call under way returns; a second
-    interrupt while one is held is raised at once."""
-    if _storage_calls and not _held:
-        _held.append(exc)
-        return
-    _held.clear()
-    raise exc
-
-
-@contextmanager
-def _interrupts_held() -> Iterator[None]:
-    global _storage_calls
-    if threading.current_thread() is not threading.main_thread():  # signal handlers run on the main thread
-        yield
-        return
-    _storage_calls += 1
-    try:
-        yield
-    finally:
-        _storage_calls -= 1
-        if not _storage_calls and _held:
-            raise _held.pop()
 
 
 def _finishing(method: _F) -> _F:
     @functools.wraps(method)
     def call(*args: Any, **kwargs: Any) -> Any:
-        with _interrupts_held():
+        with held():
             return method(*args, **kwargs)
 
     return call  # type: ignore[return-value]

@@ -23,6 +23,7 @@ from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
 from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
+from elasticnas._interrupts import raise_swallowed_interrupt
 from elasticnas.errors import ElasticNASError, EvaluationError, StorageError
 from elasticnas.pareto import default_reference_point, hypervolume, hypervolume_history, non_dominated_mask
 from elasticnas.records import (
@@ -871,6 +872,7 @@ class Study:
         n_configs = math.prod(int(c) for c in self.space.cardinalities)  # fewer where genes can be inactive
         try:
             while done < n_evals:
+                raise_swallowed_interrupt()
                 waiting = self._shared and self._others_running > 0  # other workers may free proposals
                 if idle and self._shared:
                     time.sleep(min(0.05 * idle, 2.0))  # let other workers finish what they hold

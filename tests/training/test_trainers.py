@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,29 @@ def test_a_checkpoint_written_before_the_optimizer_settings_resumes(
     assert result.resumed_from == 1
     with pytest.raises(CheckpointError, match="grad_clip=0.0 vs 1.0"):
         create_trainer("sandwich", small_supernet(), _config(epochs=1, grad_clip=1.0)).fit((x[:32], y[:32]), out=out)
+
+
+def test_an_interrupt_swallowed_on_its_way_stops_training_at_the_next_step(  # type: ignore[no-untyped-def]
+    small_supernet, digits16: tuple[torch.Tensor, torch.Tensor]
+) -> None:
+    """Ctrl-C raised where Python only prints exceptions (a finalizer) is raised again before the next step."""
+    from elasticnas._interrupts import clear_interrupts, interrupt
+
+    x, y = digits16
+    trainer = create_trainer("sandwich", small_supernet(), _config(epochs=2))
+    original, calls = trainer._train_step, []
+
+    def step_during_which_ctrl_c_is_swallowed(*args):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 2:
+            with contextlib.suppress(KeyboardInterrupt):
+                interrupt(KeyboardInterrupt())
+        return original(*args)
+
+    trainer._train_step = step_during_which_ctrl_c_is_swallowed  # type: ignore[method-assign]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            trainer.fit((x[:128], y[:128]), progress=False)
+    finally:
+        clear_interrupts()
+    assert len(calls) == 2

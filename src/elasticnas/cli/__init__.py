@@ -69,7 +69,7 @@ class _Terminated(KeyboardInterrupt):
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    from elasticnas.storages import interrupt  # raised once a storage call under way returns
+    from elasticnas._interrupts import interrupt  # raised once a storage call under way returns
 
     interrupt(_Terminated() if signum == signal.SIGTERM else KeyboardInterrupt())
 
@@ -147,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import optuna
 
+    from elasticnas._interrupts import clear_interrupts
     from elasticnas.storages import storage_errors
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own progress bar and summary say enough
@@ -169,5 +170,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return 141
     finally:
+        clear_interrupts()
         for signum, handler in previous.items():
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)

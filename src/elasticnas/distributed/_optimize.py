@@ -10,6 +10,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from elasticnas._interrupts import raise_swallowed_interrupt
 from elasticnas.distributed._pool import EvaluatorFactory, RayRuntime, WorkerPool, _cause, import_ray
 from elasticnas.errors import ElasticNASError
 from elasticnas.records import TrialRecord
@@ -117,6 +118,7 @@ def _run(
 
     try:
         while done < n_evals or running or retries:  # what was handed out is always collected
+            raise_swallowed_interrupt()
             # 1. keep every idle actor busy: retried jobs first, then what the study asks for
             while idle_actors and retries:
                 send(retries.popleft())

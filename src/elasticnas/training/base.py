@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
+from elasticnas._interrupts import raise_swallowed_interrupt
 from elasticnas._io import atomic_write
 from elasticnas.data import DataError, as_loader, resize_batch
 from elasticnas.errors import CheckpointError, ElasticNASError
@@ -460,6 +461,7 @@ class Trainer(ABC):
             )
             lr = cfg.lr
             for i, batch in enumerate(bar):
+                raise_swallowed_interrupt()
                 inputs, target = self.split_batch(batch)
                 inputs = self._augment(inputs, aug_gen)
                 lr = cfg.lr * self._lr_factor(epoch, i / max(self.steps_per_epoch, 1))
