@@ -65,7 +65,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from elasticnas.pareto import non_dominated_mask  # noqa: E402
+from elasticnas.pareto import default_reference_point, non_dominated_mask  # noqa: E402
 from elasticnas.problems import Problem  # noqa: E402
 from elasticnas.space import SearchSpace  # noqa: E402
 
@@ -74,6 +74,7 @@ sys.path.insert(0, str(HERE))
 # problem_by_name: a built-in problem, else suite_problems.suite_problem(name); hypervolume_fractions: run_one's trace
 from search_efficiency import PROBLEMS, hypervolume_fractions, json_safe, problem_by_name, summarise  # noqa: E402
 
+REFERENCE_MARGIN = 0.1  # predicted_hvi's: pareto.default_reference_point's default
 MAIN_VENV = "/work/main/.venv"
 ST_VENV = "/work/st-venv"
 #: method -> (modules it imports, the venv that has them)
@@ -134,13 +135,6 @@ class Evaluations:
     def seen(self, genes: np.ndarray) -> np.ndarray:
         """Mask of canonical gene rows already evaluated."""
         return np.array([g.tobytes() in self._cache for g in np.atleast_2d(genes)], dtype=bool)
-
-
-def _data_reference(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(worst + 0.1 * span, span)`` of minimisation vectors, per objective (predicted_hvi's rule)."""
-    worst, best = F.max(axis=0), F.min(axis=0)
-    span = np.where(worst > best, worst - best, 1.0)
-    return worst + 0.1 * span, span
 
 
 # -- the peers: each proposes until ``len(ev) == budget`` ---------------------------------------------------------
@@ -210,7 +204,8 @@ def _syne_ehvi(ev: Evaluations, budget: int, seed: int) -> None:
             F: np.ndarray = super().objectives()
             if len(F) == 0:
                 return F
-            ref, span = _data_reference(F)
+            ref = default_reference_point(F, margin=REFERENCE_MARGIN)
+            span = (ref - F.max(axis=0)) / REFERENCE_MARGIN  # each objective's range, as the rule took it
             scaled: np.ndarray = (F - ref) / span - 2.0
             return scaled
 
@@ -263,7 +258,7 @@ def _botorch_qnehvi(
             continue
         X = torch.tensor(space.encode_genes(G, "onehot"), dtype=torch.double)
         Y = -torch.tensor(F, dtype=torch.double)  # BoTorch maximises
-        ref, _ = _data_reference(F)
+        ref = default_reference_point(F, margin=REFERENCE_MARGIN)
         try:
             model = SingleTaskGP(X, Y)
             fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))

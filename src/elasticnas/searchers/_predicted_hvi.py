@@ -13,7 +13,7 @@ from pymoo.indicators.hv import HV
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from threadpoolctl import ThreadpoolController
 
-from elasticnas.pareto import non_dominated_mask
+from elasticnas.pareto import default_reference_point, non_dominated_mask
 from elasticnas.predictors import Predictor, create_predictor, cross_validate, kendall_tau
 from elasticnas.records import TrialRecord
 from elasticnas.searchers.base import Searcher
@@ -387,7 +387,7 @@ class PredictedHVISearcher(Searcher):
             "F_all": F_all,
             "ok_rows": ok_rows,
             "front": F_front,
-            "ref": self._reference(F_all),
+            "ref": default_reference_point(F_all[np.all(np.isfinite(F_all), axis=1)]),
             "seen": {g.tobytes() for g in G_hist} | {g.tobytes() for g in pending},
             "parents": self._best(G_hist[ok_rows], F_all[ok_rows]),
         }
@@ -703,13 +703,6 @@ class PredictedHVISearcher(Searcher):
             box = float(np.prod(np.maximum(ref[c] - ideal, 1e-12)))
             total += hypervolume_improvement(front[:, c], points[:, c], ref[c]) / box
         return total
-
-    def _reference(self, F: np.ndarray) -> np.ndarray:
-        F = F[np.all(np.isfinite(F), axis=1)]
-        worst, best = F.max(axis=0), F.min(axis=0)
-        span = np.where(worst > best, worst - best, 1.0)
-        reference: np.ndarray = worst + 0.1 * span
-        return reference
 
     def _best(self, G: np.ndarray, F: np.ndarray) -> np.ndarray:
         """Up to ``max_parents`` rows on the first non-dominated fronts, ordered along the first objective."""
