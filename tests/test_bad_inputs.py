@@ -415,14 +415,9 @@ def test_bad_command_line_is_one_line_exit_2_and_the_study_is_intact(case, tmp, 
 
 def _run_locked(argv, tmp, capsys, monkeypatch):
     """Another program holds an exclusive lock; SQLite's 60 s wait is shortened to 0.2 s here."""
-    import optuna
+    from elasticnas import storages
 
-    real = optuna.storages.RDBStorage
-
-    def quick(url, engine_kwargs=None, **kwargs):
-        return real(url, engine_kwargs={**(engine_kwargs or {}), "connect_args": {"timeout": 0.2}}, **kwargs)
-
-    monkeypatch.setattr(optuna.storages, "RDBStorage", quick)
+    monkeypatch.setattr(storages, "SQLITE_LOCK_WAIT_S", 0.2)
     lock = sqlite3.connect(tmp / "s.db", isolation_level=None)
     lock.execute("BEGIN EXCLUSIVE")
     try:

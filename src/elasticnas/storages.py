@@ -31,6 +31,7 @@ from elasticnas.errors import StorageError
 
 SCHEMES = ("sqlite:", "postgresql", "mysql")
 SCHEMA_RACE_TRIES = 8  # a new database's schema is created by one process; the others retry and find it
+SQLITE_LOCK_WAIT_S = 60.0  # how long a SQLite storage waits for a lock another program holds
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -100,7 +101,7 @@ def open_storage(
         raise StorageError(f"cannot open storage {storage!r}: no database file {path!r}; check the path")
     from elasticnas import study as _study  # its heartbeat settings, read now (tests shorten them)
 
-    engine_kwargs = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite:") else {}
+    engine_kwargs = {"connect_args": {"timeout": SQLITE_LOCK_WAIT_S}} if storage.startswith("sqlite:") else {}
     for attempt in range(SCHEMA_RACE_TRIES):
         try:
             with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna, stable since 2.9
