@@ -1,14 +1,27 @@
+import contextlib
+import io
+from pathlib import Path
+
 import numpy as np
 import onnxruntime as ort
+import pytest
 
 import elasticnas as en
 from elasticnas.cli import main
 
 
-def test_demo_writes_study_report_table_and_a_working_onnx_model(tmp_path, capsys):
-    out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--n-evals", "12"]) == 0
-    printed = capsys.readouterr().out
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One ``elasticnas demo`` run (12 evaluations): its folder and what it printed."""
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["demo", "--out", str(out), "--n-evals", "12", "--seed", "1"]) == 0
+    return out, printed.getvalue()
+
+
+def test_demo_writes_study_report_table_and_a_working_onnx_model(demo):
+    out, printed = demo
     assert "exported trial" in printed
     study = en.load_study(f"sqlite:///{out / 'study.db'}", "demo")
     assert study.n_evals == 12
@@ -23,10 +36,9 @@ def test_demo_writes_study_report_table_and_a_working_onnx_model(tmp_path, capsy
     assert logits.shape[-1] == 10
 
 
-def test_every_trial_on_the_demo_front_exports_with_its_recorded_accuracy(tmp_path, capsys):
+def test_every_trial_on_the_demo_front_exports_with_its_recorded_accuracy(demo, tmp_path):
     """The user's whole path: demo study -> each Pareto trial exported to ONNX -> scored in ONNX Runtime."""
-    out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--n-evals", "12", "--seed", "1"]) == 0
+    out, _ = demo
     study = en.load_study(f"sqlite:///{out / 'study.db'}", "demo")
     front = study.pareto_front()
     assert len(front) >= 2
@@ -34,4 +46,3 @@ def test_every_trial_on_the_demo_front_exports_with_its_recorded_accuracy(tmp_pa
         exported = study.export(record.number, "onnx", tmp_path / f"t{record.number}.onnx")
         assert exported.recorded_accuracy_top1 == record.metrics["accuracy_top1"]
         assert abs(exported.accuracy_top1 - record.metrics["accuracy_top1"]) <= 0.1, record.number
-    capsys.readouterr()
