@@ -74,9 +74,9 @@ def drive(problem: Problem, searcher: Searcher, budget: int, batch: int = 1) -> 
     return F
 
 
-def method_label(method: str, batch: int) -> str:
-    """How a method run with ``batch`` proposals per ask is named in the results."""
-    return method if batch == 1 else f"{method}/ask{batch}"
+def method_label(method: str, batch: int, predictor: str | None = None) -> str:
+    """How a method run with ``batch`` proposals per ask (and another ``predictor``) is named in the results."""
+    return method + (f"/{predictor}" if predictor else "") + (f"/ask{batch}" if batch != 1 else "")
 
 
 def run_one(
@@ -98,7 +98,8 @@ def run_one(
     start = time.perf_counter()
     F = drive(problem, searcher, budget, batch)
     seconds = time.perf_counter() - start
-    run = {"problem": problem_name, "method": method_label(method, batch), "seed": seed, "seconds": seconds,
+    run = {"problem": problem_name, "method": method_label(method, batch, searcher_kwargs.get("predictor")),
+           "seed": seed, "seconds": seconds,
            "hv": hypervolume_fractions(problem, F).tolist()}
     if keep_objectives:
         run["objectives"] = F
@@ -351,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--linas-inner-evals", type=int, default=20000,
                     help="LINAS predictor calls per loop (DyNAS-T: 20,000)")
     ap.add_argument("--budgets", nargs="*", default=[], metavar="METHOD=N", help="per-method budget overrides")
+    ap.add_argument("--predictor", default=None,
+                    help=f"{OURS}'s predictor (default: its own); runs are named {OURS}/PREDICTOR")
     ap.add_argument("--batch", type=int, default=1,
                     help="proposals per ask (parallel workers starting together); runs are named METHOD/askN")
     ap.add_argument("--markdown", type=Path, nargs="*", default=None, help="print README tables of results JSONs")
@@ -389,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or HERE / "results" / ("search_efficiency_smoke.json" if args.smoke else "search_efficiency.json")
     png = args.plot or Path(out).with_suffix(".png")  # the plot lies beside its numbers
     kwargs: dict[str, dict[str, Any]] = {"linas": {"inner_evals": args.linas_inner_evals}}
+    if args.predictor:
+        kwargs[OURS] = {"predictor": args.predictor}
     budgets = {m: args.budget for m in args.methods} | {k: int(v) for k, v in (b.split("=") for b in args.budgets)}
     jobs = [(p, m, s, budgets[m], kwargs.get(m, {}), False, args.batch)
             for p in args.problems for s in range(args.seeds) for m in args.methods]

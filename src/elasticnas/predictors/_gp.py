@@ -9,8 +9,9 @@ from scipy.optimize import minimize
 
 from elasticnas.predictors.base import Predictor
 
-# log bounds of (constant, length scale, noise), as scikit-learn's kernel was built before
+# log bounds of (constant, length scale, noise), as scikit-learn's kernel was built before; then the linear weight
 _BOUNDS = np.log(np.array([[1e-2, 1e2], [1e-1, 1e3], [1e-6, 1.0]]))
+_LINEAR_BOUNDS = np.log(np.array([[1e-4, 1e2]]))
 _JITTER = 1e-10  # scikit-learn's ``alpha``: added to the training kernel's diagonal
 
 
@@ -45,14 +46,20 @@ class GPPredictor(Predictor):
 
     :meth:`update` conditions the fitted process on new data at the hyperparameters of the last
     :meth:`fit` (no optimisation; new rows by a block update): what a searcher calls between fits.
+
+    With ``linear=True`` (registered as ``gp_linear``) the kernel gains a linear term ``b * x.x' / d``
+    (Bayesian linear regression on the features, ``b`` fitted with the others): where the RBF alone finds
+    no length scale that explains the data (it then falls back to independent points and predicts the
+    mean), the main effects of the choices still rank configurations.
     """
 
     has_uncertainty = True
 
-    def __init__(self, seed: int | None = None, max_train: int = 400) -> None:
+    def __init__(self, seed: int | None = None, max_train: int = 400, linear: bool = False) -> None:
         super().__init__(seed)
         self.max_train = max_train
-        self.theta = np.zeros(3)  # log (constant, length scale, noise)
+        self.linear = linear
+        self.theta = np.zeros(4 if linear else 3)  # log (constant, length scale, noise[, linear weight])
         self.n_likelihood_evals = 0
         self._n_total = 0  # rows of the data last fitted or updated on (before the window)
         self._X = np.zeros((0, 0))  # the conditioned window
@@ -66,15 +73,17 @@ class GPPredictor(Predictor):
         self._n_total = len(y)
         X, y = self._window(X, y)
         D = _sq_dists(X, X)
-        theta0 = np.log(np.array([1.0, np.sqrt(X.shape[1]), 1e-2]))
+        P = self._products(X, X)
+        theta0 = np.log(np.array([1.0, np.sqrt(X.shape[1]), 1e-2] + ([0.1] if self.linear else [])))
+        bounds = np.vstack([_BOUNDS, _LINEAR_BOUNDS]) if self.linear else _BOUNDS
         self.n_likelihood_evals = 0
 
         def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
             self.n_likelihood_evals += 1
-            lml, grad = self._log_marginal_likelihood(theta, D, y)
+            lml, grad = self._log_marginal_likelihood(theta, D, y, P)
             return -lml, -grad
 
-        res = minimize(objective, theta0, method="L-BFGS-B", jac=True, bounds=_BOUNDS)
+        res = minimize(objective, theta0, method="L-BFGS-B", jac=True, bounds=bounds)
         self._condition(np.asarray(res.x, dtype=float), X, y, D)
 
     def update(self, X: np.ndarray, y: np.ndarray) -> GPPredictor:
@@ -105,10 +114,10 @@ class GPPredictor(Predictor):
     def _append(self, X_new: np.ndarray, y: np.ndarray) -> bool:
         """Add rows to the conditioned window by extending the Cholesky factor of the kernel matrix; False
         (nothing changed) when the new block is not numerically positive definite."""
-        c, ell, noise = np.exp(self.theta)
+        c, ell, noise = np.exp(self.theta[:3])
         scale = -0.5 / ell**2
-        B = c * np.exp(_sq_dists(self._X, X_new) * scale)  # (n, k)
-        C = c * np.exp(_sq_dists(X_new, X_new) * scale)
+        B = c * np.exp(_sq_dists(self._X, X_new) * scale) + self._linear_part(self._X, X_new)  # (n, k)
+        C = c * np.exp(_sq_dists(X_new, X_new) * scale) + self._linear_part(X_new, X_new)
         C[np.diag_indices_from(C)] += noise + _JITTER
         W = solve_triangular(self._L, B, lower=True, check_finite=False)
         try:
@@ -132,21 +141,33 @@ class GPPredictor(Predictor):
             return X[-self.max_train :], y[-self.max_train :]
         return X, y
 
+    def _products(self, A: np.ndarray, B: np.ndarray) -> np.ndarray | None:
+        """``A B^T / d``, the linear term's kernel at weight 1 (None without the term)."""
+        return A @ B.T / A.shape[1] if self.linear else None
+
+    def _linear_part(self, A: np.ndarray, B: np.ndarray) -> np.ndarray | float:
+        P = self._products(A, B)
+        return 0.0 if P is None else float(np.exp(self.theta[3])) * P
+
     @staticmethod
-    def _kernel(theta: np.ndarray, D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        c, ell, noise = np.exp(theta)
+    def _kernel(theta: np.ndarray, D: np.ndarray, P: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        c, ell, noise = np.exp(theta[:3])
         E = np.exp(D * (-0.5 / ell**2))
         K = c * E
+        if P is not None:
+            K = K + np.exp(theta[3]) * P
         K[np.diag_indices_from(K)] += noise + _JITTER
         return K, E
 
-    def _log_marginal_likelihood(self, theta: np.ndarray, D: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-        c, ell, noise = np.exp(theta)
-        K, E = self._kernel(theta, D)
+    def _log_marginal_likelihood(
+        self, theta: np.ndarray, D: np.ndarray, y: np.ndarray, P: np.ndarray | None = None
+    ) -> tuple[float, np.ndarray]:
+        c, ell, noise = np.exp(theta[:3])
+        K, E = self._kernel(theta, D, P)
         try:
             L = cholesky(K, lower=True, check_finite=False)
         except np.linalg.LinAlgError:
-            return -np.inf, np.zeros(3)
+            return -np.inf, np.zeros(len(theta))
         alpha = cho_solve((L, True), y, check_finite=False)
         n = len(y)
         lml = -0.5 * float(y @ alpha) - float(np.log(np.diag(L)).sum()) - 0.5 * n * np.log(2 * np.pi)
@@ -159,11 +180,12 @@ class GPPredictor(Predictor):
                 float(np.sum(inner * cE * D)) / ell**2,
                 noise * float(np.trace(inner)),
             ]
+            + ([float(np.exp(theta[3])) * float(np.sum(inner * P))] if P is not None else [])
         )
         return lml, grad
 
     def _condition(self, theta: np.ndarray, X: np.ndarray, y: np.ndarray, D: np.ndarray) -> None:
-        K, _ = self._kernel(theta, D)
+        K, _ = self._kernel(theta, D, self._products(X, X))
         L = cholesky(K, lower=True, check_finite=False)
         self.theta = theta
         self._X = X
@@ -174,12 +196,14 @@ class GPPredictor(Predictor):
 
     # -- prediction ---------------------------------------------------------------------------
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        c, ell, noise = np.exp(self.theta)
-        D = (X * X).sum(axis=1)[:, None] + self._X_norms[None, :] - 2.0 * (X @ self._X.T)
-        K_trans = c * np.exp(np.maximum(D, 0.0) * (-0.5 / ell**2))
+        c, ell, noise = np.exp(self.theta[:3])
+        norms = (X * X).sum(axis=1)
+        D = norms[:, None] + self._X_norms[None, :] - 2.0 * (X @ self._X.T)
+        K_trans = c * np.exp(np.maximum(D, 0.0) * (-0.5 / ell**2)) + self._linear_part(X, self._X)
         mean = K_trans @ self._alpha
         V = solve_triangular(self._L, K_trans.T, lower=True, check_finite=False)
-        var = c + noise - np.einsum("ij,ij->j", V, V)
+        prior = c + noise + (float(np.exp(self.theta[3])) * norms / X.shape[1] if self.linear else 0.0)
+        var = prior - np.einsum("ij,ij->j", V, V)
         return mean, np.sqrt(np.maximum(var, 0.0))
 
     def loo_predictions(self) -> tuple[np.ndarray, np.ndarray]:
@@ -192,6 +216,6 @@ class GPPredictor(Predictor):
 
     @property
     def hyperparameters(self) -> dict[str, float]:
-        """Fitted constant, length scale and noise (standardised target units)."""
-        c, ell, noise = np.exp(self.theta)
-        return {"constant": float(c), "length_scale": float(ell), "noise": float(noise)}
+        """Fitted constant, length scale, noise and linear weight, if any (standardised target units)."""
+        names = ("constant", "length_scale", "noise", "linear")
+        return {name: float(v) for name, v in zip(names, np.exp(self.theta), strict=False)}
