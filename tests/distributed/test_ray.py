@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -154,6 +155,33 @@ def test_evaluator_exception_is_recorded_and_raised(pool, steer, tmp_path):
     optimize_parallel(study, pool, n_evals=n, searcher="random", seed=3)
     ids = [r.config_id for r in study._finished()]
     assert len(ids) == len(set(ids)) == n
+
+
+def test_an_interrupt_swallowed_on_its_way_stops_the_driver_and_releases_what_is_out(pool, steer, tmp_path,
+                                                                                       monkeypatch):
+    """Ctrl-C raised where Python only prints exceptions (a finalizer run by the garbage collector) is raised
+    again by the driver's next round; evaluations still out are released, none left RUNNING."""
+    from elasticnas._interrupts import clear_interrupts, interrupt
+
+    steer("delay", 0.1)
+    study = en.create_study(toy_space(), OBJ, storage=f"sqlite:///{tmp_path / 's.db'}", study_name="i")
+    tell, told = study.tell, []
+
+    def tell_during_which_ctrl_c_is_swallowed(*args, **kwargs):
+        told.append(1)
+        if len(told) == 3:
+            with contextlib.suppress(KeyboardInterrupt):
+                interrupt(KeyboardInterrupt())
+        return tell(*args, **kwargs)
+
+    monkeypatch.setattr(study, "tell", tell_during_which_ctrl_c_is_swallowed)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            optimize_parallel(study, pool, n_evals=40, searcher="random", seed=4)
+    finally:
+        clear_interrupts()
+    assert 3 <= study.n_evals < 40
+    assert "RUNNING" not in {t.state.name for t in study.optuna_study.get_trials()}
 
 
 def test_a_factory_that_fails_is_one_clear_error(ray_cluster):
