@@ -189,6 +189,18 @@ def _goal(runs: list[dict[str, Any]], hv_at: dict[str, dict[str, Any]]) -> dict[
     return out
 
 
+def load_results(path: Path) -> dict[str, Any]:
+    """A results file of this script, or the runs a killed one had finished (its ``.runs.jsonl``)."""
+    if path.name.endswith(".runs.jsonl"):
+        runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return {"command": f"finished runs of a stopped benchmark: {path.name}", "budgets": {},
+                "budget": max(len(r["hv"]) for r in runs),
+                "wall_seconds": sum(r["seconds"] for r in runs), "seeds": 1 + max(r["seed"] for r in runs),
+                "runs": runs}
+    result: dict[str, Any] = json.loads(path.read_text())
+    return result
+
+
 def merge(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
     """One results document from several runs of this script: runs keyed by (problem, method, seed), later
     documents winning; summary recomputed; the commands kept."""
@@ -380,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge:
         if args.out is None:
             ap.error("--merge needs --out")
-        merged = merge([json.loads(p.read_text()) for p in args.merge], [str(p) for p in args.merge])
+        merged = merge([load_results(p) for p in args.merge], [str(p) for p in args.merge])
         args.out.write_text(json.dumps(json_safe(merged), indent=1))
         plot(merged["runs"], args.plot or args.out.with_suffix(".png"))
         print(f"wrote {args.out}")
@@ -402,20 +414,24 @@ def main(argv: list[str] | None = None) -> int:
     jobs.sort(key=lambda j: -cost.get(j[1], 1))
     start = time.time()
     runs: list[dict[str, Any]] = []
+    partial = Path(out).with_suffix(".runs.jsonl")  # each run as it finishes: a killed benchmark keeps them
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_text("")
+
+    def finished(r: dict[str, Any]) -> None:
+        runs.append(r)
+        with partial.open("a") as fh:
+            fh.write(json.dumps(json_safe(r)) + "\n")
+        print(f"{r['problem']:16s} {r['method']:14s} seed {r['seed']:2d} {r['seconds']:7.1f}s "
+              f"hv@end {r['hv'][-1]:.4f}", flush=True)
+
     if args.workers > 1:
         with ProcessPoolExecutor(args.workers) as pool:
-            futures = [pool.submit(run_one, *j) for j in jobs]
-            for f in futures:
-                runs.append(f.result())
-                r = runs[-1]
-                print(f"{r['problem']:16s} {r['method']:14s} seed {r['seed']:2d} {r['seconds']:7.1f}s "
-                      f"hv@end {r['hv'][-1]:.4f}", flush=True)
+            for future in [pool.submit(run_one, *j) for j in jobs]:
+                finished(future.result())
     else:
         for j in jobs:
-            runs.append(run_one(*j))
-            r = runs[-1]
-            print(f"{r['problem']:16s} {r['method']:14s} seed {r['seed']:2d} {r['seconds']:7.1f}s "
-                  f"hv@end {r['hv'][-1]:.4f}", flush=True)
+            finished(run_one(*j))
     wall = time.time() - start
     result = {
         "command": " ".join(["python", "benchmarks/search_efficiency.py",
@@ -431,8 +447,8 @@ def main(argv: list[str] | None = None) -> int:
         "dynast_traces": dynast_traces(),
         "runs": runs,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(json_safe(result), indent=1))
+    partial.unlink()  # the results file holds every run
     plot(runs, png)
     print(f"wrote {out} and {png} in {wall:.0f} s")
     print(json.dumps(json_safe(result["summary"]), indent=1)[:4000])

@@ -58,3 +58,24 @@ def test_merge_keeps_every_run_and_later_files_win(tmp_path):
     assert by_method == {"random": rising, "nsga2": [0.6] * 100}
     reach = merged["summary"]["p"]["evals_to_reach"]["nsga2@100"]
     assert reach["target_hv_fraction"] == 0.6 and reach["methods"]["random"]["median"] == 60
+
+
+def test_the_runs_a_stopped_benchmark_finished_are_kept_and_merge(tmp_path):
+    """Each finished run is appended to OUT.runs.jsonl at once; a benchmark killed later leaves them, and
+    --merge reads them like a results file."""
+    out = tmp_path / "result.json"
+    argv = [sys.executable, str(BENCHMARKS / "search_efficiency.py"), "--problems", "hwgpt_s_gpu", "--methods",
+            "random", "--seeds", "3", "--budget", "30", "--workers", "1", "--out", str(out)]
+    proc = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    partial = tmp_path / "result.runs.jsonl"
+    first = proc.stdout.readline()  # printed after the first run was written
+    proc.kill()
+    proc.wait()
+    assert "seed  0" in first and not out.exists()
+    kept = [json.loads(line) for line in partial.read_text().splitlines()]
+    assert [(r["method"], r["seed"], len(r["hv"])) for r in kept] == [("random", 0, 30)]
+    merged_path = tmp_path / "merged.json"
+    proc2 = subprocess.run([sys.executable, str(BENCHMARKS / "search_efficiency.py"), "--merge", str(partial), "--out",
+                            str(merged_path)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc2.returncode == 0, proc2.stderr[-2000:]
+    assert json.loads(merged_path.read_text())["runs"] == kept
