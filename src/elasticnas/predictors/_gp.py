@@ -9,9 +9,9 @@ from scipy.optimize import minimize
 
 from elasticnas.predictors.base import Predictor
 
-# log bounds of (constant, length scale, noise), as scikit-learn's kernel was built before; then the linear weight
+# log bounds of (constant, length scale, noise), as scikit-learn's kernel was built before
 _BOUNDS = np.log(np.array([[1e-2, 1e2], [1e-1, 1e3], [1e-6, 1.0]]))
-_LINEAR_BOUNDS = np.log(np.array([[1e-4, 1e2]]))
+_LINEAR_BOUNDS = np.log(np.array([[1e-4, 1e2]]))  # of the linear term's weight (``linear=True``)
 _JITTER = 1e-10  # scikit-learn's ``alpha``: added to the training kernel's diagonal
 
 
@@ -217,5 +217,5 @@ class GPPredictor(Predictor):
     @property
     def hyperparameters(self) -> dict[str, float]:
         """Fitted constant, length scale, noise and linear weight, if any (standardised target units)."""
-        names = ("constant", "length_scale", "noise", "linear")
-        return {name: float(v) for name, v in zip(names, np.exp(self.theta), strict=False)}
+        names = ("constant", "length_scale", "noise", "linear")[: len(self.theta)]
+        return {name: float(v) for name, v in zip(names, np.exp(self.theta), strict=True)}
