@@ -65,7 +65,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from elasticnas.pareto import default_reference_point, non_dominated_mask  # noqa: E402
+from elasticnas.pareto import default_reference_point, non_dominated_mask, objective_spans  # noqa: E402
 from elasticnas.problems import Problem  # noqa: E402
 from elasticnas.space import SearchSpace  # noqa: E402
 
@@ -74,7 +74,6 @@ sys.path.insert(0, str(HERE))
 # problem_by_name: a built-in problem, else suite_problems.suite_problem(name); hypervolume_fractions: run_one's trace
 from search_efficiency import PROBLEMS, hypervolume_fractions, json_safe, problem_by_name, summarise  # noqa: E402
 
-REFERENCE_MARGIN = 0.1  # predicted_hvi's: pareto.default_reference_point's default
 MAIN_VENV = "/work/main/.venv"
 ST_VENV = "/work/st-venv"
 #: method -> (modules it imports, the venv that has them)
@@ -204,9 +203,7 @@ def _syne_ehvi(ev: Evaluations, budget: int, seed: int) -> None:
             F: np.ndarray = super().objectives()
             if len(F) == 0:
                 return F
-            ref = default_reference_point(F, margin=REFERENCE_MARGIN)
-            span = (ref - F.max(axis=0)) / REFERENCE_MARGIN  # each objective's range, as the rule took it
-            scaled: np.ndarray = (F - ref) / span - 2.0
+            scaled: np.ndarray = (F - default_reference_point(F)) / objective_spans(F) - 2.0
             return scaled
 
     import torch
@@ -258,7 +255,7 @@ def _botorch_qnehvi(
             continue
         X = torch.tensor(space.encode_genes(G, "onehot"), dtype=torch.double)
         Y = -torch.tensor(F, dtype=torch.double)  # BoTorch maximises
-        ref = default_reference_point(F, margin=REFERENCE_MARGIN)
+        ref = default_reference_point(F)
         try:
             model = SingleTaskGP(X, Y)
             fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))

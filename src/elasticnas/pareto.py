@@ -39,10 +39,16 @@ def hypervolume_history(F: np.ndarray, reference_point: np.ndarray) -> np.ndarra
     return out
 
 
-def default_reference_point(F: np.ndarray, margin: float = 0.1) -> np.ndarray:
-    """The worst value of each column pushed out by ``margin`` of its range."""
+def objective_spans(F: np.ndarray) -> np.ndarray:
+    """The range of each column of ``F``; for a column without one, its largest magnitude (at least 1)."""
     F = np.asarray(F, dtype=float)
     worst, best = F.max(axis=0), F.min(axis=0)
-    span = np.where(worst > best, worst - best, np.maximum(np.abs(worst), 1.0))
-    point: np.ndarray = worst + margin * span
+    span: np.ndarray = np.where(worst > best, worst - best, np.maximum(np.abs(worst), 1.0))
+    return span
+
+
+def default_reference_point(F: np.ndarray, margin: float = 0.1) -> np.ndarray:
+    """The worst value of each column pushed out by ``margin`` of its range (:func:`objective_spans`)."""
+    F = np.asarray(F, dtype=float)
+    point: np.ndarray = F.max(axis=0) + margin * objective_spans(F)
     return point
