@@ -189,6 +189,23 @@ def _goal(runs: list[dict[str, Any]], hv_at: dict[str, dict[str, Any]]) -> dict[
     return out
 
 
+class RunLog:
+    """Each finished run appended to ``OUT.runs.jsonl`` at once, so a benchmark killed after hours keeps what
+    it finished (``--merge`` reads that file); :meth:`close` removes it once the results file holds them."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = Path(out).with_suffix(".runs.jsonl")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("")
+
+    def add(self, run: dict[str, Any]) -> None:
+        with self.path.open("a") as fh:
+            fh.write(json.dumps(json_safe(run)) + "\n")
+
+    def close(self) -> None:
+        self.path.unlink()
+
+
 def load_results(path: Path) -> dict[str, Any]:
     """A results file of this script, or the runs a killed one had finished (its ``.runs.jsonl``)."""
     if path.name.endswith(".runs.jsonl"):
@@ -414,14 +431,11 @@ def main(argv: list[str] | None = None) -> int:
     jobs.sort(key=lambda j: -cost.get(j[1], 1))
     start = time.time()
     runs: list[dict[str, Any]] = []
-    partial = Path(out).with_suffix(".runs.jsonl")  # each run as it finishes: a killed benchmark keeps them
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    partial.write_text("")
+    log = RunLog(out)
 
     def finished(r: dict[str, Any]) -> None:
         runs.append(r)
-        with partial.open("a") as fh:
-            fh.write(json.dumps(json_safe(r)) + "\n")
+        log.add(r)
         print(f"{r['problem']:16s} {r['method']:14s} seed {r['seed']:2d} {r['seconds']:7.1f}s "
               f"hv@end {r['hv'][-1]:.4f}", flush=True)
 
@@ -448,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
     }
     out.write_text(json.dumps(json_safe(result), indent=1))
-    partial.unlink()  # the results file holds every run
+    log.close()
     plot(runs, png)
     print(f"wrote {out} and {png} in {wall:.0f} s")
     print(json.dumps(json_safe(result["summary"]), indent=1)[:4000])

@@ -72,7 +72,14 @@ from elasticnas.space import SearchSpace  # noqa: E402
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 # problem_by_name: a built-in problem, else suite_problems.suite_problem(name); hypervolume_fractions: run_one's trace
-from search_efficiency import PROBLEMS, hypervolume_fractions, json_safe, problem_by_name, summarise  # noqa: E402
+from search_efficiency import (  # noqa: E402
+    PROBLEMS,
+    RunLog,
+    hypervolume_fractions,
+    json_safe,
+    problem_by_name,
+    summarise,
+)
 
 MAIN_VENV = "/work/main/.venv"
 ST_VENV = "/work/st-venv"
@@ -358,9 +365,11 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     runs: list[dict[str, Any]] = []
     repeats: dict[str, int] = {}
+    log = RunLog(out)
 
     def record(run: dict[str, Any], n_repeats: int) -> None:
         runs.append(run)
+        log.add(run)
         repeats[f"{run['problem']}/{run['method']}/{run['seed']}"] = n_repeats
         print(f"{run['problem']:16s} {run['method']:14s} seed {run['seed']:2d} {run['seconds']:7.1f}s "
               f"hv@end {run['hv'][-1]:.4f} repeats {n_repeats}", flush=True)
@@ -387,8 +396,8 @@ def main(argv: list[str] | None = None) -> int:
         "repeated_proposals": repeats,
         "runs": runs,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(json_safe(result), indent=1))
+    log.close()
     print(f"wrote {out} in {wall:.0f} s")
     return 0
 
