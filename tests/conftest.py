@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from elasticnas._interrupts import clear_interrupts
 from elasticnas.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _forget_interrupts() -> Iterator[None]:
+    """Interrupts a test raised are forgotten after it, as the CLI forgets them after a command."""
+    yield
+    clear_interrupts()
 
 
 @pytest.fixture(scope="session")

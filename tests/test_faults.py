@@ -268,16 +268,7 @@ def test_sigterm_during_a_search_releases_the_running_trial(db):
     assert after[: len(before)] == before and "RUNNING" not in {state for _, state in after}
 
 
-@pytest.fixture
-def interrupts() -> Iterator[None]:
-    """Interrupts raised by a test are forgotten after it, as the CLI forgets them after a command."""
-    from elasticnas._interrupts import clear_interrupts
-
-    yield
-    clear_interrupts()
-
-
-def test_an_interrupt_swallowed_on_its_way_stops_the_search_at_the_next_round(tmp_path, interrupts):
+def test_an_interrupt_swallowed_on_its_way_stops_the_search_at_the_next_round(tmp_path):
     """An interrupt raised where Python only prints exceptions (a finalizer run by the garbage collector)
     is lost there; the search loop raises it again before its next evaluation."""
     from elasticnas._interrupts import interrupt
@@ -299,7 +290,7 @@ def test_an_interrupt_swallowed_on_its_way_stops_the_search_at_the_next_round(tm
     assert len(calls) == 3 and study.n_evals == 3
 
 
-def test_an_interrupt_during_a_storage_call_waits_for_it_to_finish(tmp_path, interrupts):
+def test_an_interrupt_during_a_storage_call_waits_for_it_to_finish(tmp_path):
     """An interrupt (what the CLI's Ctrl-C / SIGTERM handlers raise) that arrives while SQL runs is raised
     when the storage call returns: the write is committed and no connection is left checked out."""
     from sqlalchemy import event
@@ -319,7 +310,7 @@ def test_an_interrupt_during_a_storage_call_waits_for_it_to_finish(tmp_path, int
     assert storage.engine.pool.checkedout() == 0
 
 
-def test_a_second_interrupt_during_a_storage_call_is_raised_at_once(tmp_path, interrupts):
+def test_a_second_interrupt_during_a_storage_call_is_raised_at_once(tmp_path):
     from sqlalchemy import event
 
     from elasticnas._interrupts import interrupt
