@@ -73,7 +73,7 @@ class GPPredictor(Predictor):
         self._n_total = len(y)
         X, y = self._window(X, y)
         D = _sq_dists(X, X)
-        P = self._products(X, X)
+        P = self._products(X, X) if self.linear else None
         theta0 = np.log(np.array([1.0, np.sqrt(X.shape[1]), 1e-2] + ([0.1] if self.linear else [])))
         bounds = np.vstack([_BOUNDS, _LINEAR_BOUNDS]) if self.linear else _BOUNDS
         self.n_likelihood_evals = 0
@@ -116,8 +116,11 @@ class GPPredictor(Predictor):
         (nothing changed) when the new block is not numerically positive definite."""
         c, ell, noise = np.exp(self.theta[:3])
         scale = -0.5 / ell**2
-        B = c * np.exp(_sq_dists(self._X, X_new) * scale) + self._linear_part(self._X, X_new)  # (n, k)
-        C = c * np.exp(_sq_dists(X_new, X_new) * scale) + self._linear_part(X_new, X_new)
+        B = c * np.exp(_sq_dists(self._X, X_new) * scale)  # (n, k)
+        C = c * np.exp(_sq_dists(X_new, X_new) * scale)
+        if self.linear:
+            B += self._linear_weight() * self._products(self._X, X_new)
+            C += self._linear_weight() * self._products(X_new, X_new)
         C[np.diag_indices_from(C)] += noise + _JITTER
         W = solve_triangular(self._L, B, lower=True, check_finite=False)
         try:
@@ -141,13 +144,15 @@ class GPPredictor(Predictor):
             return X[-self.max_train :], y[-self.max_train :]
         return X, y
 
-    def _products(self, A: np.ndarray, B: np.ndarray) -> np.ndarray | None:
-        """``A B^T / d``, the linear term's kernel at weight 1 (None without the term)."""
-        return A @ B.T / A.shape[1] if self.linear else None
+    @staticmethod
+    def _products(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        """``A B^T / d``: the linear term's kernel at weight 1."""
+        P: np.ndarray = A @ B.T / A.shape[1]
+        return P
 
-    def _linear_part(self, A: np.ndarray, B: np.ndarray) -> np.ndarray | float:
-        P = self._products(A, B)
-        return 0.0 if P is None else float(np.exp(self.theta[3])) * P
+    def _linear_weight(self) -> float:
+        """The fitted weight of the linear term."""
+        return float(np.exp(self.theta[3]))
 
     @staticmethod
     def _kernel(theta: np.ndarray, D: np.ndarray, P: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -185,7 +190,7 @@ class GPPredictor(Predictor):
         return lml, grad
 
     def _condition(self, theta: np.ndarray, X: np.ndarray, y: np.ndarray, D: np.ndarray) -> None:
-        K, _ = self._kernel(theta, D, self._products(X, X))
+        K, _ = self._kernel(theta, D, self._products(X, X) if self.linear else None)
         L = cholesky(K, lower=True, check_finite=False)
         self.theta = theta
         self._X = X
@@ -198,11 +203,14 @@ class GPPredictor(Predictor):
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         c, ell, noise = np.exp(self.theta[:3])
         norms = (X * X).sum(axis=1)
-        D = norms[:, None] + self._X_norms[None, :] - 2.0 * (X @ self._X.T)
-        K_trans = c * np.exp(np.maximum(D, 0.0) * (-0.5 / ell**2)) + self._linear_part(X, self._X)
+        cross = X @ self._X.T
+        K_trans = c * np.exp(np.maximum(norms[:, None] + self._X_norms[None, :] - 2.0 * cross, 0.0) * (-0.5 / ell**2))
+        prior = c + noise
+        if self.linear:  # the cross products serve the linear term too
+            K_trans += self._linear_weight() * cross / X.shape[1]
+            prior = prior + self._linear_weight() * norms / X.shape[1]
         mean = K_trans @ self._alpha
         V = solve_triangular(self._L, K_trans.T, lower=True, check_finite=False)
-        prior = c + noise + (float(np.exp(self.theta[3])) * norms / X.shape[1] if self.linear else 0.0)
         var = prior - np.einsum("ij,ij->j", V, V)
         return mean, np.sqrt(np.maximum(var, 0.0))
 
