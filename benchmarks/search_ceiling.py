@@ -34,7 +34,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
-from search_efficiency import _stats, drive, json_safe, run_one  # noqa: E402
+from search_efficiency import _stats, drive, results_json, run_one  # noqa: E402
 
 from elasticnas.pareto import hypervolume  # noqa: E402
 from elasticnas.predictors import Predictor, create_predictor, list_predictors  # noqa: E402
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(json_safe(result), indent=1))
+    out.write_text(results_json(result))
     print(markdown(result))
     print(f"wrote {out} in {result['wall_seconds']:.0f} s")
     return 0

@@ -339,6 +339,19 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
+def results_json(result: dict[str, Any]) -> str:
+    """A results file's text: indented, except that every run is one line (a run holds a hypervolume per
+    evaluation, one value per line otherwise)."""
+    data = json_safe(result)
+    runs = data.pop("runs", None)
+    text = json.dumps(data, indent=1)
+    if runs is None:
+        return text
+    lines = ",\n".join("  " + json.dumps(r) for r in runs)
+    return text[:-1].rstrip() + ("," if data else "") + '\n "runs": [' + (f"\n{lines}\n ]" if runs else "]") + "\n}"
+
+
+
 def plot(runs: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -403,14 +416,14 @@ def main(argv: list[str] | None = None) -> int:
         data = json.loads(args.resummarise.read_text())
         data["summary"] = summarise(data["runs"], data["budget"])
         data["dynast_traces"] = dynast_traces()
-        args.resummarise.write_text(json.dumps(json_safe(data), indent=1))
+        args.resummarise.write_text(results_json(data))
         plot(data["runs"], args.plot or args.resummarise.with_suffix(".png"))
         return 0
     if args.merge:
         if args.out is None:
             ap.error("--merge needs --out")
         merged = merge([load_results(p) for p in args.merge], [str(p) for p in args.merge])
-        args.out.write_text(json.dumps(json_safe(merged), indent=1))
+        args.out.write_text(results_json(merged))
         plot(merged["runs"], args.plot or args.out.with_suffix(".png"))
         print(f"wrote {args.out}")
         return 0
@@ -461,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         "dynast_traces": dynast_traces(),
         "runs": runs,
     }
-    out.write_text(json.dumps(json_safe(result), indent=1))
+    out.write_text(results_json(result))
     log.close()
     plot(runs, png)
     print(f"wrote {out} and {png} in {wall:.0f} s")

@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import json
 import os
 import platform
 import random
@@ -76,8 +75,8 @@ from search_efficiency import (  # noqa: E402
     PROBLEMS,
     RunLog,
     hypervolume_fractions,
-    json_safe,
     problem_by_name,
+    results_json,
     summarise,
 )
 
@@ -396,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         "repeated_proposals": repeats,
         "runs": runs,
     }
-    out.write_text(json.dumps(json_safe(result), indent=1))
+    out.write_text(results_json(result))
     log.close()
     print(f"wrote {out} in {wall:.0f} s")
     return 0

@@ -54,6 +54,8 @@ def test_merge_keeps_every_run_and_later_files_win(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     merged = json.loads(out.read_text())
     assert merged["command"] == ["first", "second"]
+    run_lines = [line for line in out.read_text().splitlines() if line.lstrip().startswith('{"problem"')]
+    assert [json.loads(line.rstrip(",")) for line in run_lines] == merged["runs"]  # one line per run
     by_method = {r["method"]: r["hv"] for r in merged["runs"]}
     assert by_method == {"random": rising, "nsga2": [0.6] * 100}
     reach = merged["summary"]["p"]["evals_to_reach"]["nsga2@100"]
