@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import elasticnas as en
+from elasticnas.predictors.base import Predictor
 from elasticnas.records import TrialRecord
 from elasticnas.searchers import create_searcher
 
@@ -44,11 +45,30 @@ def _lowest_cost_share(seed: int, n: int = 80, **kwargs: Any) -> float:
     return float(np.mean(np.array(costs) == 0))
 
 
+class _MeanPredictor(Predictor):
+    """Predicts the mean, with the targets' spread as uncertainty, everywhere: a model that cannot rank."""
+
+    has_uncertainty = True
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
+        pass
+
+    def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros(len(X)), np.ones(len(X))
+
+
 def test_lowest_cost_plateau_takes_a_bounded_share() -> None:
     assert _lowest_cost_share(0) <= 0.2
     assert _lowest_cost_share(1) <= 0.2
-    # without the cap (and the fallback) the plateau's optimistic improvement wins almost every pick
-    assert _lowest_cost_share(0, plateau_share=0, fallback=False) > 0.5
+
+
+def test_the_guards_bound_the_plateau_when_the_predictor_cannot_rank() -> None:
+    """A model predicting the mean gives every candidate the same optimistic accuracy, so the cheapest cells
+    win each pick unless the plateau cap and the fallback stop them."""
+    guarded = _lowest_cost_share(0, predictor=_MeanPredictor)
+    unguarded = _lowest_cost_share(0, predictor=_MeanPredictor, plateau_share=0, fallback=False)
+    assert unguarded > 0.5
+    assert guarded < 0.5 * unguarded
 
 
 def test_a_predictor_that_cannot_rank_hands_proposals_to_evolution() -> None:

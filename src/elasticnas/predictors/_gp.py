@@ -12,6 +12,8 @@ from elasticnas.predictors.base import Predictor
 # log bounds of (constant, length scale, noise), as scikit-learn's kernel was built before
 _BOUNDS = np.log(np.array([[1e-2, 1e2], [1e-1, 1e3], [1e-6, 1.0]]))
 _LINEAR_BOUNDS = np.log(np.array([[1e-4, 1e2]]))  # of the linear term's weight (``linear=True``)
+START_SCALES = (0.125, 0.25, 0.5, 1.0, 2.0)  # start length scales, in units of the median training distance
+LIKELIHOOD_MARGIN = 1.0  # nats by which a grid start must beat the first optimum to be optimised too
 _JITTER = 1e-10  # scikit-learn's ``alpha``: added to the training kernel's diagonal
 
 
@@ -37,8 +39,10 @@ class GPPredictor(Predictor):
 
     The model and the optimisation are scikit-learn's ``GaussianProcessRegressor`` with the kernel
     ``ConstantKernel(1, (1e-2, 1e2)) * RBF(sqrt(d), (1e-1, 1e3)) + WhiteKernel(1e-2, (1e-6, 1))``
-    (L-BFGS-B on the log hyperparameters from that start, no restarts), written with matrix products:
-    the distances are computed once per fit instead of once per likelihood evaluation.
+    (L-BFGS-B on the log hyperparameters from that start), written with matrix products: the distances are
+    computed once per fit instead of once per likelihood evaluation. The likelihood has local optima, so a grid
+    of other starts is evaluated too, and the best of them is optimised as well when it beats the first optimum
+    by more than :data:`LIKELIHOOD_MARGIN` (the fit then differs from scikit-learn's, with a higher likelihood).
 
     Exact GPs cost O(n^3): beyond ``max_train`` points the fit uses the last
     ``max_train`` rows (a search passes its trials in order, so the most recent
@@ -74,7 +78,6 @@ class GPPredictor(Predictor):
         X, y = self._window(X, y)
         D = _sq_dists(X, X)
         P = self._products(X, X) if self.linear else None
-        theta0 = np.log(np.array([1.0, np.sqrt(X.shape[1]), 1e-2] + ([0.1] if self.linear else [])))
         bounds = np.vstack([_BOUNDS, _LINEAR_BOUNDS]) if self.linear else _BOUNDS
         self.n_likelihood_evals = 0
 
@@ -83,8 +86,27 @@ class GPPredictor(Predictor):
             lml, grad = self._log_marginal_likelihood(theta, D, y, P)
             return -lml, -grad
 
-        res = minimize(objective, theta0, method="L-BFGS-B", jac=True, bounds=bounds)
+        starts = self._starts(X.shape[1], D, bounds)
+        res = minimize(objective, starts[0], method="L-BFGS-B", jac=True, bounds=bounds)
+        # the likelihood has local optima: restart from the best of a grid of starts when it beats the first
+        # optimum by more than LIKELIHOOD_MARGIN nats (equal optima keep scikit-learn's)
+        values = [-self._log_marginal_likelihood(theta, D, y, P, gradient=False)[0] for theta in starts[1:]]
+        if values and min(values) < res.fun - LIKELIHOOD_MARGIN:
+            other = minimize(objective, starts[1 + int(np.argmin(values))], method="L-BFGS-B", jac=True, bounds=bounds)
+            res = other if other.fun < res.fun else res
         self._condition(np.asarray(res.x, dtype=float), X, y, D)
+
+    def _starts(self, d: int, D: np.ndarray, bounds: np.ndarray) -> list[np.ndarray]:
+        """Log hyperparameters to start the optimisation from: scikit-learn's start (length scale sqrt(d), noise
+        0.01), then a grid of length scales around the median distance between training points, each with little
+        and much noise. From scikit-learn's start alone the optimiser can slide to the shortest length scale
+        (every point independent, predictions the mean) past a far better optimum."""
+        linear = [0.1] if self.linear else []
+        median = float(np.sqrt(max(np.median(D[np.triu_indices_from(D, k=1)]), 1e-12))) if len(D) > 1 else 1.0
+        grid = [[1.0, np.sqrt(d), 1e-2, *linear]] + [
+            [1.0, median * f, noise, *linear] for f in START_SCALES for noise in (1e-3, 0.1)
+        ]
+        return [np.clip(np.log(np.array(g)), bounds[:, 0], bounds[:, 1]) for g in grid]
 
     def update(self, X: np.ndarray, y: np.ndarray) -> GPPredictor:
         """Condition on ``(X, y)``, all the training data in order, at the hyperparameters and target scaling
@@ -165,8 +187,10 @@ class GPPredictor(Predictor):
         return K, E
 
     def _log_marginal_likelihood(
-        self, theta: np.ndarray, D: np.ndarray, y: np.ndarray, P: np.ndarray | None = None
+        self, theta: np.ndarray, D: np.ndarray, y: np.ndarray, P: np.ndarray | None = None, gradient: bool = True
     ) -> tuple[float, np.ndarray]:
+        """The log marginal likelihood at log hyperparameters ``theta`` and its gradient (zeros when not
+        ``gradient``: the gradient costs the kernel's inverse)."""
         c, ell, noise = np.exp(theta[:3])
         K, E = self._kernel(theta, D, P)
         try:
@@ -176,6 +200,8 @@ class GPPredictor(Predictor):
         alpha = cho_solve((L, True), y, check_finite=False)
         n = len(y)
         lml = -0.5 * float(y @ alpha) - float(np.log(np.diag(L)).sum()) - 0.5 * n * np.log(2 * np.pi)
+        if not gradient:
+            return lml, np.zeros(len(theta))
         # d lml / d theta_k = 0.5 tr((alpha alpha^T - K^-1) dK/dtheta_k)
         inner = np.outer(alpha, alpha) - _inverse_from_cholesky(L)
         cE = c * E
