@@ -503,6 +503,10 @@ class PredictedHVISearcher(Searcher):
     def _pick(self, G: np.ndarray, mean: np.ndarray, opt: np.ndarray, st: dict[str, Any], n: int) -> list[Config]:
         """Select the batch, keep the best of the rest (first optimistic fronts) as the next shortlist.
 
+        The reference point of a cheap objective lies beyond the candidates' values as well as the trials': from
+        the trials alone, candidates past the worst value evaluated so far (the slowest networks, which hold the
+        most accurate end of the front) would add no hypervolume and that end would never be explored.
+
         A plateau of the cheap objectives (candidates with equal values, e.g. the many cells of the lowest
         cost) holding ``max(3, plateau_share * trials)`` trials already takes no more picks while other
         candidates remain: its optimistic improvement, multiplied by the widest strip of the front, would
@@ -514,7 +518,12 @@ class PredictedHVISearcher(Searcher):
             inverse = inverse.ravel()
             counts = np.bincount(inverse[: len(trials)], minlength=int(inverse.max()) + 1).astype(float)
             plateaus = (inverse[len(trials) :], counts, max(3.0, self.plateau_share * (len(trials) + n)))
-        chosen = self._select(G, mean, opt, st["front"], st["ref"], n, plateaus)
+        ref = st["ref"]
+        if st["cheap_cols"]:  # the reference point covers the candidates' exact cheap values too (see below)
+            cols, F = st["cheap_cols"], st["F_all"][np.all(np.isfinite(st["F_all"]), axis=1)]
+            ref = ref.copy()
+            ref[cols] = np.maximum(ref[cols], default_reference_point(np.vstack([F, mean]))[cols])
+        chosen = self._select(G, mean, opt, st["front"], ref, n, plateaus)
         rest = np.setdiff1d(np.arange(len(G)), chosen)
         if len(rest) > self.shortlist_size:
             fronts = self._fronts(opt[rest], self.shortlist_size)
