@@ -351,7 +351,6 @@ def results_json(result: dict[str, Any]) -> str:
     return text[:-1].rstrip() + ("," if data else "") + '\n "runs": [' + (f"\n{lines}\n ]" if runs else "]") + "\n}"
 
 
-
 def plot(runs: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
