@@ -17,15 +17,17 @@ def _data(n: int, d: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
+def _scikit_learn_fit(X: np.ndarray, y: np.ndarray) -> GaussianProcessRegressor:
+    kernel = ConstantKernel(1.0, (1e-2, 1e2)) * RBF(np.sqrt(X.shape[1]), (1e-1, 1e3)) + WhiteKernel(1e-2, (1e-6, 1.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return GaussianProcessRegressor(kernel=kernel, random_state=0).fit(X, (y - y.mean()) / y.std())
+
+
 def test_gp_is_scikit_learns_model() -> None:
     X, y = _data(60)
     Xt, _ = _data(30, seed=1)
-    ours = GPPredictor(seed=0).fit(X, y)
-    d = X.shape[1]
-    kernel = ConstantKernel(1.0, (1e-2, 1e2)) * RBF(np.sqrt(d), (1e-1, 1e3)) + WhiteKernel(1e-2, (1e-6, 1.0))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        sk = GaussianProcessRegressor(kernel=kernel, random_state=0).fit(X, (y - y.mean()) / y.std())
+    ours, sk = GPPredictor(seed=0).fit(X, y), _scikit_learn_fit(X, y)
     np.testing.assert_allclose(ours.theta, sk.kernel_.theta, atol=1e-4)
     mean, std = ours.predict(Xt)
     sk_mean, sk_std = sk.predict(Xt, return_std=True)
@@ -105,13 +107,6 @@ def _front_like_titan_data(seed: int) -> tuple[np.ndarray, np.ndarray]:
     G = np.unique(space.canonical_genes(G), axis=0)
     y = np.array([problem.evaluate(c)["accuracy_top1"] for c in space.from_genes_many(G)])
     return np.hstack([space.encode_genes(G, "onehot"), space.encode_genes(G, "ordinal")]), y
-
-
-def _scikit_learn_fit(X: np.ndarray, y: np.ndarray) -> GaussianProcessRegressor:
-    kernel = ConstantKernel(1.0, (1e-2, 1e2)) * RBF(np.sqrt(X.shape[1]), (1e-1, 1e3)) + WhiteKernel(1e-2, (1e-6, 1.0))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return GaussianProcessRegressor(kernel=kernel, random_state=0).fit(X, (y - y.mean()) / y.std())
 
 
 @pytest.mark.parametrize("seed", range(6))

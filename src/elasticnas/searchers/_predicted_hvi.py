@@ -368,8 +368,9 @@ class PredictedHVISearcher(Searcher):
 
     def _state(self, done: Sequence[TrialRecord]) -> dict[str, Any]:
         """What every round needs: gene rows and objectives of the finished trials, the current front (feasible
-        finished trials plus pending proposals at their predicted mean), the reference point, the
-        configurations not to propose again and the parents (the evaluated front)."""
+        finished trials plus pending proposals at their predicted mean), the objective rows without a missing
+        value (the reference point's basis), the configurations not to propose again and the parents (the
+        evaluated front)."""
         G_hist = self._history_genes(done)
         F_all, feasible_mask = self._history_objectives(done)
         F_done = F_all[feasible_mask].reshape(-1, len(self.objectives))
@@ -387,7 +388,7 @@ class PredictedHVISearcher(Searcher):
             "F_all": F_all,
             "ok_rows": ok_rows,
             "front": F_front,
-            "ref": default_reference_point(F_all[np.all(np.isfinite(F_all), axis=1)]),
+            "F_finite": F_all[np.all(np.isfinite(F_all), axis=1)],
             "seen": {g.tobytes() for g in G_hist} | {g.tobytes() for g in pending},
             "parents": self._best(G_hist[ok_rows], F_all[ok_rows]),
         }
@@ -518,11 +519,10 @@ class PredictedHVISearcher(Searcher):
             inverse = inverse.ravel()
             counts = np.bincount(inverse[: len(trials)], minlength=int(inverse.max()) + 1).astype(float)
             plateaus = (inverse[len(trials) :], counts, max(3.0, self.plateau_share * (len(trials) + n)))
-        ref = st["ref"]
-        if st["cheap_cols"]:  # the reference point covers the candidates' exact cheap values too (see below)
-            cols, F = st["cheap_cols"], st["F_all"][np.all(np.isfinite(st["F_all"]), axis=1)]
-            ref = ref.copy()
-            ref[cols] = np.maximum(ref[cols], default_reference_point(np.vstack([F, mean]))[cols])
+        ref = default_reference_point(st["F_finite"])
+        if st["cheap_cols"]:  # cheap objectives: beyond the candidates' exact values too (see the docstring)
+            cols = st["cheap_cols"]
+            ref[cols] = np.maximum(ref[cols], default_reference_point(np.vstack([st["F_finite"], mean]))[cols])
         chosen = self._select(G, mean, opt, st["front"], ref, n, plateaus)
         rest = np.setdiff1d(np.arange(len(G)), chosen)
         if len(rest) > self.shortlist_size:
