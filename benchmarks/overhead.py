@@ -30,9 +30,16 @@ a stand-in evaluation (cheap synthetic metrics, so only the searcher costs) is
 timed for each variant, which gives the share the other variants would have had
 with the measured evaluations.
 
+Cheap metric (``--only cheap``): the same stand-in search with the super-network's
+exact MACs as the second objective, a cheap metric the searcher computes for
+every candidate it considers (thousands per round), as ``elasticnas search
+--metrics accuracy_top1,macs`` runs it; the searcher's seconds, beside
+``--before-src``.
+
     python benchmarks/overhead.py --smoke     # CI, < 60 s (no demo)
     python benchmarks/overhead.py             # full
     python benchmarks/overhead.py --only latency demo --before-src /tmp/before/src
+    python benchmarks/overhead.py --only cheap --before-src /tmp/before/src --out benchmarks/results/overhead_cheap.json
 """
 
 from __future__ import annotations
@@ -152,9 +159,11 @@ class _Timed:
         return timed
 
 
-def demo_search(kwargs: dict[str, Any], n_evals: int, real: bool) -> dict[str, Any]:
+def demo_search(kwargs: dict[str, Any], n_evals: int, real: bool, cheap_macs: bool = False) -> dict[str, Any]:
     """The demo's search (``real``: its super-network problem; else a stand-in evaluation of synthetic
-    metrics on the same space and objectives), searcher and evaluation seconds apart."""
+    metrics on the same space and objectives), searcher and evaluation seconds apart. ``cheap_macs``: the
+    stand-in's second objective is the super-network's exact MACs, a cheap metric (the searcher computes it
+    for every candidate it considers), instead of a synthetic latency."""
     from elasticnas.study import create_study, extremes
 
     if real:
@@ -184,13 +193,20 @@ def demo_search(kwargs: dict[str, Any], n_evals: int, real: bool) -> dict[str, A
         finally:
             eval_seconds.append(time.perf_counter() - start)
 
+    cheap: dict[str, Any] = {}
+    if cheap_macs:
+        from elasticnas.measure import Measurer
+        from elasticnas.supernets import create_supernet
+
+        objectives = {"accuracy_top1": "maximize", "macs": "minimize"}
+        cheap = dict(Measurer(create_supernet("tiny_mbv3")).cheap_metrics(["macs"]))
     study = create_study(space, objectives)
     searcher = create_searcher("predicted_hvi", space, study.objectives, constraints=study.constraints, seed=0,
-                               **kwargs)
+                               cheap_metrics=cheap, **kwargs)
     timer = _Timed(searcher)
     start = time.perf_counter()
-    study.optimize(timed_evaluate, n_evals=n_evals, searcher=searcher, initial_configs=extremes(space),
-                   show_progress=False)
+    study.optimize(timed_evaluate, n_evals=n_evals, searcher=searcher, cheap_metrics=cheap,
+                   initial_configs=extremes(space), show_progress=False)
     wall = time.perf_counter() - start
     return {"kwargs": kwargs, "real_evaluation": real, "n_evals": n_evals, "wall_seconds": wall,
             "searcher_seconds": timer.seconds, "evaluation_seconds": float(np.sum(eval_seconds)),
@@ -234,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
             child["latency"] = ask_latency({}, 500, args.latency_steps, list(range(args.latency_seeds)))
         if "demo" in args.only:
             child["demo_standin"] = demo_search({}, args.demo_evals, real=False)
+        if "cheap" in args.only:
+            child["demo_standin_macs"] = demo_search({}, args.demo_evals, real=False, cheap_macs=True)
         print(json.dumps(child))
         return 0
     if args.smoke:
@@ -275,13 +293,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  stand-in evaluation, {name:40s} searcher {r['searcher_seconds']:.1f} s -> "
                   f"{100 * r['share_with_measured_evaluations']:.2f} % of a demo", flush=True)
         result["demo_share"] = {"target_share": 0.10, "demo": real, "standin": standin}
+    if "cheap" in args.only:
+        macs = {"default": demo_search({}, args.demo_evals, real=False, cheap_macs=True)}
+        if before is not None:
+            macs[f"before ({args.before_src})"] = before["demo_standin_macs"]
+        for name, r in macs.items():
+            print(f"  stand-in accuracy, exact MACs cheap, {name:40s} searcher {r['searcher_seconds']:.1f} s",
+                  flush=True)
+        result["demo_cheap_macs"] = macs
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     print(f"wrote {out}")
     return 0
 
 
-SECTIONS = ("rounds", "predictors", "latency", "demo")
+SECTIONS = ("rounds", "predictors", "latency", "demo", "cheap")
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -311,6 +337,15 @@ def markdown(result: dict[str, Any]) -> str:
             ratio = f"{r['searcher_seconds'] / base_s:.1f}x" if base_s else "-"
             lines.append(f"| {name} | {r['searcher_seconds']:.1f} | {100 * r['share_with_measured_evaluations']:.1f} % "
                          f"| {ratio} |")
+        lines.append("")
+    macs = result.get("demo_cheap_macs")
+    if macs:
+        base_m = macs.get("default", {}).get("searcher_seconds")
+        lines += ["| searcher code (stand-in accuracy, exact MACs cheap) | searcher seconds | rounds | vs default |",
+                  "|---|---:|---:|---:|"]
+        for name, r in macs.items():
+            ratio = f"{r['searcher_seconds'] / base_m:.1f}x" if base_m else "-"
+            lines.append(f"| {name} | {r['searcher_seconds']:.1f} | {r['rounds']} | {ratio} |")
         lines.append("")
     rows = result.get("rows", [])
     if rows:

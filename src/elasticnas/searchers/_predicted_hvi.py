@@ -237,10 +237,11 @@ class PredictedHVISearcher(Searcher):
 
     # -- genes ---------------------------------------------------------------------------
     def _history_genes(self, done: Sequence[TrialRecord]) -> np.ndarray:
-        """Canonical gene rows of finished trials (cached by config id)."""
+        """Canonical gene rows of finished trials (cached by config id; a study written before a space declared
+        some genes inactive holds configurations with other values there)."""
         for r in done:
             if r.config_id not in self._genes_by_id:
-                self._genes_by_id[r.config_id] = self.space.to_genes(r.config)
+                self._genes_by_id[r.config_id] = self.space.canonical_genes(self.space.to_genes(r.config))[0]
         return np.array([self._genes_by_id[r.config_id] for r in done])
 
     def _history_objectives(self, done: Sequence[TrialRecord]) -> tuple[np.ndarray, np.ndarray]:

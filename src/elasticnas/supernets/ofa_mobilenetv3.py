@@ -19,9 +19,12 @@ takes those 25 values. (OFA's evolutionary-search tutorial restricts itself to
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -178,9 +181,10 @@ class MobileNetV3Space(SearchSpace):
     """Kernel size ``ks`` and expand ratio ``e`` per block, depth ``d`` per stage, resolution ``r``.
 
     A stage of depth ``d`` runs its first ``d`` blocks; ``ks`` and ``e`` of the other
-    blocks do not change the network. Configurations keep those values (as OFA and
-    DyNAS-T write them), but :meth:`config_id` ignores them, so two configurations of
-    the same network share one id. :meth:`network_form` gives that network-level form.
+    blocks do not change the network: they are inactive genes (:meth:`inactive_mask`),
+    so validation sets them to their first value and configurations of one network
+    (OFA and DyNAS-T write any value there) share one config id and one gene row.
+    :meth:`network_form` writes those values as ``None``.
     """
 
     def __init__(self, choices: Mapping[str, Choice]) -> None:
@@ -201,6 +205,16 @@ class MobileNetV3Space(SearchSpace):
         """Whether each block runs, given the stage depths ``config["d"]``."""
         return [b < config["d"][s] for s in range(self.n_stages) for b in range(self.max_depth)]
 
+    def inactive_mask(self, genes: np.ndarray) -> np.ndarray:
+        """``ks`` and ``e`` of every block its stage's depth skips."""
+        G = np.asarray(genes, dtype=np.int64).reshape(-1, self.n_genes)
+        n_blocks = self.n_stages * self.max_depth
+        depth = np.asarray(self.choices["d"].values, dtype=np.int64)[G[:, 2 * n_blocks : 2 * n_blocks + self.n_stages]]
+        skipped = (np.arange(self.max_depth)[None, None, :] >= depth[:, :, None]).reshape(len(G), n_blocks)
+        mask = np.zeros(G.shape, dtype=bool)
+        mask[:, :n_blocks] = mask[:, n_blocks : 2 * n_blocks] = skipped
+        return mask.reshape(np.shape(genes))
+
     def network_form(self, config: Mapping[str, Any]) -> Config:
         """``config`` validated, with ``ks`` and ``e`` of skipped blocks set to ``None``."""
         cfg = self.validate(config)
@@ -213,10 +227,8 @@ class MobileNetV3Space(SearchSpace):
         }
 
     def config_id(self, config: Mapping[str, Any]) -> str:
-        """A stable id of the network: configurations differing only in skipped blocks share it."""
-        import hashlib
-        import json
-
+        """A stable id of the network (the hash of :meth:`network_form`, as before skipped blocks' genes were
+        inactive, so that studies written then keep their ids)."""
         text = json.dumps(self.network_form(config), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

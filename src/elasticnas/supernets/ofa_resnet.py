@@ -22,6 +22,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -162,8 +163,10 @@ def resnet_layer_specs(arch: Mapping[str, Any], resolution: int) -> list[LayerSp
 class ResNetSpace(SearchSpace):
     """``d`` (stem + per-stage extra depth), ``e`` per block, ``w`` width index per unit, ``r``.
 
-    :meth:`config_id` identifies the network: ``e`` of skipped blocks is ignored and
-    ``d[0]`` only matters as "keep the stem's residual conv" (``d[0] == max(d)``).
+    ``e`` of skipped blocks is an inactive gene (:meth:`inactive_mask`) and ``d[0]`` only
+    matters as "keep the stem's residual conv" (``d[0] == max(d)``): validation sets both
+    to their first value where they do not change the network (:meth:`canonical_genes`),
+    so configurations of one network share one gene row and one config id.
     """
 
     def __init__(self, choices: Mapping[str, Choice]) -> None:
@@ -185,6 +188,25 @@ class ResNetSpace(SearchSpace):
             out += [b < base + config["d"][stage + 1] for b in range(n)]
         return out
 
+    def inactive_mask(self, genes: np.ndarray) -> np.ndarray:
+        """``e`` of every block its stage's depth skips."""
+        G = np.asarray(genes, dtype=np.int64).reshape(-1, self.n_genes)
+        extra = np.asarray(self.choices["d"].values, dtype=np.int64)[G[:, 1 : len(BASE_DEPTH_LIST) + 1]]
+        n = self.choices["d"].size
+        assert n is not None  # checked in __init__
+        stages = enumerate(BASE_DEPTH_LIST)
+        skipped = np.hstack([np.arange(base + self.max_extra)[None, :] >= base + extra[:, [s]] for s, base in stages])
+        mask = np.zeros(G.shape, dtype=bool)
+        mask[:, n : n + skipped.shape[1]] = skipped
+        return mask.reshape(np.shape(genes))
+
+    def canonical_genes(self, genes: np.ndarray) -> np.ndarray:
+        """Inactive genes at 0, and ``d[0]`` at its first value unless it keeps the stem's residual conv."""
+        G = super().canonical_genes(genes)
+        keep = self.choices["d"].values.index(self.max_extra)
+        G[:, 0] = np.where(G[:, 0] == keep, keep, 0)
+        return G
+
     def network_form(self, config: Mapping[str, Any]) -> Config:
         """``config`` validated, ``e`` of skipped blocks ``None`` and ``d[0]`` as 0 (skip) or max."""
         cfg = self.validate(config)
@@ -198,6 +220,8 @@ class ResNetSpace(SearchSpace):
         }
 
     def config_id(self, config: Mapping[str, Any]) -> str:
+        """A stable id of the network (the hash of :meth:`network_form`, as before validation canonicalised
+        the genes that do not change it, so that studies written then keep their ids)."""
         text = json.dumps(self.network_form(config), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -12,7 +12,8 @@ Use it for a super-network of your own (registered with ``register_supernet``)::
     class TestMySupernet(SupernetContract):
         pass
 
-The checks: the search space is valid and serialisable; ``example_inputs`` are seeded
+The checks: the search space is valid and serialisable, and gives one canonical gene row per
+network (config id); ``example_inputs`` are seeded
 batches; activate and extract agree (max abs difference <= 1e-5 in eval mode) on the
 largest, smallest and random sub-networks; analytic costs equal a count of the extracted
 module's forward pass and rise with the largest choices; ``pt`` and ``onnx`` exports
@@ -27,6 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -165,6 +167,25 @@ class SupernetContract:
         assert net.max_config() != net.min_config()
         with pytest.raises(InvalidConfigError):
             net.activate({"no_such_key": 1})
+
+    def test_one_gene_row_per_network(self, supernet_name: str) -> None:
+        """Searchers tell networks apart by canonical gene rows and the study by config ids: the two agree
+        (a gene that :meth:`~elasticnas.space.SearchSpace.config_id` ignores is declared in ``inactive_mask``)."""
+        space = self.make_supernet(supernet_name).search_space
+        rng = np.random.default_rng(0)
+        card = space.cardinalities
+        for genes in rng.integers(0, card, size=(20, space.n_genes)):
+            base = space.config_id(space.from_genes(genes))
+            for j in np.flatnonzero(card > 1):
+                other = genes.copy()
+                other[j] = (other[j] + 1 + rng.integers(card[j] - 1)) % card[j]
+                same_network = space.config_id(space.from_genes(other)) == base
+                same_row = np.array_equal(space.canonical_genes(genes), space.canonical_genes(other))
+                what = "keeps the config id but not" if same_network else "changes the config id but not"
+                assert same_network == same_row, (
+                    f"changing gene {j} {what} the canonical gene row: "
+                    "declare the genes config_id ignores in inactive_mask"
+                )
 
     def test_example_inputs_are_seeded_batches(self, supernet_name: str) -> None:
         net = self.make_supernet(supernet_name)
