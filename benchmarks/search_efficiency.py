@@ -74,9 +74,13 @@ def drive(problem: Problem, searcher: Searcher, budget: int, batch: int = 1) -> 
     return F
 
 
-def method_label(method: str, batch: int, predictor: str | None = None) -> str:
-    """How a method run with ``batch`` proposals per ask (and another ``predictor``) is named in the results."""
-    return method + (f"/{predictor}" if predictor else "") + (f"/ask{batch}" if batch != 1 else "")
+def method_label(method: str, batch: int, searcher_kwargs: dict[str, Any] | None = None) -> str:
+    """How a method run with ``batch`` proposals per ask (and another ``predictor`` or ``beta`` in
+    ``searcher_kwargs``) is named in the results."""
+    kw = searcher_kwargs or {}
+    parts = [method, kw.get("predictor"), f"beta{kw['beta']:g}" if "beta" in kw else None,
+             f"ask{batch}" if batch != 1 else None]
+    return "/".join(p for p in parts if p)
 
 
 def run_one(
@@ -98,7 +102,7 @@ def run_one(
     start = time.perf_counter()
     F = drive(problem, searcher, budget, batch)
     seconds = time.perf_counter() - start
-    run = {"problem": problem_name, "method": method_label(method, batch, searcher_kwargs.get("predictor")),
+    run = {"problem": problem_name, "method": method_label(method, batch, searcher_kwargs),
            "seed": seed, "seconds": seconds,
            "hv": hypervolume_fractions(problem, F).tolist()}
     if keep_objectives:
@@ -395,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budgets", nargs="*", default=[], metavar="METHOD=N", help="per-method budget overrides")
     ap.add_argument("--predictor", default=None,
                     help=f"{OURS}'s predictor (default: its own); runs are named {OURS}/PREDICTOR")
+    ap.add_argument("--beta", type=float, default=None,
+                    help=f"{OURS}'s optimism (mean - beta x std; default: its own); runs are named {OURS}/betaB")
     ap.add_argument("--batch", type=int, default=1,
                     help="proposals per ask (parallel workers starting together); runs are named METHOD/askN")
     ap.add_argument("--markdown", type=Path, nargs="*", default=None, help="print README tables of results JSONs")
@@ -433,8 +439,9 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or HERE / "results" / ("search_efficiency_smoke.json" if args.smoke else "search_efficiency.json")
     png = args.plot or Path(out).with_suffix(".png")  # the plot lies beside its numbers
     kwargs: dict[str, dict[str, Any]] = {"linas": {"inner_evals": args.linas_inner_evals}}
-    if args.predictor:
-        kwargs[OURS] = {"predictor": args.predictor}
+    kwargs[OURS] = {"predictor": args.predictor} if args.predictor else {}
+    if args.beta is not None:
+        kwargs[OURS]["beta"] = args.beta
     budgets = {m: args.budget for m in args.methods} | {k: int(v) for k, v in (b.split("=") for b in args.budgets)}
     jobs = [(p, m, s, budgets[m], kwargs.get(m, {}), False, args.batch)
             for p in args.problems for s in range(args.seeds) for m in args.methods]

@@ -81,3 +81,20 @@ def test_the_runs_a_stopped_benchmark_finished_are_kept_and_merge(tmp_path):
                             str(merged_path)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc2.returncode == 0, proc2.stderr[-2000:]
     assert json.loads(merged_path.read_text())["runs"] == kept
+
+
+def test_beta_reaches_our_searcher_and_names_its_runs(tmp_path):
+    """``--beta`` runs ours with that optimism, under its own name; the initial design does not depend on it."""
+
+    def run(*extra: str) -> dict:
+        out = tmp_path / f"beta{len(extra)}.json"
+        argv = [sys.executable, str(BENCHMARKS / "search_efficiency.py"), "--problems", "hwgpt_s_gpu", "--methods",
+                "predicted_hvi", "--seeds", "1", "--budget", "35", "--workers", "1", "--out", str(out), *extra]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        (result,) = json.loads(out.read_text())["runs"]
+        return result
+
+    default, optimistic = run(), run("--beta", "4")
+    assert (default["method"], optimistic["method"]) == ("predicted_hvi", "predicted_hvi/beta4")
+    assert default["hv"][:20] == optimistic["hv"][:20] and default["hv"] != optimistic["hv"]
