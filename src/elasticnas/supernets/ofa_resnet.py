@@ -191,13 +191,12 @@ class ResNetSpace(SearchSpace):
     def inactive_mask(self, genes: np.ndarray) -> np.ndarray:
         """``e`` of every block its stage's depth skips."""
         G = np.asarray(genes, dtype=np.int64).reshape(-1, self.n_genes)
-        extra = np.asarray(self.choices["d"].values, dtype=np.int64)[G[:, 1 : len(BASE_DEPTH_LIST) + 1]]
-        n = self.choices["d"].size
-        assert n is not None  # checked in __init__
+        e_start = 1 + len(BASE_DEPTH_LIST)  # d: the stem, then one extra depth per stage
+        extra = np.asarray(self.choices["d"].values, dtype=np.int64)[G[:, 1:e_start]]
         stages = enumerate(BASE_DEPTH_LIST)
         skipped = np.hstack([np.arange(base + self.max_extra)[None, :] >= base + extra[:, [s]] for s, base in stages])
         mask = np.zeros(G.shape, dtype=bool)
-        mask[:, n : n + skipped.shape[1]] = skipped
+        mask[:, e_start : e_start + skipped.shape[1]] = skipped
         return mask.reshape(np.shape(genes))
 
     def canonical_genes(self, genes: np.ndarray) -> np.ndarray:
