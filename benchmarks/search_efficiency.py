@@ -78,8 +78,8 @@ def method_label(method: str, batch: int, searcher_kwargs: dict[str, Any] | None
     """How a method run with ``batch`` proposals per ask (and another ``predictor`` or ``beta`` in
     ``searcher_kwargs``) is named in the results."""
     kw = searcher_kwargs or {}
-    parts = [method, kw.get("predictor"), f"beta{kw['beta']:g}" if "beta" in kw else None,
-             f"ask{batch}" if batch != 1 else None]
+    predictor = f"{kw['predictor']}" if kw.get("predictor") else None  # a name, or a factory (search_ceiling)
+    parts = [method, predictor, f"beta{kw['beta']:g}" if "beta" in kw else None, f"ask{batch}" if batch != 1 else None]
     return "/".join(p for p in parts if p)
 
 
