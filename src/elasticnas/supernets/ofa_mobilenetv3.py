@@ -19,6 +19,7 @@ takes those 25 values. (OFA's evolutionary-search tutorial restricts itself to
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -320,6 +321,13 @@ class ElasticMobileNetV3(ImageSupernet):
     def _elastic(self) -> list[ElasticMBConv]:
         return [self._block(i) for i in range(1, len(self.blocks))]
 
+    @functools.cached_property
+    def _elastic_blocks(self) -> list[tuple[ElasticMBConv, bool]]:
+        """Each elastic block with whether it has a shortcut, looked up once: the architecture description of
+        every candidate a search ranks (for its MACs) would otherwise index the module lists again."""
+        residual = [cast(ResidualBlock, block).shortcut is not None for block in self.blocks]
+        return [(self._block(i), residual[i]) for i in range(1, len(self.blocks))]
+
     def _first_block(self) -> ResidualBlock:
         """The static first block (a residual block around an :class:`MBConvLayer`)."""
         return cast(ResidualBlock, self.blocks[0])
@@ -360,11 +368,11 @@ class ElasticMobileNetV3(ImageSupernet):
     def _arch(self, config: Config) -> dict[str, Any]:
         blocks = [self._first_block().config]
         cin = cast(MBConvLayer, self._first_block().conv).out_channels
+        elastic = self._elastic_blocks
         for i, k, e in self._active_blocks(config):
-            conv = self._block(i).active_config(cin, k, e)
-            shortcut = None
-            if cast(ResidualBlock, self.blocks[i]).shortcut is not None:
-                shortcut = {"name": "IdentityLayer", "in_channels": [cin], "out_channels": [cin]}
+            block, residual = elastic[i - 1]
+            conv = block.active_config(cin, k, e)
+            shortcut = {"name": "IdentityLayer", "in_channels": [cin], "out_channels": [cin]} if residual else None
             blocks.append({"name": "ResidualBlock", "conv": conv, "shortcut": shortcut})
             cin = conv["out_channels"]
         first_bn = self.first_conv.bn
