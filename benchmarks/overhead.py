@@ -36,7 +36,7 @@ every candidate it considers (thousands per round), as ``elasticnas search
 --metrics accuracy_top1,macs`` runs it; the searcher's seconds, beside
 ``--before-src``.
 
-    python benchmarks/overhead.py --smoke     # CI, < 60 s (no demo)
+    python benchmarks/overhead.py --smoke     # CI, < 60 s (no demo; cheap with 25 evaluations)
     python benchmarks/overhead.py             # full
     python benchmarks/overhead.py --only latency demo --before-src /tmp/before/src
     python benchmarks/overhead.py --only cheap --before-src /tmp/before/src --out benchmarks/results/overhead_cheap.json
@@ -166,6 +166,7 @@ def demo_search(kwargs: dict[str, Any], n_evals: int, real: bool, cheap_macs: bo
     for every candidate it considers), instead of a synthetic latency."""
     from elasticnas.study import create_study, extremes
 
+    cheap: dict[str, Any] = {}
     if real:
         from elasticnas.problems._supernet import builtin_data, supernet_problem
         from elasticnas.supernets import create_supernet
@@ -174,10 +175,17 @@ def demo_search(kwargs: dict[str, Any], n_evals: int, real: bool, cheap_macs: bo
                                    runtime="onnxruntime", **builtin_data("tiny_mbv3"))
         space, objectives, evaluate = problem.space, dict(problem.objectives), problem.evaluate
     else:
-        from elasticnas.supernets import create_supernet
+        from elasticnas.supernets import MobileNetV3Space, create_supernet
 
-        space = create_supernet("tiny_mbv3").search_space
+        supernet = create_supernet("tiny_mbv3")
+        space = supernet.search_space
+        assert isinstance(space, MobileNetV3Space)
         objectives = {"accuracy_top1": "maximize", "latency_ms": "minimize"}
+        if cheap_macs:
+            from elasticnas.measure import Measurer
+
+            objectives = {"accuracy_top1": "maximize", "macs": "minimize"}
+            cheap = dict(Measurer(supernet).cheap_metrics(["macs"]))
 
         def evaluate(config: dict[str, Any]) -> dict[str, float]:
             # a function of the network, as a real evaluation is: skipped blocks' genes count as their first value
@@ -196,13 +204,6 @@ def demo_search(kwargs: dict[str, Any], n_evals: int, real: bool, cheap_macs: bo
         finally:
             eval_seconds.append(time.perf_counter() - start)
 
-    cheap: dict[str, Any] = {}
-    if cheap_macs:
-        from elasticnas.measure import Measurer
-        from elasticnas.supernets import create_supernet
-
-        objectives = {"accuracy_top1": "maximize", "macs": "minimize"}
-        cheap = dict(Measurer(create_supernet("tiny_mbv3")).cheap_metrics(["macs"]))
     study = create_study(space, objectives)
     searcher = create_searcher("predicted_hvi", space, study.objectives, constraints=study.constraints, seed=0,
                                cheap_metrics=cheap, **kwargs)
@@ -259,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.smoke:
         args.trials, args.repeats, args.linas_inner_evals = [100], 1, 2000
-        args.latency_steps, args.latency_seeds = 10, 1
+        args.latency_steps, args.latency_seeds, args.demo_evals = 10, 1, 25
         args.only = [s for s in args.only if s != "demo"]
     out = args.out or HERE / "results" / ("overhead_smoke.json" if args.smoke else "overhead.json")
     result: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
