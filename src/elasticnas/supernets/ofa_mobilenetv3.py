@@ -318,13 +318,10 @@ class ElasticMobileNetV3(ImageSupernet):
     def resolution(self, config: Mapping[str, Any]) -> int:
         return int(config["r"])
 
-    def _elastic(self) -> list[ElasticMBConv]:
-        return [self._block(i) for i in range(1, len(self.blocks))]
-
     @functools.cached_property
     def _elastic_blocks(self) -> list[tuple[ElasticMBConv, bool]]:
-        """Each elastic block with whether it has a shortcut, looked up once: the architecture description of
-        every candidate a search ranks (for its MACs) would otherwise index the module lists again."""
+        """Each elastic block (blocks 1, 2, ...) with whether it has a shortcut, looked up once: the architecture
+        description of every candidate a search ranks (for its MACs) would otherwise index the module lists again."""
         residual = [cast(ResidualBlock, block).shortcut is not None for block in self.blocks]
         return [(self._block(i), residual[i]) for i in range(1, len(self.blocks))]
 
@@ -353,7 +350,7 @@ class ElasticMobileNetV3(ImageSupernet):
 
     # -- hooks -------------------------------------------------------------------------
     def _activate(self, config: Config) -> None:
-        for block, k, e in zip(self._elastic(), config["ks"], config["e"], strict=True):
+        for (block, _), k, e in zip(self._elastic_blocks, config["ks"], config["e"], strict=True):
             block.active_kernel_size, block.active_expand_ratio = k, e
         self.runtime_depth = list(config["d"])
 
