@@ -12,13 +12,15 @@ column of DyNAS-T's measured table, and the lookup-table sum its
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from elasticnas.measure.ofa_lut import OFALookupTable
 from elasticnas.space import Choice, Config, SearchSpace
+from elasticnas.supernets._mbv3_space import MobileNetV3Space
 
 if TYPE_CHECKING:
     from elasticnas.problems.base import Problem
@@ -28,7 +30,6 @@ EXPANDS = (3, 4, 6)
 DEPTHS = (2, 3, 4)
 RESOLUTIONS = (160, 176, 192, 208, 224)
 N_BLOCKS = 20
-BLOCKS_PER_STAGE = 4
 
 # Hypervolume reference (accuracy_top1 %, latency ms): the smallest network's accuracy (75.31 %, r=160)
 # and the largest network's latency (92.40 ms, r=224), rounded outward.
@@ -37,30 +38,20 @@ REFERENCE_POINT = (75.0, 95.0)
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "ofa_mbv3"
 
 
-class OFAMobileNetV3Space(SearchSpace):
+class OFAMobileNetV3Space(MobileNetV3Space):
     """The OFA-MobileNetV3 space: 20 kernel sizes, 20 expand ratios, 5 stage depths, a resolution.
 
     Blocks skipped by their stage's depth do not exist in the network: their
-    kernel size and expand ratio are inactive genes (:meth:`inactive_mask`), so
+    kernel size and expand ratio are inactive genes (as in every :class:`MobileNetV3Space`), so
     they are set to the smallest value (configurations differing only there
     share one config id) and their one-hot columns are zero, as in the OFA
     accuracy predictor's encoding.
     """
 
-    def active_blocks(self, genes: np.ndarray) -> np.ndarray:
-        """Whether each of the 20 blocks runs, for every gene row: (n, 20) booleans."""
-        G = np.atleast_2d(genes)
-        depth = np.array(self.choices["d"].values)[G[:, 2 * N_BLOCKS : 2 * N_BLOCKS + 5]]
-        active: np.ndarray = (np.arange(BLOCKS_PER_STAGE)[None, None, :] < depth[:, :, None]).reshape(len(G), N_BLOCKS)
-        return active
-
-    def inactive_mask(self, genes: np.ndarray) -> np.ndarray:
-        """The kernel size and expand ratio of every skipped block."""
-        G = np.atleast_2d(genes)
-        skipped = ~self.active_blocks(G)
-        mask = np.zeros(G.shape, dtype=bool)
-        mask[:, :N_BLOCKS] = mask[:, N_BLOCKS : 2 * N_BLOCKS] = skipped
-        return mask
+    def config_id(self, config: Mapping[str, Any]) -> str:
+        """The hash of the validated configuration (:meth:`SearchSpace.config_id`: the ids the problems' studies
+        have always had; the super-networks' space hashes :meth:`network_form` instead)."""
+        return SearchSpace.config_id(self, config)
 
 
 def ofa_mbv3_space(resolutions: tuple[int, ...] = RESOLUTIONS) -> OFAMobileNetV3Space:
@@ -135,7 +126,7 @@ class OFAMobileNetV3Oracle:
         G = np.atleast_2d(G)
         ks, e, r = G[:, :N_BLOCKS], G[:, N_BLOCKS : 2 * N_BLOCKS], G[:, -1]
         per_block = self._block[r[:, None], np.arange(N_BLOCKS)[None, :], ks, e]
-        latency: np.ndarray = self._base[r] + (per_block * self.space.active_blocks(G)).sum(axis=1)
+        latency: np.ndarray = self._base[r] + (per_block * self.space.active_block_mask(G)).sum(axis=1)
         return latency
 
     def accuracy(self, G: np.ndarray) -> np.ndarray:
@@ -191,5 +182,3 @@ def make_ofa_mbv3_note10() -> Problem:
         ),
         reference_front_fn=reference_front_note10,
     )
-
-

@@ -24,13 +24,9 @@ from elasticnas.registry import Registry, lazy_exports
 if TYPE_CHECKING:
     from torch import nn
 
+    from elasticnas.supernets._mbv3_space import MobileNetV3Space
     from elasticnas.supernets.base import ImageSupernet, LayerSpec, Supernet
-    from elasticnas.supernets.ofa_mobilenetv3 import (
-        ElasticMobileNetV3,
-        MobileNetV3Space,
-        ofa_mbv3_w10,
-        ofa_mbv3_w12,
-    )
+    from elasticnas.supernets.ofa_mobilenetv3 import ElasticMobileNetV3, ofa_mbv3_w10, ofa_mbv3_w12
     from elasticnas.supernets.ofa_resnet import ElasticResNet, ResNetSpace, ofa_resnet50
     from elasticnas.supernets.tiny import tiny_mbv3
 
@@ -39,7 +35,7 @@ _LAZY = {
     "LayerSpec": "elasticnas.supernets.base",
     "Supernet": "elasticnas.supernets.base",
     "ElasticMobileNetV3": "elasticnas.supernets.ofa_mobilenetv3",
-    "MobileNetV3Space": "elasticnas.supernets.ofa_mobilenetv3",
+    "MobileNetV3Space": "elasticnas.supernets._mbv3_space",
     "ofa_mbv3_w10": "elasticnas.supernets.ofa_mobilenetv3",
     "ofa_mbv3_w12": "elasticnas.supernets.ofa_mobilenetv3",
     "ElasticResNet": "elasticnas.supernets.ofa_resnet",

@@ -1,4 +1,4 @@
-"""Once-for-All MobileNetV3 super-networks (w1.0 and w1.2) and their search space.
+"""Once-for-All MobileNetV3 super-networks (w1.0 and w1.2); their search space is `MobileNetV3Space` (`_mbv3_space`).
 
 The architecture is OFA's ``OFAMobileNetV3`` (Cai et al., "Once-for-All: Train One
 Network and Specialize it for Efficient Deployment", ICLR 2020; reference code
@@ -20,16 +20,13 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from elasticnas.space import Choice, Config, SearchSpace
+from elasticnas.space import Choice, Config
 from elasticnas.supernets._layers import (
     ConvLayer,
     ElasticMBConv,
@@ -42,6 +39,7 @@ from elasticnas.supernets._layers import (
     make_divisible,
     out_size,
 )
+from elasticnas.supernets._mbv3_space import MobileNetV3Space
 from elasticnas.supernets._ofa import (
     GlobalAvgPool,
     bn_param,
@@ -176,62 +174,6 @@ def mobilenetv3_layer_specs(arch: Mapping[str, Any], resolution: int) -> list[La
         ),
     ]
     return specs
-
-
-class MobileNetV3Space(SearchSpace):
-    """Kernel size ``ks`` and expand ratio ``e`` per block, depth ``d`` per stage, resolution ``r``.
-
-    A stage of depth ``d`` runs its first ``d`` blocks; ``ks`` and ``e`` of the other
-    blocks do not change the network: they are inactive genes (:meth:`inactive_mask`),
-    so validation sets them to their first value and configurations of one network
-    (OFA and DyNAS-T write any value there) share one config id and one gene row.
-    :meth:`network_form` writes those values as ``None``.
-    """
-
-    def __init__(self, choices: Mapping[str, Choice]) -> None:
-        super().__init__(choices)
-        if list(self.choices) != ["ks", "e", "d", "r"]:
-            raise ValueError(f"a MobileNetV3Space needs choices ks, e, d, r (in this order), got {self.names}")
-        ks, e, d = self.choices["ks"], self.choices["e"], self.choices["d"]
-        if d.size is None or ks.size is None or e.size != ks.size or self.choices["r"].size is not None:
-            raise ValueError("ks and e must be lists of equal size, d a list and r a scalar")
-        max_depth = max(int(v) for v in d.values)
-        if ks.size != d.size * max_depth:
-            raise ValueError(
-                f"ks has {ks.size} blocks but {d.size} stages x depth {max_depth} need {d.size * max_depth}"
-            )
-        self.n_stages, self.max_depth = d.size, max_depth
-
-    def active_blocks(self, config: Mapping[str, Any]) -> list[bool]:
-        """Whether each block runs, given the stage depths ``config["d"]``."""
-        return [b < config["d"][s] for s in range(self.n_stages) for b in range(self.max_depth)]
-
-    def inactive_mask(self, genes: np.ndarray) -> np.ndarray:
-        """``ks`` and ``e`` of every block its stage's depth skips."""
-        G = np.asarray(genes, dtype=np.int64).reshape(-1, self.n_genes)
-        n_blocks = self.n_stages * self.max_depth
-        depth = np.asarray(self.choices["d"].values, dtype=np.int64)[G[:, 2 * n_blocks : 2 * n_blocks + self.n_stages]]
-        skipped = (np.arange(self.max_depth)[None, None, :] >= depth[:, :, None]).reshape(len(G), n_blocks)
-        mask = np.zeros(G.shape, dtype=bool)
-        mask[:, :n_blocks] = mask[:, n_blocks : 2 * n_blocks] = skipped
-        return mask.reshape(np.shape(genes))
-
-    def network_form(self, config: Mapping[str, Any]) -> Config:
-        """``config`` validated, with ``ks`` and ``e`` of skipped blocks set to ``None``."""
-        cfg = self.validate(config)
-        active = self.active_blocks(cfg)
-        return {
-            "ks": [k if a else None for k, a in zip(cfg["ks"], active, strict=True)],
-            "e": [v if a else None for v, a in zip(cfg["e"], active, strict=True)],
-            "d": list(cfg["d"]),
-            "r": cfg["r"],
-        }
-
-    def config_id(self, config: Mapping[str, Any]) -> str:
-        """A stable id of the network (the hash of :meth:`network_form`, as before skipped blocks' genes were
-        inactive, so that studies written then keep their ids)."""
-        text = json.dumps(self.network_form(config), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class ElasticMobileNetV3(ImageSupernet):
