@@ -6,9 +6,11 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from fresh_interpreter import run_json
 
 from elasticnas.errors import UnknownNameError
 from elasticnas.space import SearchSpace
@@ -293,6 +295,34 @@ def test_config_ids_identify_networks_not_spellings(mbv3) -> None:
     assert len({json.dumps(space.validate(c), sort_keys=True) for c in configs}) == len(networks) < len(configs)
     assert len({space.config_id(c) for c in configs}) == len(networks)
     assert len({space.to_genes(space.validate(c)).tobytes() for c in configs}) == len(networks)
+
+
+def test_skipped_blocks_agree_on_configs_and_gene_rows_and_the_ofa_problem_space_shares_the_rule(mbv3) -> None:
+    from elasticnas.problems._ofa_mbv3 import ofa_mbv3_space
+
+    space = mbv3[1.0].search_space
+    rng = np.random.default_rng(0)
+    G = space.canonical_genes(rng.integers(0, space.cardinalities, size=(50, space.n_genes)))
+    mask = space.active_block_mask(G)
+    assert [list(row) for row in mask] == [space.active_blocks(c) for c in space.from_genes_many(G)]
+    assert 0 < mask.sum() < mask.size  # some blocks skipped, some not
+    problem_space = ofa_mbv3_space()  # the same ks / e / d choices, resolutions 160..224
+    P = G.copy()
+    P[:, -1] = 0
+    assert np.array_equal(problem_space.inactive_mask(P), space.inactive_mask(G))
+
+
+def test_the_ofa_problem_space_loads_no_torch() -> None:
+    result = run_json(
+        """
+import json, sys
+from elasticnas.problems import create_problem
+p = create_problem("ofa_mbv3_note10")
+p.space.canonical_genes(p.space.to_genes(p.space.sample(seed=0)))
+print(json.dumps({"torch": "torch" in sys.modules}))
+"""
+    )
+    assert result == {"torch": False}
 
 
 def test_resnet_space_and_stem_skip() -> None:
