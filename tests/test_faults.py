@@ -236,6 +236,45 @@ def test_two_processes_creating_one_new_database_both_succeed(attempt, tmp_path)
     assert en.load_study(url, "s").n_evals >= 2
 
 
+def _create_in_child(url: str, barrier, results) -> None:
+    from elasticnas.testing.searchers import toy_space
+
+    barrier.wait()
+    try:
+        en.create_study(toy_space(), {"a": "minimize", "b": "minimize"}, storage=url, study_name="s")
+        results.put("opened")
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        results.put(repr(exc))
+
+
+@pytest.mark.parametrize("attempt", range(6))
+def test_three_processes_creating_one_study_at_once_all_open_it(attempt, tmp_path):
+    # the losers of the race neither fail on the duplicate name nor refuse the winner's study before
+    # its definition is written
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    optuna.storages.RDBStorage(url)  # the tables exist, so the three reach the study at once
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(3), ctx.Queue()
+    children = [ctx.Process(target=_create_in_child, args=(url, barrier, results)) for _ in range(3)]
+    for child in children:
+        child.start()
+    outcomes = [results.get(timeout=120) for _ in children]
+    for child in children:
+        child.join(10)
+    assert outcomes == ["opened"] * 3
+    assert len(optuna.get_all_study_names(url)) == 1 and en.load_study(url, "s").n_evals == 0
+
+
+def test_an_empty_foreign_study_is_refused_after_the_grace_for_its_creator(tmp_path, monkeypatch):
+    monkeypatch.setattr("elasticnas.study._CREATION_GRACE_S", 0.3)
+    url = f"sqlite:///{tmp_path / 'plain.db'}"
+    optuna.create_study(storage=url, study_name="s")
+    start = time.monotonic()
+    with pytest.raises(en.StorageError, match="not created by elasticnas"):
+        en.load_study(url, "s")
+    assert 0.3 <= time.monotonic() - start < 5
+
+
 # -- signals and pipes ----------------------------------------------------------------------------------------
 def _cli(*argv: str, **kwargs) -> subprocess.Popen:
     env = dict(os.environ, PYTHONFAULTHANDLER="1")  # SIGABRT prints every thread's stack (see _stderr)

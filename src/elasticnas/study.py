@@ -28,6 +28,7 @@ from elasticnas.errors import ElasticNASError, EvaluationError, StorageError
 from elasticnas.pareto import default_reference_point, hypervolume, hypervolume_history, non_dominated_mask
 from elasticnas.records import (
     Constraint,
+    Direction,
     Objective,
     TrialRecord,
     as_constraints,
@@ -48,6 +49,7 @@ DEFAULT_SEARCHER = "predicted_hvi"
 _ATTR = "elasticnas"  # study user attribute holding space, objectives, constraints
 _VERSION = 1  # of that attribute: a study with another version is refused, never rewritten
 _REFERENCE_ATTR = "elasticnas_reference_point"  # fixed by the study once it has REFERENCE_TRIALS trials
+_CREATION_GRACE_S = 5.0  # how long an empty study without attributes may take to get them from its creator
 _MEASUREMENT_ATTR = "elasticnas_measurement"  # how trials were measured (Measurer.settings)
 _RUNS_ATTR = "elasticnas_runs"  # one entry per optimize call: searcher, seed, versions, machine
 REFERENCE_TRIALS = 10
@@ -994,10 +996,10 @@ def create_study(
         raise ElasticNASError(f"reference_point needs {len(objs)} values, got {len(reference_point)}")
     store = _open_storage(storage)
     meta = _metadata(space, objs, cons, reference_point, targets)
-    if study_name is not None and _study_exists(store, study_name):
+    ostudy, created = _create_or_open(store, study_name, [o.direction for o in objs])
+    if not created:
         if not load_if_exists:
             raise StorageError(f"study {study_name!r} already exists in this storage; use load_study")
-        ostudy = optuna.load_study(storage=store, study_name=study_name)
         existing = _checked_metadata(ostudy, storage)
         if existing != json.loads(json.dumps(meta)):
             raise StorageError(
@@ -1005,7 +1007,6 @@ def create_study(
                 "targets; choose another --study name or use load_study"
             )
     else:
-        ostudy = optuna.create_study(storage=store, study_name=study_name, directions=[o.direction for o in objs])
         ostudy.set_user_attr(_ATTR, meta)
         with warnings.catch_warnings():  # experimental in some Optuna versions; it only names the axes
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -1013,18 +1014,33 @@ def create_study(
     return Study(ostudy, space, objs, cons, _stored_reference_point(ostudy, meta), targets)
 
 
-def _study_exists(store: optuna.storages.BaseStorage, name: str) -> bool:
+def _create_or_open(
+    store: optuna.storages.BaseStorage, name: str | None, directions: list[Direction]
+) -> tuple[optuna.Study, bool]:
+    """The named study (a new one for ``None``) and whether this call created it. Of two processes
+    creating one study at once, the one that loses the race opens the other's."""
+    if name is not None:
+        try:
+            store.get_study_id_from_name(name)
+        except KeyError:
+            pass
+        else:
+            return optuna.load_study(storage=store, study_name=name), False
     try:
-        store.get_study_id_from_name(name)
-    except KeyError:
-        return False
-    return True
+        return optuna.create_study(storage=store, study_name=name, directions=directions), True
+    except optuna.exceptions.DuplicatedStudyError:
+        return optuna.load_study(storage=store, study_name=name), False
 
 
 def _checked_metadata(ostudy: optuna.Study, storage: object) -> dict[str, Any]:
     """The elasticnas definition of an existing study; a study elasticnas did not create, or wrote with
     another format version, is refused (elasticnas writes only into studies it created)."""
-    meta = ostudy.user_attrs.get(_ATTR)
+    deadline = time.monotonic() + _CREATION_GRACE_S
+    attrs = ostudy.user_attrs
+    while not attrs and not ostudy.trials and time.monotonic() < deadline:
+        time.sleep(0.05)  # an empty study without attributes: another process may be creating it now
+        attrs = ostudy.user_attrs
+    meta = attrs.get(_ATTR)
     where = storage if isinstance(storage, str) else "this storage"
     if not isinstance(meta, Mapping):
         raise StorageError(
