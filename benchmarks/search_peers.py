@@ -344,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="+", default=None, choices=list(PEERS),
                     help="default: the peers importable in this interpreter")
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="seeds FIRST..FIRST+SEEDS-1 (add seeds to an earlier run, then --merge the two)")
     ap.add_argument("--budget", type=int, default=1000)
     ap.add_argument("--budgets", nargs="*", default=[], metavar="METHOD=N", help="per-method budget overrides")
     ap.add_argument("--workers", type=int, default=2)
@@ -358,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = args.out or HERE / "results" / ("search_peers_smoke.json" if args.smoke else "search_peers.json")
     budgets = {m: args.budget for m in methods} | {k: int(v) for k, v in (b.split("=") for b in args.budgets)}
-    jobs = [(p, m, s, budgets[m]) for p in args.problems for s in range(args.seeds) for m in methods]
+    jobs = [(p, m, s, budgets[m]) for p in args.problems for s in range(args.first_seed, args.first_seed + args.seeds)
+            for m in methods]
     cost = {"optuna_gp": 4, "syne_ehvi": 3, "botorch_qnehvi": 3}  # longest jobs first keeps the workers busy
     jobs.sort(key=lambda j: -cost.get(j[1], 1))
     start = time.time()
