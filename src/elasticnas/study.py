@@ -1019,17 +1019,20 @@ def _create_or_open(
 ) -> tuple[optuna.Study, bool]:
     """The named study (a new one for ``None``) and whether this call created it. Of two processes
     creating one study at once, the one that loses the race opens the other's."""
-    if name is not None:
-        try:
-            store.get_study_id_from_name(name)
-        except KeyError:
-            pass
-        else:
-            return optuna.load_study(storage=store, study_name=name), False
+    if name is not None and _study_exists(store, name):  # an existing one opens without a write
+        return optuna.load_study(storage=store, study_name=name), False
     try:
         return optuna.create_study(storage=store, study_name=name, directions=directions), True
     except optuna.exceptions.DuplicatedStudyError:
         return optuna.load_study(storage=store, study_name=name), False
+
+
+def _study_exists(store: optuna.storages.BaseStorage, name: str) -> bool:
+    try:
+        store.get_study_id_from_name(name)
+    except KeyError:
+        return False
+    return True
 
 
 def _checked_metadata(ostudy: optuna.Study, storage: object) -> dict[str, Any]:
