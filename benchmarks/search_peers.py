@@ -393,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         "budget": args.budget,
         "budgets": budgets,
         "seeds": args.seeds,
+        "first_seed": args.first_seed,
         "methods": methods,
         "summary": summarise(runs, args.budget),
         "repeated_proposals": repeats,
