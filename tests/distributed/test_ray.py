@@ -106,7 +106,7 @@ def _assert_complete(study: en.Study, n: int) -> None:
 
 
 def test_two_workers_evaluate_in_parallel_and_build_once(pool, control, steer, tmp_path):
-    steer("delay", 0.3)
+    steer("delay", 1.0)  # long beside the time a loaded machine takes to hand out the next trial
     space = toy_space()
     study = en.create_study(space, OBJ, storage=f"sqlite:///{tmp_path / 's.db'}", study_name="p")
     new = optimize_parallel(study, pool, n_evals=10, searcher="nsga2", seed=0)

@@ -83,3 +83,44 @@ def test_study_records_predictor_quality_and_is_the_default() -> None:
     assert q["kendall_tau"] > 0.3  # the OFA accuracy is learnable from 50 points
     assert all("latency_note10_ms" in r.metrics for r in study.trials)
     assert study_module.DEFAULT_SEARCHER == "predicted_hvi"
+
+
+def _front_of_finished(s):
+    """(finished trials, the front rows of those trials that the searcher compares candidates with), after one
+    more ask has conditioned the predictors on every result."""
+    s.ask(1)
+    done = [r for r in s.history.values() if r.ok]
+    return done, s._state(done)["front"][: len(done)]
+
+
+@pytest.mark.parametrize("model_front", [None, True, False])
+def test_with_one_predicted_objective_candidates_meet_the_front_as_the_model_predicts_it(model_front) -> None:
+    _, _, s = _run("hwgpt_s_gpu", "predicted_hvi", 40, seed=0, model_front=model_front)
+    done, front = _front_of_finished(s)
+    measured = np.array([[r.metrics["perplexity"], r.metrics["latency_ms"]] for r in done])
+    np.testing.assert_array_equal(front[:, 1], measured[:, 1])  # the exact objective stays measured
+    if model_front is False:
+        np.testing.assert_array_equal(front[:, 0], measured[:, 0])
+        return
+    y_window, loo = s._predictors["perplexity"].loo_predictions()
+    np.testing.assert_allclose(y_window, measured[-len(loo):, 0])
+    expected = measured[:, 0].copy()
+    expected[-len(loo):] = np.maximum(measured[-len(loo):, 0], loo)
+    np.testing.assert_allclose(front[:, 0], expected)
+    assert (front[:, 0] > measured[:, 0]).any()  # some trials the model predicts worse than they measured
+
+
+@pytest.mark.parametrize("model_front", [None, True])
+def test_with_two_predicted_objectives_the_front_stays_measured_unless_asked(model_front) -> None:
+    p = create_problem("hwgpt_s_gpu")
+    s = create_searcher("predicted_hvi", p.space, p.objective_list, cheap_metrics={}, seed=0, model_front=model_front)
+    for i in range(30):
+        (c,) = s.ask(1)
+        s.tell([TrialRecord(i, c, p.space.config_id(c), p(c))])
+    done, front = _front_of_finished(s)
+    assert set(s._predictors) == {"perplexity", "latency_ms"}
+    measured = np.array([[r.metrics["perplexity"], r.metrics["latency_ms"]] for r in done])
+    if model_front is None:
+        np.testing.assert_array_equal(front, measured)
+    else:
+        assert np.all(front >= measured) and (front > measured).any()

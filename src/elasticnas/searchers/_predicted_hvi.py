@@ -134,6 +134,18 @@ class PredictedHVISearcher(Searcher):
     enter the front the same way, so batches for parallel workers do not
     collide.
 
+    With one predicted objective (``model_front=None``, the default, decides
+    so; ``True`` / ``False`` force it) the front that candidates are compared
+    with is the front *as the model predicts it*: each trial's predicted
+    objective is the worse of its measurement and its leave-one-out prediction
+    (for predictors that have one, the Gaussian process). The most accurate
+    networks regress to the mean in every model, so their measurements lie
+    beyond what any candidate's optimistic prediction reaches, and that end of
+    the front would never be explored again; compared prediction with
+    prediction, the shared bias cancels. With two or more predicted objectives
+    the errors of both move each trial away from the front and the search
+    re-proposes the neighbours of known trials, so it is off.
+
     Two guards keep a wrong or misled model from capturing the search:
 
     * **trust**: every full round measures each expensive objective's predictor
@@ -181,6 +193,7 @@ class PredictedHVISearcher(Searcher):
         credit_window: int = 30,
         evolution_probe: float = 0.1,
         plateau_share: float = 0.1,
+        model_front: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -210,6 +223,7 @@ class PredictedHVISearcher(Searcher):
         self.credit_window = credit_window
         self.evolution_probe = evolution_probe
         self.plateau_share = plateau_share
+        self.model_front = model_front
         self._card = self.space.cardinalities
         self._queue: list[Config] = []
         self._configs: dict[bytes, Config] = {}  # canonical genes -> config
@@ -374,7 +388,7 @@ class PredictedHVISearcher(Searcher):
         evaluated front)."""
         G_hist = self._history_genes(done)
         F_all, feasible_mask = self._history_objectives(done)
-        F_done = F_all[feasible_mask].reshape(-1, len(self.objectives))
+        F_done = self._as_predicted(done, F_all)[feasible_mask].reshape(-1, len(self.objectives))
         pending = np.array([g for cid, g in self._proposed.items() if cid in self.pending], dtype=np.int64).reshape(
             -1, len(self._card)
         )
@@ -393,6 +407,28 @@ class PredictedHVISearcher(Searcher):
             "seen": {g.tobytes() for g in G_hist} | {g.tobytes() for g in pending},
             "parents": self._best(G_hist[ok_rows], F_all[ok_rows]),
         }
+
+    def _as_predicted(self, done: Sequence[TrialRecord], F_all: np.ndarray) -> np.ndarray:
+        """The objective rows of ``done`` as the front that candidates are compared with: with ``model_front``
+        (by default: one predicted objective), each predicted value the worse of its measurement and its
+        leave-one-out prediction over the predictor's conditioned window (see the class docstring)."""
+        predicted = [(j, o) for j, o in enumerate(self.objectives) if o.name in self._predictors]
+        on = len(predicted) == 1 if self.model_front is None else self.model_front
+        if not on:
+            return F_all
+        F = F_all.copy()
+        for j, o in predicted:
+            loo = getattr(self._predictors[o.name], "loo_predictions", None)
+            if loo is None:
+                continue
+            rows, y = self._training_rows(done, o.name)
+            y_window, pred = loo()
+            # the window is the last training rows: predictors with a leave-one-out form are updated on every result
+            if len(pred) > len(rows) or not np.allclose(y_window, y[len(rows) - len(pred) :]):
+                continue
+            window = np.array(rows[len(rows) - len(pred) :], dtype=np.int64)
+            F[window, j] = np.maximum(F_all[window, j], o.sign * pred)
+        return F
 
     def _offspring(self, parents: np.ndarray, n_off: int, seen: set[bytes]) -> np.ndarray:
         """``n_off`` mutations, crossovers and uniform samples, canonical, new (``seen`` is updated) and
