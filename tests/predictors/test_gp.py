@@ -134,3 +134,23 @@ def test_some_fits_escape_the_independent_points_optimum() -> None:
         ours = GPPredictor(seed=0).fit(X, y)
         escaped += np.exp(sk.kernel_.theta[1]) < 0.11 and ours.hyperparameters["length_scale"] > 1.0
     assert escaped >= 1
+
+
+@pytest.mark.parametrize("linear", [False, True])
+def test_leave_one_out_predictions_are_those_of_refits_without_each_row_after_fit_and_updates(linear) -> None:
+    rng = np.random.default_rng(3)
+    X = rng.random((60, 5))
+    y = np.sin(4 * X[:, 0]) + X[:, 1] ** 2 + rng.normal(0, 0.05, 60)
+    gp = GPPredictor(seed=0, linear=linear).fit(X[:40], y[:40])
+    gp.loo_predictions()  # computed once, then extended by each update
+    for n in (41, 45, 60):
+        gp.update(X[:n], y[:n])
+        y_window, loo = gp.loo_predictions()
+        np.testing.assert_allclose(y_window, y[:n])
+        K = gp._L @ gp._L.T  # the kernel matrix the model is conditioned on (standardised units)
+        z = (y[:n] - gp._mu) / gp._sigma
+        brute = []
+        for i in range(n):
+            rest = np.arange(n) != i
+            brute.append(K[i, rest] @ np.linalg.solve(K[np.ix_(rest, rest)], z[rest]))
+        np.testing.assert_allclose(loo, gp._mu + gp._sigma * np.array(brute), rtol=1e-6, atol=1e-8)

@@ -71,6 +71,7 @@ class GPPredictor(Predictor):
         self._y = np.zeros(0)  # its standardised targets
         self._L = np.zeros((0, 0))  # lower Cholesky factor of its kernel matrix
         self._alpha = np.zeros(0)  # K^-1 y
+        self._k_inv_diag: np.ndarray | None = None  # diag(K^-1), computed on demand, extended by _append
 
     # -- fitting ----------------------------------------------------------------------------
     def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
@@ -154,6 +155,12 @@ class GPPredictor(Predictor):
         L[:n, :n] = self._L
         L[n:, :n] = W.T
         L[n:, n:] = L22
+        if self._k_inv_diag is not None:  # the inverse factor's new rows: [-L22^-1 W^T L^-1, L22^-1]
+            L22_inv = solve_triangular(L22, np.eye(k), lower=True, check_finite=False)
+            below = L22_inv @ solve_triangular(self._L, W, lower=True, trans="T", check_finite=False).T
+            self._k_inv_diag = np.concatenate(
+                [self._k_inv_diag + np.einsum("ij,ij->j", below, below), np.einsum("ij,ij->j", L22_inv, L22_inv)]
+            )
         self._L = L
         self._X = np.vstack([self._X, X_new])
         self._X_norms = (self._X * self._X).sum(axis=1)
@@ -224,6 +231,7 @@ class GPPredictor(Predictor):
         self._y = y
         self._L = L
         self._alpha = cho_solve((L, True), y, check_finite=False)
+        self._k_inv_diag = None
 
     # -- prediction ---------------------------------------------------------------------------
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -242,10 +250,12 @@ class GPPredictor(Predictor):
 
     def loo_predictions(self) -> tuple[np.ndarray, np.ndarray]:
         """(targets, leave-one-out predicted means) of the conditioned window, in target units: the closed form
-        ``y_i - [K^-1 y]_i / [K^-1]_ii``, at the cost of one triangular inverse."""
-        L_inv = solve_triangular(self._L, np.eye(len(self._L)), lower=True, check_finite=False)
-        k_inv_diag = np.einsum("ij,ij->j", L_inv, L_inv)
-        loo = self._y - self._alpha / k_inv_diag
+        ``y_i - [K^-1 y]_i / [K^-1]_ii``, at the cost of one triangular inverse after a fit (rows added by
+        :meth:`update` extend ``diag(K^-1)`` in O(n^2) each)."""
+        if self._k_inv_diag is None:
+            L_inv = solve_triangular(self._L, np.eye(len(self._L)), lower=True, check_finite=False)
+            self._k_inv_diag = np.einsum("ij,ij->j", L_inv, L_inv)
+        loo = self._y - self._alpha / self._k_inv_diag
         return self._mu + self._sigma * self._y, self._mu + self._sigma * loo
 
     @property
