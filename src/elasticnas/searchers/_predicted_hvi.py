@@ -384,9 +384,8 @@ class PredictedHVISearcher(Searcher):
     def _state(self, done: Sequence[TrialRecord]) -> dict[str, Any]:
         """What every round needs: gene rows and objectives of the finished trials, the current front (feasible
         finished trials, as the model predicts them with ``model_front``, plus pending proposals at their predicted
-        mean), the objective rows without a missing
-        value (the reference point's basis), the configurations not to propose again and the parents (the
-        evaluated front)."""
+        mean), the objective rows without a missing value (the reference point's basis), the configurations not to
+        propose again and the parents (the evaluated front)."""
         G_hist = self._history_genes(done)
         F_all, feasible_mask = self._history_objectives(done)
         F_done = self._as_predicted(done, F_all)[feasible_mask].reshape(-1, len(self.objectives))
