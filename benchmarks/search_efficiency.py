@@ -75,11 +75,13 @@ def drive(problem: Problem, searcher: Searcher, budget: int, batch: int = 1) -> 
 
 
 def method_label(method: str, batch: int, searcher_kwargs: dict[str, Any] | None = None) -> str:
-    """How a method run with ``batch`` proposals per ask (and another ``predictor`` or ``beta`` in
-    ``searcher_kwargs``) is named in the results."""
+    """How a method run with ``batch`` proposals per ask (and another ``predictor``, ``beta`` or
+    ``expected_improvement=False`` in ``searcher_kwargs``) is named in the results."""
     kw = searcher_kwargs or {}
     predictor = f"{kw['predictor']}" if kw.get("predictor") else None  # a name, or a factory (search_ceiling)
-    parts = [method, predictor, f"beta{kw['beta']:g}" if "beta" in kw else None, f"ask{batch}" if batch != 1 else None]
+    parts = [method, predictor, f"beta{kw['beta']:g}" if "beta" in kw else None,
+             "optimistic" if kw.get("expected_improvement") is False else None,
+             f"ask{batch}" if batch != 1 else None]
     return "/".join(p for p in parts if p)
 
 
@@ -401,6 +403,9 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"{OURS}'s predictor (default: its own); runs are named {OURS}/PREDICTOR")
     ap.add_argument("--beta", type=float, default=None,
                     help=f"{OURS}'s optimism (mean - beta x std; default: its own); runs are named {OURS}/betaB")
+    ap.add_argument("--optimistic", action="store_true",
+                    help=f"{OURS} with expected_improvement=False: every pick maximises the optimistic hypervolume "
+                         f"improvement (its default before 2026-11-29); runs are named {OURS}/optimistic")
     ap.add_argument("--batch", type=int, default=1,
                     help="proposals per ask (parallel workers starting together); runs are named METHOD/askN")
     ap.add_argument("--markdown", type=Path, nargs="*", default=None, help="print README tables of results JSONs")
@@ -442,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     kwargs[OURS] = {"predictor": args.predictor} if args.predictor else {}
     if args.beta is not None:
         kwargs[OURS]["beta"] = args.beta
+    if args.optimistic:
+        kwargs[OURS]["expected_improvement"] = False
     budgets = {m: args.budget for m in args.methods} | {k: int(v) for k, v in (b.split("=") for b in args.budgets)}
     jobs = [(p, m, s, budgets[m], kwargs.get(m, {}), False, args.batch)
             for p in args.problems for s in range(args.seeds) for m in args.methods]

@@ -83,11 +83,12 @@ def test_the_runs_a_stopped_benchmark_finished_are_kept_and_merge(tmp_path):
     assert json.loads(merged_path.read_text())["runs"] == kept
 
 
-def test_beta_reaches_our_searcher_and_names_its_runs(tmp_path):
-    """``--beta`` runs ours with that optimism, under its own name; the initial design does not depend on it."""
+def test_beta_and_optimistic_reach_our_searcher_and_name_their_runs(tmp_path):
+    """``--beta`` runs ours with that optimism, ``--optimistic`` with the optimistic improvement instead of the
+    expected one, each under its own name; the initial design depends on neither."""
 
     def run(*extra: str) -> dict:
-        out = tmp_path / f"beta{len(extra)}.json"
+        out = tmp_path / f"run{''.join(extra)}.json"
         argv = [sys.executable, str(BENCHMARKS / "search_efficiency.py"), "--problems", "hwgpt_s_gpu", "--methods",
                 "predicted_hvi", "--seeds", "1", "--budget", "35", "--workers", "1", "--out", str(out), *extra]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp_path)
@@ -95,6 +96,9 @@ def test_beta_reaches_our_searcher_and_names_its_runs(tmp_path):
         (result,) = json.loads(out.read_text())["runs"]
         return result
 
-    default, optimistic = run(), run("--beta", "4")
-    assert (default["method"], optimistic["method"]) == ("predicted_hvi", "predicted_hvi/beta4")
-    assert default["hv"][:20] == optimistic["hv"][:20] and default["hv"] != optimistic["hv"]
+    default, beta, optimistic = run(), run("--beta", "4"), run("--optimistic")
+    assert [r["method"] for r in (default, beta, optimistic)] == [
+        "predicted_hvi", "predicted_hvi/beta4", "predicted_hvi/optimistic"
+    ]
+    for other in (beta, optimistic):
+        assert default["hv"][:20] == other["hv"][:20] and default["hv"] != other["hv"]

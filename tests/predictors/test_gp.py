@@ -137,7 +137,8 @@ def test_some_fits_escape_the_independent_points_optimum() -> None:
 
 
 @pytest.mark.parametrize("linear", [False, True])
-def test_leave_one_out_predictions_are_those_of_refits_without_each_row_after_fit_and_updates(linear) -> None:
+def test_leave_one_out_predictions_and_deviations_are_those_of_conditioning_without_each_row(linear) -> None:
+    """After the fit and after each update: means and standard deviations of y_i given the other rows."""
     rng = np.random.default_rng(3)
     X = rng.random((60, 5))
     y = np.sin(4 * X[:, 0]) + X[:, 1] ** 2 + rng.normal(0, 0.05, 60)
@@ -149,8 +150,11 @@ def test_leave_one_out_predictions_are_those_of_refits_without_each_row_after_fi
         np.testing.assert_allclose(y_window, y[:n])
         K = gp._L @ gp._L.T  # the kernel matrix the model is conditioned on (standardised units)
         z = (y[:n] - gp._mu) / gp._sigma
-        brute = []
+        brute, brute_var = [], []
         for i in range(n):
             rest = np.arange(n) != i
-            brute.append(K[i, rest] @ np.linalg.solve(K[np.ix_(rest, rest)], z[rest]))
+            w = np.linalg.solve(K[np.ix_(rest, rest)], K[rest, i])
+            brute.append(w @ z[rest])
+            brute_var.append(K[i, i] - K[i, rest] @ w)
         np.testing.assert_allclose(loo, gp._mu + gp._sigma * np.array(brute), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(gp.loo_std(), gp._sigma * np.sqrt(brute_var), rtol=1e-6, atol=1e-8)

@@ -3,11 +3,15 @@ import pytest
 from pymoo.indicators.hv import HV
 
 import elasticnas as en
-from elasticnas.pareto import hypervolume
+from elasticnas.pareto import hypervolume, non_dominated_mask
 from elasticnas.problems import create_problem
 from elasticnas.records import TrialRecord
 from elasticnas.searchers import create_searcher
-from elasticnas.searchers._predicted_hvi import hypervolume_improvement, hypervolume_improvement_2d
+from elasticnas.searchers._predicted_hvi import (
+    expected_hypervolume_improvement_2d,
+    hypervolume_improvement,
+    hypervolume_improvement_2d,
+)
 
 
 def _run(problem_name: str, method: str, n: int, seed: int, constraints=(), **kw):
@@ -45,6 +49,32 @@ def test_hvi_2d_matches_pymoo() -> None:
     b3 = HV(ref_point=r3)(f3)
     exp3 = [max(HV(ref_point=r3)(np.vstack([f3, p])) - b3, 0.0) for p in p3]
     np.testing.assert_allclose(hypervolume_improvement(f3, p3, r3), exp3, atol=1e-12)
+
+
+@pytest.mark.parametrize("exact_col", [0, 1])
+def test_expected_hvi_2d_is_the_mean_improvement_over_the_gaussian(exact_col: int) -> None:
+    rng = np.random.default_rng(exact_col)
+    t = np.sort(rng.random(6))
+    front = np.column_stack([t, 1 - np.sqrt(t)]) + 0.3  # a front with room between its points
+    ref = np.array([1.5, 1.5])
+    exact, mean, std = rng.random(8) + 0.2, rng.random(8) + 0.2, rng.random(8) * 0.3
+    got = expected_hypervolume_improvement_2d(front, exact, mean, std, ref, exact_col)
+    draws = mean[:, None] + std[:, None] * rng.standard_normal((8, 100_000))
+    monte_carlo = []
+    for i in range(8):
+        points = np.empty((draws.shape[1], 2))
+        points[:, exact_col], points[:, 1 - exact_col] = exact[i], draws[i]
+        monte_carlo.append(hypervolume_improvement_2d(front, points, ref).mean())
+    assert np.ptp(got) > 0.05  # the points differ
+    np.testing.assert_allclose(got, monte_carlo, atol=2e-3)
+    # without uncertainty: the improvement of the mean itself
+    at_mean = np.empty((8, 2))
+    at_mean[:, exact_col], at_mean[:, 1 - exact_col] = exact, mean
+    np.testing.assert_allclose(
+        expected_hypervolume_improvement_2d(front, exact, mean, np.zeros(8), ref, exact_col),
+        hypervolume_improvement_2d(front, at_mean, ref),
+        atol=1e-9,
+    )
 
 
 @pytest.mark.parametrize("problem_name", ["ofa_mbv3_note10", "hwgpt_s_gpu"])
@@ -124,3 +154,45 @@ def test_with_two_predicted_objectives_the_front_stays_measured_unless_asked(mod
         np.testing.assert_array_equal(front, measured)
     else:
         assert np.all(front >= measured) and (front > measured).any()
+
+
+@pytest.mark.parametrize("cheap", [True, False])
+def test_the_expected_improvement_decides_by_the_shape_of_the_problem(cheap) -> None:
+    """Two objectives, one predicted: picks maximise the expected improvement (and differ from the optimistic
+    picks); with both predicted they are optimistic, and forcing the expected improvement is an error."""
+    p = create_problem("hwgpt_s_gpu")
+    cheap_metrics = dict(p.cheap_metrics) if cheap else {}
+
+    def proposals(**kw):
+        s = create_searcher("predicted_hvi", p.space, p.objective_list, cheap_metrics=cheap_metrics, seed=0, **kw)
+        ids = []
+        for i in range(30):
+            (c,) = s.ask(1)
+            s.tell([TrialRecord(i, c, p.space.config_id(c), p(c))])
+            ids.append(p.space.config_id(c))
+        return ids, s.diagnostics()["acquisition"]
+
+    default, acquisition = proposals()
+    if cheap:
+        assert acquisition == "expected"
+        optimistic, other = proposals(expected_improvement=False)
+        assert other == "optimistic" and optimistic[:20] == default[:20] and optimistic != default
+    else:
+        assert acquisition == "optimistic"
+        with pytest.raises(ValueError, match="two objectives, one predicted and one cheap"):
+            create_searcher("predicted_hvi", p.space, p.objective_list, cheap_metrics={}, expected_improvement=True)
+
+
+def test_the_front_bias_is_the_mean_leave_one_out_z_score_of_the_evaluated_front() -> None:
+    _, _, s = _run("hwgpt_s_gpu", "predicted_hvi", 60, seed=0)
+    s.ask(1)  # conditions the predictor on every result
+    done = [r for r in s.history.values() if r.ok]
+    F, feasible = s._history_objectives(done)
+    bias = s._state(done)["front_bias"]
+    (o,) = [o for o in s.objectives if o.name not in s.cheap_metrics]
+    y, loo = s._predictors[o.name].loo_predictions()
+    front = non_dominated_mask(F)
+    z = o.sign * (loo - y)[front] / s._predictors[o.name].loo_std()[front]
+    assert bias == pytest.approx(min(max(z.mean(), 0.0), 3.0))
+    assert bias > 0  # the model predicts the evaluated front worse than it measured (survivorship)
+    assert s.diagnostics()["front_bias"] == bias

@@ -252,11 +252,21 @@ class GPPredictor(Predictor):
         """(targets, leave-one-out predicted means) of the conditioned window, in target units: the closed form
         ``y_i - [K^-1 y]_i / [K^-1]_ii``, at the cost of one triangular inverse after a fit (rows added by
         :meth:`update` extend ``diag(K^-1)`` in O(n^2) each)."""
+        loo = self._y - self._alpha / self._inverse_diagonal()
+        return self._mu + self._sigma * self._y, self._mu + self._sigma * loo
+
+    def loo_std(self) -> np.ndarray:
+        """Leave-one-out predictive standard deviations of the conditioned window (the order of
+        :meth:`loo_predictions`), in target units: ``1 / sqrt([K^-1]_ii)``."""
+        std: np.ndarray = self._sigma / np.sqrt(self._inverse_diagonal())
+        return std
+
+    def _inverse_diagonal(self) -> np.ndarray:
+        """``diag(K^-1)`` of the conditioned window: one triangular inverse after a fit, extended by :meth:`update`."""
         if self._k_inv_diag is None:
             L_inv = solve_triangular(self._L, np.eye(len(self._L)), lower=True, check_finite=False)
             self._k_inv_diag = np.einsum("ij,ij->j", L_inv, L_inv)
-        loo = self._y - self._alpha / self._k_inv_diag
-        return self._mu + self._sigma * self._y, self._mu + self._sigma * loo
+        return self._k_inv_diag
 
     @property
     def hyperparameters(self) -> dict[str, float]:

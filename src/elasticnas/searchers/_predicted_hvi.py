@@ -58,6 +58,38 @@ def hypervolume_improvement_2d(front: np.ndarray, points: np.ndarray, ref: np.nd
     return gain
 
 
+def expected_hypervolume_improvement_2d(
+    front: np.ndarray, exact: np.ndarray, mean: np.ndarray, std: np.ndarray, ref: np.ndarray, exact_col: int
+) -> np.ndarray:
+    """Expected hypervolume each point would add to ``front`` (m, 2), in closed form: column ``exact_col`` of
+    the points is known (``exact``, (n,)), the other Gaussian (``mean``, ``std``); minimisation, reference ``ref``.
+
+    For a known value ``x`` the region added above a level ``t`` of the Gaussian column has the width
+    ``w(t) = max(0, min(g(t), ref) - x)``, ``g(t)`` the front's least ``x`` among points at or below ``t``: a
+    step function of ``t``. The improvement at a value ``y`` is the integral of ``w`` from ``y`` to the
+    reference, so its expectation is the sum over the steps of ``w`` times the integral of the normal CDF over
+    the step, ``std * [psi(z)]`` with ``psi(z) = z Phi(z) + phi(z)``.
+    """
+    from scipy.stats import norm
+
+    a, b = exact_col, 1 - exact_col
+    front = np.asarray(front, dtype=float).reshape(-1, 2)
+    front = front[np.all(front < ref, axis=1)]
+    if len(front):
+        front = front[non_dominated_mask(front)]
+        front = front[np.argsort(front[:, b])]
+    levels = np.concatenate([[-np.inf], front[:, b], [ref[b]]])  # the steps of g along the Gaussian column
+    g = np.concatenate([[ref[a]], np.minimum(front[:, a], ref[a])])
+    width = np.clip(g[None, :] - np.asarray(exact, dtype=float)[:, None], 0.0, None)  # (n, steps)
+    s = np.maximum(np.asarray(std, dtype=float), 1e-12)[:, None]
+    z = (levels[None, :] - np.asarray(mean, dtype=float)[:, None]) / s
+    finite = np.isfinite(z)
+    zf = np.where(finite, z, 0.0)
+    psi = np.where(finite, zf * norm.cdf(zf) + norm.pdf(zf), 0.0)
+    gain: np.ndarray = np.sum(width * np.clip(s * np.diff(psi, axis=1), 0.0, None), axis=1)
+    return gain
+
+
 def hypervolume_improvement(front: np.ndarray, points: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """Hypervolume improvement for any number of objectives (exact 2-D fast path, pymoo otherwise)."""
     if points.shape[1] == 2:
@@ -146,6 +178,20 @@ class PredictedHVISearcher(Searcher):
     the errors of both move each trial away from the front and the search
     re-proposes the neighbours of known trials, so it is off.
 
+    With two objectives, one predicted and one cheap, and no hardware targets
+    (``expected_improvement=None``, the default, decides so; ``True`` /
+    ``False`` force it), each pick maximises instead the *expected*
+    hypervolume improvement (closed form,
+    :func:`expected_hypervolume_improvement_2d`) under a Gaussian set by the
+    model's bias at the front, ``k``: the mean leave-one-out z-score of the
+    evaluated front's trials, clipped to [0, 3] (the front rows not yet
+    evaluated are those the model predicts too pessimistically; 0 for
+    predictors without a leave-one-out form). The prediction's mean is moved
+    ``k`` standard deviations towards better and its deviation shrunk by
+    ``max(0, 1 - k / beta)``: a model without bias gets the expected
+    improvement of its own prediction, one biased by ``beta`` the optimistic
+    improvement above, a larger bias that of the point ``k`` deviations better.
+
     Two guards keep a wrong or misled model from capturing the search:
 
     * **trust**: every full round measures each expensive objective's predictor
@@ -194,6 +240,7 @@ class PredictedHVISearcher(Searcher):
         evolution_probe: float = 0.1,
         plateau_share: float = 0.1,
         model_front: bool | None = None,
+        expected_improvement: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -232,6 +279,16 @@ class PredictedHVISearcher(Searcher):
         self._cheap_by_genes: dict[bytes, dict[str, float]] = {}
         self._proposed: dict[str, np.ndarray] = {}  # config id -> canonical genes of our proposals
         self._expensive = [o for o in self.objectives if o.name not in self.cheap_metrics]
+        applies = len(self.objectives) == 2 and len(self._expensive) == 1 and self.target_columns is None
+        if expected_improvement and not applies:
+            raise ValueError(
+                "expected_improvement=True needs two objectives, one predicted and one cheap (in cheap_metrics), "
+                "and no hardware targets; leave it None to decide"
+            )
+        self.expected_improvement = applies if expected_improvement is None else expected_improvement
+        # the column of the predicted objective when picks maximise the expected improvement
+        self._expected_col = self.objectives.index(self._expensive[0]) if self.expected_improvement else None
+        self._latest_front_bias = 0.0  # the model's bias at the front in the latest round (with expected_improvement)
         self._predictors: dict[str, Predictor] = {}
         self._rounds = 0
         self._full_rounds = 0
@@ -393,6 +450,7 @@ class PredictedHVISearcher(Searcher):
             -1, len(self._card)
         )
         F_front = np.vstack([F_done, self._objective_matrix(pending)[0]]) if len(pending) else F_done
+        front_bias = self._front_bias(done, F_all, feasible_mask) if self._expected_col is not None else 0.0
         ok_rows = np.all(np.isfinite(F_all), axis=1) & feasible_mask
         cheap_cols = [j for j, o in enumerate(self.objectives) if o.name in self.cheap_metrics]
         V = np.vstack([F_all[:, cheap_cols], F_front[len(F_done) :, cheap_cols]])  # finished and pending
@@ -406,6 +464,7 @@ class PredictedHVISearcher(Searcher):
             "F_finite": F_all[np.all(np.isfinite(F_all), axis=1)],
             "seen": {g.tobytes() for g in G_hist} | {g.tobytes() for g in pending},
             "parents": self._best(G_hist[ok_rows], F_all[ok_rows]),
+            "front_bias": front_bias,
         }
 
     def _as_predicted(self, done: Sequence[TrialRecord], F_all: np.ndarray) -> np.ndarray:
@@ -418,17 +477,43 @@ class PredictedHVISearcher(Searcher):
             return F_all
         F = F_all.copy()
         for j, o in predicted:
-            loo = getattr(self._predictors[o.name], "loo_predictions", None)
-            if loo is None:
-                continue
-            rows, y = self._training_rows(done, o.name)
-            y_window, pred = loo()
-            # the window is the last training rows: predictors with a leave-one-out form are updated on every result
-            if len(pred) > len(rows) or not np.allclose(y_window, y[len(rows) - len(pred) :]):
-                continue
-            window = np.array(rows[len(rows) - len(pred) :], dtype=np.int64)
-            F[window, j] = np.maximum(F_all[window, j], o.sign * pred)
+            loo = self._loo_window(done, o.name)
+            if loo is not None:
+                window, pred = loo
+                F[window, j] = np.maximum(F_all[window, j], o.sign * pred)
         return F
+
+    def _loo_window(self, done: Sequence[TrialRecord], name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(rows of ``done``, leave-one-out predictions) over the conditioned window of the predictor of ``name``;
+        None when it has no leave-one-out form."""
+        loo = getattr(self._predictors.get(name), "loo_predictions", None)
+        if loo is None:
+            return None
+        rows, y = self._training_rows(done, name)
+        y_window, pred = loo()
+        # the window is the last training rows: predictors with a leave-one-out form are updated on every result
+        if len(pred) > len(rows) or not np.allclose(y_window, y[len(rows) - len(pred) :]):
+            return None
+        return np.array(rows[len(rows) - len(pred) :], dtype=np.int64), pred
+
+    def _front_bias(self, done: Sequence[TrialRecord], F_all: np.ndarray, feasible: np.ndarray) -> float:
+        """How many of its own leave-one-out standard deviations the model predicts the evaluated front worse
+        than measured: the mean z-score over the front of the feasible trials in the predictor's window, clipped
+        to [0, 3]; 0 for a predictor without a leave-one-out form (see the class docstring)."""
+        assert self._expected_col is not None  # called only when picks maximise the expected improvement
+        o = self.objectives[self._expected_col]
+        loo = self._loo_window(done, o.name)
+        loo_std = getattr(self._predictors.get(o.name), "loo_std", None)
+        bias = 0.0
+        if loo is not None and loo_std is not None:
+            window, pred = loo
+            ok = feasible[window] & np.all(np.isfinite(F_all[window]), axis=1)
+            if ok.sum() >= 3:
+                front = np.flatnonzero(ok)[non_dominated_mask(F_all[window[ok]])]
+                z = (o.sign * pred[front] - F_all[window[front], self._expected_col]) / loo_std()[front]
+                bias = float(np.clip(np.mean(z), 0.0, 3.0))
+        self._latest_front_bias = bias
+        return bias
 
     def _offspring(self, parents: np.ndarray, n_off: int, seen: set[bytes]) -> np.ndarray:
         """``n_off`` mutations, crossovers and uniform samples, canonical, new (``seen`` is updated) and
@@ -478,25 +563,26 @@ class PredictedHVISearcher(Searcher):
         G_ok, F_ok = st["G_hist"][st["ok_rows"]], st["F_all"][st["ok_rows"]]
         pool_G: list[np.ndarray] = []
         pool_mean: list[np.ndarray] = []
-        pool_opt: list[np.ndarray] = []
+        pool_std: list[np.ndarray] = []
         parents = st["parents"]
         for _ in range(self.pool_generations):
             C = self._offspring(parents, self.offspring_per_generation, st["seen"])
             if len(C) == 0:
                 continue
-            mean, opt = self._objective_matrix(C)
+            mean, std = self._objective_matrix(C)
             ok = self._optimistically_feasible(C)
-            C, mean, opt = C[ok], mean[ok], opt[ok]
+            C, mean, std = C[ok], mean[ok], std[ok]
             if len(C) == 0:
                 continue
             pool_G.append(C)
             pool_mean.append(mean)
-            pool_opt.append(opt)
-            parents = self._best(np.vstack([G_ok, *pool_G]), np.vstack([F_ok, *pool_opt]))
+            pool_std.append(std)
+            opt = [m - self.beta * sd for m, sd in zip(pool_mean, pool_std, strict=True)]
+            parents = self._best(np.vstack([G_ok, *pool_G]), np.vstack([F_ok, *opt]))
         if not pool_G:
             self._shortlist = self._shortlist[:0]
             return []
-        return self._pick(np.vstack(pool_G), np.vstack(pool_mean), np.vstack(pool_opt), st, n)
+        return self._pick(np.vstack(pool_G), np.vstack(pool_mean), np.vstack(pool_std), st, n)
 
     def _light_round(self, n: int, done: Sequence[TrialRecord]) -> list[Config]:
         """A round between fits: condition the predictors that can on the new results at their fitted
@@ -513,32 +599,33 @@ class PredictedHVISearcher(Searcher):
         shortlist = self._shortlist[keep]
         st["seen"] |= {g.tobytes() for g in shortlist}
         pool = [shortlist]
-        means, opts = [], []
+        means, stds = [], []
         if len(shortlist):
-            m, o = self._objective_matrix(shortlist)
+            m, sd = self._objective_matrix(shortlist)
             means.append(m)
-            opts.append(o)
+            stds.append(sd)
         parents = st["parents"]
         G_ok, F_ok = st["G_hist"][st["ok_rows"]], st["F_all"][st["ok_rows"]]
         for g in range(self.light_generations):
             C = self._offspring(parents, self.light_offspring, st["seen"])
             if len(C):
-                m, o = self._objective_matrix(C)
+                m, sd = self._objective_matrix(C)
                 pool.append(C)
                 means.append(m)
-                opts.append(o)
-            if g + 1 < self.light_generations and opts:
-                parents = self._best(np.vstack([G_ok, *pool]), np.vstack([F_ok, *opts]))
+                stds.append(sd)
+            if g + 1 < self.light_generations and means:
+                opt = [m - self.beta * sd for m, sd in zip(means, stds, strict=True)]
+                parents = self._best(np.vstack([G_ok, *pool]), np.vstack([F_ok, *opt]))
         C = np.vstack(pool)
         if len(C) == 0:
             return self._pool_round(n, done)
-        mean, opt = np.vstack(means), np.vstack(opts)
+        mean, std = np.vstack(means), np.vstack(stds)
         ok = self._optimistically_feasible(C)
         if not ok.any():
             return self._pool_round(n, done)
-        return self._pick(C[ok], mean[ok], opt[ok], st, n)
+        return self._pick(C[ok], mean[ok], std[ok], st, n)
 
-    def _pick(self, G: np.ndarray, mean: np.ndarray, opt: np.ndarray, st: dict[str, Any], n: int) -> list[Config]:
+    def _pick(self, G: np.ndarray, mean: np.ndarray, std: np.ndarray, st: dict[str, Any], n: int) -> list[Config]:
         """Select the batch, keep the best of the rest (first optimistic fronts) as the next shortlist.
 
         The reference point of a cheap objective lies beyond the candidates' values as well as the trials': from
@@ -549,6 +636,7 @@ class PredictedHVISearcher(Searcher):
         cost) holding ``max(3, plateau_share * trials)`` trials already takes no more picks while other
         candidates remain: its optimistic improvement, multiplied by the widest strip of the front, would
         otherwise win again and again."""
+        opt = mean - self.beta * std
         plateaus = None
         if st["cheap_cols"] and self.plateau_share > 0:
             trials = st["cheap_values"]
@@ -560,7 +648,12 @@ class PredictedHVISearcher(Searcher):
         if st["cheap_cols"]:  # cheap objectives: beyond the candidates' exact values too (see the docstring)
             cols = st["cheap_cols"]
             ref[cols] = np.maximum(ref[cols], default_reference_point(np.vstack([st["F_finite"], mean]))[cols])
-        chosen = self._select(G, mean, opt, st["front"], ref, n, plateaus)
+        if self._expected_col is not None:  # the model's bias at the front corrected (see the class docstring)
+            c, k = self._expected_col, st["front_bias"]
+            mean, std = mean.copy(), std.copy()
+            mean[:, c] -= k * std[:, c]
+            std[:, c] *= max(1.0 - k / self.beta, 0.0) if self.beta > 0 else 0.0
+        chosen = self._select(G, mean, opt, std, st["front"], ref, n, plateaus)
         rest = np.setdiff1d(np.arange(len(G)), chosen)
         if len(rest) > self.shortlist_size:
             fronts = self._fronts(opt[rest], self.shortlist_size)
@@ -705,23 +798,22 @@ class PredictedHVISearcher(Searcher):
         return ok
 
     def _objective_matrix(self, G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(predicted mean, optimistic) minimisation matrices of gene rows."""
+        """(predicted mean, standard deviation) minimisation matrices of gene rows (cheap objectives exact, with
+        standard deviation 0)."""
         mean = np.zeros((len(G), len(self.objectives)))
-        opt = np.zeros_like(mean)
+        std = np.zeros_like(mean)
         X = self._features(G) if self._expensive else None
         cheap = self._cheap_of(G) if any(o.name in self.cheap_metrics for o in self.objectives) else []
         for j, o in enumerate(self.objectives):
             if o.name in self.cheap_metrics:
                 v = np.array([c[o.name] for c in cheap])
-                mean[:, j] = opt[:, j] = o.sign * v
+                mean[:, j] = o.sign * v
             elif o.name in self._predictors:
                 assert X is not None  # only expensive objectives have predictors
                 m, s = self._predictors[o.name].predict(X)
                 mean[:, j] = o.sign * m
-                opt[:, j] = o.sign * m - self.beta * s
-            else:
-                mean[:, j] = opt[:, j] = 0.0
-        return mean, opt
+                std[:, j] = s
+        return mean, std
 
     def _fronts(self, F: np.ndarray, n_stop: int | None = None) -> list[np.ndarray]:
         """Row indices of ``F`` by non-dominated front (sorting stops once ``n_stop`` rows are ranked). With
@@ -750,6 +842,16 @@ class PredictedHVISearcher(Searcher):
             total += hypervolume_improvement(front[:, c], points[:, c], ref[c]) / box
         return total
 
+    def _gain(
+        self, front: np.ndarray, mean: np.ndarray, opt: np.ndarray, std: np.ndarray, ref: np.ndarray
+    ) -> np.ndarray:
+        """What a pick maximises: the expected hypervolume improvement with ``expected_improvement``, else the
+        optimistic one."""
+        if self._expected_col is None:
+            return self._hvi(front, opt, ref)
+        c, exact = self._expected_col, 1 - self._expected_col
+        return expected_hypervolume_improvement_2d(front, mean[:, exact], mean[:, c], std[:, c], ref, exact)
+
     def _best(self, G: np.ndarray, F: np.ndarray) -> np.ndarray:
         """Up to ``max_parents`` rows on the first non-dominated fronts, ordered along the first objective."""
         if len(G) == 0:
@@ -764,13 +866,14 @@ class PredictedHVISearcher(Searcher):
         G: np.ndarray,
         mean: np.ndarray,
         opt: np.ndarray,
+        std: np.ndarray,
         front: np.ndarray,
         ref: np.ndarray,
         n: int,
         plateaus: tuple[np.ndarray, np.ndarray, float] | None = None,
     ) -> np.ndarray:
-        """Greedy batch (row indices of ``G``): maximise optimistic hypervolume improvement, believe each pick
-        at its mean."""
+        """Greedy batch (row indices of ``G``): maximise the optimistic (or expected) hypervolume improvement,
+        believe each pick at its mean."""
         chosen: list[int] = []
         available = np.ones(len(G), dtype=bool)
         front = front[np.all(np.isfinite(front), axis=1)]
@@ -792,9 +895,9 @@ class PredictedHVISearcher(Searcher):
                 if open_.any() and not open_.all():
                     self._plateau_blocked += 1
                     idx = idx[open_]
-            hvi = self._hvi(front, opt[idx], ref)
-            if np.max(hvi) > 0:
-                best = idx[int(np.argmax(hvi))]
+            gain = self._gain(front, mean[idx], opt[idx], std[idx], ref)
+            if np.max(gain) > 0:
+                best = idx[int(np.argmax(gain))]
             else:
                 # nothing improves even optimistically: the least dominated candidate
                 diff = (opt[idx][:, None, :] - front[None, :, :]) / span
@@ -832,4 +935,6 @@ class PredictedHVISearcher(Searcher):
             "evolution_share": self._evolved / max(1, len(self._proposed)),
             "front_entry_rate": {k: float(np.mean(v)) if v else None for k, v in self._entered.items()},
             "plateau_blocked_picks": self._plateau_blocked,
+            "acquisition": "expected" if self._expected_col is not None else "optimistic",
+            "front_bias": self._latest_front_bias,
         }
