@@ -105,3 +105,11 @@ def test_evolution_gets_the_share_its_results_earn(tau, model, evolution, low, h
     searcher._entered["model"].extend(model)
     searcher._entered["evolution"].extend(evolution)
     assert low <= searcher._evolution_share() <= high
+
+
+def test_when_every_plateau_is_full_the_fullest_takes_no_pick() -> None:
+    """A cheap objective with few distinct values makes every plateau full; then the fullest is closed."""
+    from elasticnas.searchers._predicted_hvi import _open_plateaus
+
+    np.testing.assert_array_equal(_open_plateaus(np.array([2.0, 5, 9]), cap=4), [True, False, False])
+    np.testing.assert_array_equal(_open_plateaus(np.array([6.0, 9, 9, 7]), cap=4), [True, False, False, True])

@@ -115,6 +115,16 @@ def _beta_greater(a: Sequence[int], b: Sequence[int]) -> float:
     return float(np.clip(np.trapezoid(pdf_a * cdf_b, x), 0.0, 1.0))
 
 
+def _open_plateaus(trials_on_plateau: np.ndarray, cap: float) -> np.ndarray:
+    """Which candidates may take a pick, from the trials on each one's plateau: those on a plateau holding fewer
+    than ``cap``; when every plateau is full (a cheap objective with few distinct values), those not on the
+    fullest, so that no plateau runs away from the others."""
+    open_: np.ndarray = trials_on_plateau < cap
+    if not open_.any():
+        open_ = trials_on_plateau < trials_on_plateau.max()
+    return open_
+
+
 def _crowding(F: np.ndarray) -> np.ndarray:
     """NSGA-II crowding distance of the points of one front (boundary points infinite)."""
     n, m = F.shape
@@ -206,9 +216,10 @@ class PredictedHVISearcher(Searcher):
       (``fallback=False`` turns this off);
     * **plateaus**: candidates whose cheap objectives tie (e.g. the many cells of
       the lowest cost) form a plateau; one holding ``max(3, plateau_share *
-      trials)`` trials takes no more picks while other candidates remain, since
-      its optimistic improvement, multiplied by the widest strip of the front,
-      would win again and again (``plateau_share=0`` turns this off).
+      trials)`` trials takes no more picks while other candidates remain (when
+      every plateau is that full, the fullest takes none), since its optimistic
+      improvement, multiplied by the widest strip of the front, would win again
+      and again (``plateau_share=0`` turns this off).
 
     The first ``n_initial`` proposals (fewer when the study already holds
     trials: the search warm-starts from them) are spread along the first cheap
@@ -634,8 +645,8 @@ class PredictedHVISearcher(Searcher):
 
         A plateau of the cheap objectives (candidates with equal values, e.g. the many cells of the lowest
         cost) holding ``max(3, plateau_share * trials)`` trials already takes no more picks while other
-        candidates remain: its optimistic improvement, multiplied by the widest strip of the front, would
-        otherwise win again and again."""
+        candidates remain (when every plateau is that full, the fullest takes none): its optimistic improvement,
+        multiplied by the widest strip of the front, would otherwise win again and again."""
         opt = mean - self.beta * std
         plateaus = None
         if st["cheap_cols"] and self.plateau_share > 0:
@@ -881,7 +892,7 @@ class PredictedHVISearcher(Searcher):
         # restrict the exact computation to promising candidates: the first optimistic fronts
         cand = np.flatnonzero(available)
         if plateaus is not None:  # (plateau of each row, trials per plateau, cap): rank the open plateaus' rows
-            open_rows = plateaus[1][plateaus[0]] < plateaus[2]
+            open_rows = _open_plateaus(plateaus[1][plateaus[0]], plateaus[2])
             if open_rows.any() and not open_rows.all():
                 cand = np.flatnonzero(open_rows)
         order = self._fronts(opt[cand], max(8 * n, 200))
@@ -891,7 +902,7 @@ class PredictedHVISearcher(Searcher):
             if len(idx) == 0:
                 break
             if plateaus is not None:  # a plateau filled by this batch's picks
-                open_ = plateaus[1][plateaus[0][idx]] < plateaus[2]
+                open_ = _open_plateaus(plateaus[1][plateaus[0][idx]], plateaus[2])
                 if open_.any() and not open_.all():
                     self._plateau_blocked += 1
                     idx = idx[open_]
