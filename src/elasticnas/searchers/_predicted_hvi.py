@@ -33,6 +33,16 @@ def _one_blas_thread() -> Any:
     return _THREADPOOLS[0].limit(limits=1)
 
 
+def _staircase(front: np.ndarray, ref: np.ndarray, col: int) -> np.ndarray:
+    """The non-dominated points of a 2-D ``front`` strictly better than ``ref``, sorted along column ``col``."""
+    front = np.asarray(front, dtype=float).reshape(-1, 2)
+    front = front[np.all(front < ref, axis=1)]
+    if len(front):
+        front = front[non_dominated_mask(front)]
+        front = front[np.argsort(front[:, col])]
+    return front
+
+
 def hypervolume_improvement_2d(front: np.ndarray, points: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """Exact hypervolume each of ``points`` (n, 2) would add to ``front`` (m, 2); minimisation, reference ``ref``.
 
@@ -42,12 +52,9 @@ def hypervolume_improvement_2d(front: np.ndarray, points: np.ndarray, ref: np.nd
     """
     points = np.asarray(points, dtype=float)
     box: np.ndarray = np.prod(np.clip(ref - points, 0.0, None), axis=1)
-    front = np.asarray(front, dtype=float).reshape(-1, 2)
-    front = front[np.all(front < ref, axis=1)]
+    front = _staircase(front, ref, 0)
     if len(front) == 0:
         return box
-    front = front[non_dominated_mask(front)]
-    front = front[np.argsort(front[:, 0])]
     X = np.maximum(front[None, :, 0], points[:, None, 0])  # (n, m), non-decreasing along m
     Y = np.maximum(front[None, :, 1], points[:, None, 1])
     X = np.minimum(X, ref[0])
@@ -73,11 +80,7 @@ def expected_hypervolume_improvement_2d(
     from scipy.stats import norm
 
     a, b = exact_col, 1 - exact_col
-    front = np.asarray(front, dtype=float).reshape(-1, 2)
-    front = front[np.all(front < ref, axis=1)]
-    if len(front):
-        front = front[non_dominated_mask(front)]
-        front = front[np.argsort(front[:, b])]
+    front = _staircase(front, ref, b)
     levels = np.concatenate([[-np.inf], front[:, b], [ref[b]]])  # the steps of g along the Gaussian column
     g = np.concatenate([[ref[a]], np.minimum(front[:, a], ref[a])])
     width = np.clip(g[None, :] - np.asarray(exact, dtype=float)[:, None], 0.0, None)  # (n, steps)
@@ -575,6 +578,7 @@ class PredictedHVISearcher(Searcher):
         pool_G: list[np.ndarray] = []
         pool_mean: list[np.ndarray] = []
         pool_std: list[np.ndarray] = []
+        pool_opt: list[np.ndarray] = []
         parents = st["parents"]
         for _ in range(self.pool_generations):
             C = self._offspring(parents, self.offspring_per_generation, st["seen"])
@@ -588,8 +592,8 @@ class PredictedHVISearcher(Searcher):
             pool_G.append(C)
             pool_mean.append(mean)
             pool_std.append(std)
-            opt = [m - self.beta * sd for m, sd in zip(pool_mean, pool_std, strict=True)]
-            parents = self._best(np.vstack([G_ok, *pool_G]), np.vstack([F_ok, *opt]))
+            pool_opt.append(mean - self.beta * std)
+            parents = self._best(np.vstack([G_ok, *pool_G]), np.vstack([F_ok, *pool_opt]))
         if not pool_G:
             self._shortlist = self._shortlist[:0]
             return []
@@ -610,11 +614,12 @@ class PredictedHVISearcher(Searcher):
         shortlist = self._shortlist[keep]
         st["seen"] |= {g.tobytes() for g in shortlist}
         pool = [shortlist]
-        means, stds = [], []
+        means, stds, opts = [], [], []
         if len(shortlist):
             m, sd = self._objective_matrix(shortlist)
             means.append(m)
             stds.append(sd)
+            opts.append(m - self.beta * sd)
         parents = st["parents"]
         G_ok, F_ok = st["G_hist"][st["ok_rows"]], st["F_all"][st["ok_rows"]]
         for g in range(self.light_generations):
@@ -624,9 +629,9 @@ class PredictedHVISearcher(Searcher):
                 pool.append(C)
                 means.append(m)
                 stds.append(sd)
-            if g + 1 < self.light_generations and means:
-                opt = [m - self.beta * sd for m, sd in zip(means, stds, strict=True)]
-                parents = self._best(np.vstack([G_ok, *pool]), np.vstack([F_ok, *opt]))
+                opts.append(m - self.beta * sd)
+            if g + 1 < self.light_generations and opts:
+                parents = self._best(np.vstack([G_ok, *pool]), np.vstack([F_ok, *opts]))
         C = np.vstack(pool)
         if len(C) == 0:
             return self._pool_round(n, done)
