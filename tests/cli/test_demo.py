@@ -12,11 +12,11 @@ from elasticnas.cli import main
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """One ``elasticnas demo`` run (12 evaluations): its folder and what it printed."""
+    """One ``elasticnas demo`` run (6 evaluations): its folder and what it printed."""
     out = tmp_path_factory.mktemp("demo") / "demo"
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        assert main(["demo", "--out", str(out), "--n-evals", "12", "--seed", "1"]) == 0
+        assert main(["demo", "--out", str(out), "--n-evals", "6", "--seed", "1"]) == 0
     return out, printed.getvalue()
 
 
@@ -24,7 +24,7 @@ def test_demo_writes_study_report_table_and_a_working_onnx_model(demo):
     out, printed = demo
     assert "exported trial" in printed
     study = en.load_study(f"sqlite:///{out / 'study.db'}", "demo")
-    assert study.n_evals == 12
+    assert study.n_evals == 6
     chosen = study.select(max_drop={"accuracy_top1": 1.0}, optimize="latency_ms")
     assert f"exported trial {chosen.number} " in printed
     assert all(0 <= r.metrics["accuracy_top1"] <= 100 and r.metrics["latency_ms"] > 0 for r in study.trials)
