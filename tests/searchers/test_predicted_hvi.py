@@ -199,3 +199,28 @@ def test_the_front_bias_is_the_mean_leave_one_out_z_score_of_the_evaluated_front
     assert bias == pytest.approx(min(max(z.mean(), 0.0), 3.0))
     assert bias > 0  # the model predicts the evaluated front worse than it measured (survivorship)
     assert s.diagnostics()["front_bias"] == bias
+
+
+def _offspring_of_table_rows(problem_name: str, **kw) -> tuple[int, np.ndarray]:
+    """(offspring asked for, the new canonical offspring) of 150 parents drawn from the problem's space."""
+    p = create_problem(problem_name)
+    s = create_searcher("predicted_hvi", p.space, p.objective_list, cheap_metrics=dict(p.cheap_metrics), seed=0, **kw)
+    parents = np.unique(p.space.canonical_genes(s.rng.integers(0, s._card, size=(150, len(s._card)))), axis=0)
+    seen = {g.tobytes() for g in parents}
+    return 1000, s._offspring(parents, 1000, seen)
+
+
+def test_a_generation_is_drawn_again_while_most_offspring_fold_onto_known_configurations() -> None:
+    """In a space projected onto a table (5,000 OFA rows at the devices' resolutions) most small mutations of a
+    parent project back onto a known row: drawing again fills the generation to at least half of what it asked
+    for; where offspring are new anyway (the full OFA space) the second draw never happens, so the first draw's
+    offspring, and the searcher's random stream, are unchanged."""
+    asked, once = _offspring_of_table_rows("ofa_mbv3_devices", offspring_draws=1)
+    _, again = _offspring_of_table_rows("ofa_mbv3_devices")
+    assert len(once) < asked / 2 <= len(again)
+    np.testing.assert_array_equal(again[: len(once)], once)  # the first draw is kept as it was
+    assert len({g.tobytes() for g in again}) == len(again)  # no offspring twice across draws
+    _, full_once = _offspring_of_table_rows("ofa_mbv3_note10", offspring_draws=1)
+    _, full = _offspring_of_table_rows("ofa_mbv3_note10")
+    assert len(full_once) >= asked / 2
+    np.testing.assert_array_equal(full, full_once)

@@ -158,7 +158,10 @@ class PredictedHVISearcher(Searcher):
       for every candidate. It then grows a candidate pool in ``pool_generations``
       generations of mutation and crossover starting from the evaluated front
       (plus some uniform samples), keeping the candidates that are
-      optimistically non-dominated as next parents; the pool restarts from the
+      optimistically non-dominated as next parents (a generation is drawn again,
+      up to ``offspring_draws`` times, while fewer than half of its offspring are
+      new configurations: in a space projected onto a table most small mutations
+      land back on a known row); the pool restarts from the
       evaluated trials, so it stays near the data, where the predictor is
       trustworthy. Candidates violating a cheap constraint are dropped, those
       violating an expensive one even optimistically are dropped;
@@ -239,6 +242,7 @@ class PredictedHVISearcher(Searcher):
         beta: float = 1.0,
         pool_generations: int = 3,
         offspring_per_generation: int = 1000,
+        offspring_draws: int = 8,
         random_fraction: float = 0.1,
         max_parents: int = 150,
         front_weight: float = 0.0,
@@ -270,6 +274,7 @@ class PredictedHVISearcher(Searcher):
         self.beta = beta
         self.pool_generations = pool_generations
         self.offspring_per_generation = offspring_per_generation
+        self.offspring_draws = offspring_draws
         self.random_fraction = random_fraction
         self.max_parents = max_parents
         self.front_weight = front_weight
@@ -531,7 +536,17 @@ class PredictedHVISearcher(Searcher):
 
     def _offspring(self, parents: np.ndarray, n_off: int, seen: set[bytes]) -> np.ndarray:
         """``n_off`` mutations, crossovers and uniform samples, canonical, new (``seen`` is updated) and
-        feasible on the cheap constraints."""
+        feasible on the cheap constraints, drawn again (up to ``offspring_draws`` times in all) while fewer than
+        half of ``n_off`` are new: where canonicalisation folds many configurations into one (a space projected
+        onto a table of architectures), most small mutations of a parent fold back onto a known one."""
+        drawn = [self._draw_offspring(parents, n_off, seen)]
+        while sum(map(len, drawn)) < n_off / 2 and len(drawn) < self.offspring_draws:
+            drawn.append(self._draw_offspring(parents, n_off, seen))
+        return np.vstack(drawn)
+
+    def _draw_offspring(self, parents: np.ndarray, n_off: int, seen: set[bytes]) -> np.ndarray:
+        """One draw of :meth:`_offspring`: those of ``n_off`` mutations, crossovers and uniform samples that are
+        new once canonical and feasible on the cheap constraints."""
         n_rand = int(self.random_fraction * n_off)
         n_cx = (n_off - n_rand) // 3
         C = np.vstack(
