@@ -83,9 +83,10 @@ def test_the_runs_a_stopped_benchmark_finished_are_kept_and_merge(tmp_path):
     assert json.loads(merged_path.read_text())["runs"] == kept
 
 
-def test_beta_and_optimistic_reach_our_searcher_and_name_their_runs(tmp_path):
+def test_beta_optimistic_and_offspring_draws_reach_our_searcher_and_name_their_runs(tmp_path):
     """``--beta`` runs ours with that optimism, ``--optimistic`` with the optimistic improvement instead of the
-    expected one, each under its own name; the initial design depends on neither."""
+    expected one, ``--offspring-draws 1`` with one draw per pool generation, each under its own name; the initial
+    design depends on none of them."""
 
     def run(*extra: str) -> dict:
         out = tmp_path / f"run{''.join(extra)}.json"
@@ -96,9 +97,9 @@ def test_beta_and_optimistic_reach_our_searcher_and_name_their_runs(tmp_path):
         (result,) = json.loads(out.read_text())["runs"]
         return result
 
-    default, beta, optimistic = run(), run("--beta", "4"), run("--optimistic")
-    assert [r["method"] for r in (default, beta, optimistic)] == [
-        "predicted_hvi", "predicted_hvi/beta4", "predicted_hvi/optimistic"
+    default, beta, optimistic, one_draw = run(), run("--beta", "4"), run("--optimistic"), run("--offspring-draws", "1")
+    assert [r["method"] for r in (default, beta, optimistic, one_draw)] == [
+        "predicted_hvi", "predicted_hvi/beta4", "predicted_hvi/optimistic", "predicted_hvi/draws1"
     ]
-    for other in (beta, optimistic):
+    for other in (beta, optimistic, one_draw):
         assert default["hv"][:20] == other["hv"][:20] and default["hv"] != other["hv"]
