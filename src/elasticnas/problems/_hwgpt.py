@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from elasticnas.pareto import non_dominated_mask
-from elasticnas.problems._tables import checked_targets, latency_objective, nearest_rows, weighted_onehot
+from elasticnas.problems._tables import NearestRows, checked_targets, latency_objective
 from elasticnas.space import Choice, Config, SearchSpace
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ class HWGPTSpace(SearchSpace):
 
     def _table_rows(self, G: np.ndarray) -> np.ndarray:
         canonical = super().canonical_genes(G)
-        return nearest_rows(canonical, _row_index(), _table_onehot(), self.cardinalities, _WEIGHTS)[0]
+        return _nearest_row()(canonical)[0]
 
     def canonical_genes(self, genes: np.ndarray) -> np.ndarray:
         """The genes of the nearest table architecture of every row (inactive genes first set to 0)."""
@@ -120,14 +120,9 @@ _WEIGHTS = np.array([4.0, 4.0] + [1.0] * (2 * MAX_LAYERS), dtype=np.float32)
 
 
 @functools.lru_cache(maxsize=1)
-def _table_onehot() -> np.ndarray:
+def _nearest_row() -> NearestRows:
     genes = load_table()["genes"]
-    return weighted_onehot(genes, np.full(genes.shape[1], 3), np.ones(genes.shape[1], dtype=np.float32))
-
-
-@functools.lru_cache(maxsize=1)
-def _row_index() -> dict[bytes, int]:
-    return {g.tobytes(): k for k, g in enumerate(load_table()["genes"])}
+    return NearestRows(genes, np.full(genes.shape[1], 3), _WEIGHTS)
 
 
 def hwgpt_space() -> HWGPTSpace:

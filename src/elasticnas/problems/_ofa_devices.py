@@ -49,7 +49,7 @@ from elasticnas.problems._ofa_mbv3 import (
     note10_lut,
     ofa_mbv3_space,
 )
-from elasticnas.problems._tables import checked_targets, latency_objective, nearest_rows, weighted_onehot
+from elasticnas.problems._tables import NearestRows, checked_targets, latency_objective
 from elasticnas.space import Choice, Config, SearchSpace
 
 if TYPE_CHECKING:
@@ -74,6 +74,7 @@ NOTE10_RESOLUTIONS: tuple[int, ...] = RESOLUTIONS
 
 RESOLUTION_WEIGHT = 8.0
 DEPTH_WEIGHT = 4.0
+_WEIGHTS = np.array([1.0] * (2 * N_BLOCKS) + [DEPTH_WEIGHT] * 5 + [RESOLUTION_WEIGHT], dtype=np.float32)
 
 # Hypervolume reference (objective units), fixed: the lowest predicted top-1 of the 5,000 rows (76.02 %) rounded
 # down to ofa_mbv3_note10's 75, and each target's highest latency over the rows it is known on, rounded up to the
@@ -138,14 +139,7 @@ def help_accuracy() -> np.ndarray:
 class _Projection:
     rows: np.ndarray  # the table rows this space projects onto (indices into the 5,000)
     genes: np.ndarray  # their canonical genes in this space
-    onehot: np.ndarray  # their genes one-hot (float32), for the agreement product
-    index: dict[bytes, int]  # canonical genes -> position in rows
-
-    @classmethod
-    def of(cls, rows: np.ndarray, genes: np.ndarray, cardinalities: np.ndarray) -> _Projection:
-        """The projection onto table ``rows`` whose canonical genes are ``genes``."""
-        onehot = weighted_onehot(genes, cardinalities, np.ones(genes.shape[1], dtype=np.float32))
-        return cls(rows, genes, onehot, {g.tobytes(): k for k, g in enumerate(genes)})
+    nearest: NearestRows  # canonical genes -> (position in rows, weighted distance) of the nearest
 
 
 @functools.lru_cache(maxsize=4)
@@ -164,7 +158,7 @@ def _projection_for(resolutions: tuple[int, ...]) -> _Projection:
     ).astype(np.int64)
     genes = space._inactive_to_first(raw)
     genes.setflags(write=False)
-    return _Projection.of(rows, genes, space.cardinalities)
+    return _Projection(rows, genes, NearestRows(genes, space.cardinalities, _WEIGHTS))
 
 
 class OFADevicesSpace(OFAMobileNetV3Space):
@@ -191,14 +185,9 @@ class OFADevicesSpace(OFAMobileNetV3Space):
     def _projection(self) -> _Projection:
         return _projection_for(tuple(int(r) for r in self.choices["r"].values))
 
-    def _weights(self) -> np.ndarray:
-        return np.array([1.0] * (2 * N_BLOCKS) + [DEPTH_WEIGHT] * 5 + [RESOLUTION_WEIGHT], dtype=np.float32)
-
     def _positions(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(position in the projection's rows, weighted distance) of the nearest table row of every gene row."""
-        proj = self._projection()
-        return nearest_rows(self._inactive_to_first(genes), proj.index, proj.onehot, self.cardinalities,
-                            self._weights())  # fmt: skip
+        return self._projection().nearest(self._inactive_to_first(genes))
 
     def canonical_genes(self, genes: np.ndarray) -> np.ndarray:
         """The genes of the nearest table architecture of every row (inactive genes first set to their first value)."""

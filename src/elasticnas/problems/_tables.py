@@ -3,7 +3,7 @@ weighted Hamming distance on the genes (``hwgpt_s_*``, ``ofa_mbv3_devices``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -40,36 +40,74 @@ def weighted_onehot(genes: np.ndarray, cardinalities: np.ndarray, weights: np.nd
     return out
 
 
-def nearest_rows(
-    genes: np.ndarray,
-    index: Mapping[bytes, int],
-    table_onehot: np.ndarray,
-    cardinalities: np.ndarray,
-    weights: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(position of the nearest table row, weighted Hamming distance to it) of every canonical gene row.
+class NearestRows:
+    """The nearest row of a table of canonical gene rows by a weighted Hamming distance, exactly (the lower row on
+    ties).
 
-    A row found in ``index`` (table genes as bytes -> position) is at distance 0; any other is matched to the
-    table's unweighted one-hot rows ``table_onehot`` by the most weighted agreement (distance = total weight -
-    agreement: one matrix product per chunk), the first maximum (the lower row) on ties.
+    A query found in the table is at distance 0. Any other is first matched among the table rows that share its
+    heaviest genes (those of the largest weight, where weights differ; all rows where they do not): a match nearer
+    than that weight is the nearest of the whole table, since every other row differs in a heaviest gene. The rest
+    are matched against the whole table. A match is the most weighted agreement with the table's one-hot rows
+    (distance = total weight - agreement: one matrix product per chunk of queries).
     """
-    G = np.atleast_2d(genes)
-    pos = np.empty(len(G), dtype=np.int64)
-    dist = np.zeros(len(G))
-    missing = []
-    for k, g in enumerate(G):
-        hit = index.get(g.tobytes())
-        if hit is None:
-            missing.append(k)
-        else:
-            pos[k] = hit
-    if missing:
-        total = float(np.sum(weights))
-        onehot = weighted_onehot(G[missing], cardinalities, weights)
-        for start in range(0, len(missing), CHUNK):
+
+    def __init__(self, genes: np.ndarray, cardinalities: np.ndarray, weights: np.ndarray) -> None:
+        self._cardinalities = np.asarray(cardinalities)
+        self._weights = np.asarray(weights, dtype=np.float32)
+        self._total = float(np.sum(self._weights))
+        self._onehot = weighted_onehot(genes, self._cardinalities, np.ones(genes.shape[1], dtype=np.float32))
+        self._index = {g.tobytes(): k for k, g in enumerate(genes)}
+        heaviest = float(np.max(self._weights))
+        uniform = heaviest == np.min(self._weights)  # one group, the whole table: every match is exact
+        self._key = np.arange(0) if uniform else np.flatnonzero(self._weights == heaviest)
+        self._key_weight = np.inf if uniform else heaviest
+        key_cardinalities = self._cardinalities[self._key].astype(np.int64)
+        self._key_radix = np.cumprod(key_cardinalities) // key_cardinalities
+        codes = genes[:, self._key] @ self._key_radix
+        self._groups = {int(c): (rows := np.flatnonzero(codes == c), self._onehot[rows]) for c in np.unique(codes)}
+
+    def __call__(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(table position, weighted Hamming distance) of the nearest table row of every canonical gene row."""
+        G = np.atleast_2d(genes)
+        pos = np.empty(len(G), dtype=np.int64)
+        dist = np.zeros(len(G))
+        query_of: dict[bytes, int] = {}  # genes not in the table -> position among the distinct queries
+        missing, query = [], []
+        for k, g in enumerate(G):
+            key = g.tobytes()
+            hit = self._index.get(key)
+            if hit is None:
+                missing.append(k)
+                query.append(query_of.setdefault(key, len(query_of)))
+            else:
+                pos[k] = hit
+        if missing:
+            distinct = np.array(missing)[np.unique(query, return_index=True)[1]]
+            found, far = self._match(G[distinct])
+            pos[missing], dist[missing] = found[query], far[query]
+        return pos, dist
+
+    def _match(self, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        onehot = weighted_onehot(Q, self._cardinalities, self._weights)
+        pos = np.zeros(len(Q), dtype=np.int64)
+        dist = np.full(len(Q), np.inf)
+        codes = Q[:, self._key] @ self._key_radix
+        for code in np.unique(codes):
+            group = self._groups.get(int(code))
+            if group is not None:
+                members = np.flatnonzero(codes == code)
+                best, dist[members] = self._most_agreeing(onehot[members], group[1])
+                pos[members] = group[0][best]
+        rest = np.flatnonzero(dist >= self._key_weight)  # not nearer than a row outside the group can be
+        if len(rest):
+            pos[rest], dist[rest] = self._most_agreeing(onehot[rest], self._onehot)
+        return pos, dist
+
+    def _most_agreeing(self, onehot: np.ndarray, table_onehot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        best = np.empty(len(onehot), dtype=np.int64)
+        dist = np.empty(len(onehot))
+        for start in range(0, len(onehot), CHUNK):
             agree = onehot[start : start + CHUNK] @ table_onehot.T
-            best = np.argmax(agree, axis=1)
-            chunk = np.array(missing[start : start + CHUNK])
-            pos[chunk] = best
-            dist[chunk] = total - agree[np.arange(len(best)), best]
-    return pos, dist
+            best[start : start + CHUNK] = np.argmax(agree, axis=1)
+            dist[start : start + CHUNK] = self._total - agree[np.arange(len(agree)), best[start : start + CHUNK]]
+        return best, dist
