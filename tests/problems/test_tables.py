@@ -19,11 +19,16 @@ def brute_force(table: np.ndarray, queries: np.ndarray, weights: np.ndarray) -> 
     ids=["three-levels", "two-heavy", "uniform", "half-heavy"],
 )
 @pytest.mark.parametrize("seed", [0, 1])
-def test_the_nearest_row_is_the_brute_force_one_near_and_far_from_the_table(weights: list[float], seed: int) -> None:
+@pytest.mark.parametrize("first_gene", ["varies", "constant"])  # constant: one value in the table, any in queries
+def test_the_nearest_row_is_the_brute_force_one_near_and_far_from_the_table(
+    weights: list[float], seed: int, first_gene: str
+) -> None:
     rng = np.random.default_rng(seed)
     cardinalities = np.array([4, 3, 3] + [3] * 9)
     w = np.array(weights, dtype=np.float32)
     table = rng.integers(0, cardinalities, size=(300, 12))
+    if first_gene == "constant":
+        table[:, 0] = 2
     parents = table[rng.integers(len(table), size=400)]
     near = parents.copy()  # one to three genes changed: mostly matched among the rows sharing the heaviest genes
     for k, n_changes in enumerate(rng.integers(1, 4, size=len(near))):

@@ -141,6 +141,11 @@ class _Projection:
     genes: np.ndarray  # their canonical genes in this space
     nearest: NearestRows  # canonical genes -> (position in rows, weighted distance) of the nearest
 
+    @classmethod
+    def of(cls, rows: np.ndarray, genes: np.ndarray, cardinalities: np.ndarray) -> _Projection:
+        """The projection onto table ``rows`` whose canonical genes are ``genes``."""
+        return cls(rows, genes, NearestRows(genes, cardinalities, _WEIGHTS))
+
 
 @functools.lru_cache(maxsize=4)
 def _projection_for(resolutions: tuple[int, ...]) -> _Projection:
@@ -158,7 +163,7 @@ def _projection_for(resolutions: tuple[int, ...]) -> _Projection:
     ).astype(np.int64)
     genes = space._inactive_to_first(raw)
     genes.setflags(write=False)
-    return _Projection(rows, genes, NearestRows(genes, space.cardinalities, _WEIGHTS))
+    return _Projection.of(rows, genes, space.cardinalities)
 
 
 class OFADevicesSpace(OFAMobileNetV3Space):

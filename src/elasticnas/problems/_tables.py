@@ -45,10 +45,10 @@ class NearestRows:
     ties).
 
     A query found in the table is at distance 0. Any other is first matched among the table rows that share its
-    heaviest genes (those of the largest weight, where weights differ; all rows where they do not): a match nearer
-    than that weight is the nearest of the whole table, since every other row differs in a heaviest gene. The rest
-    are matched against the whole table. A match is the most weighted agreement with the table's one-hot rows
-    (distance = total weight - agreement: one matrix product per chunk of queries).
+    heaviest genes (the largest weight among genes that vary in the table, where weights differ; all rows where
+    they do not): a match nearer than that weight is the nearest of the whole table, since every other row differs
+    in a heaviest gene. The rest are matched against the whole table. A match is the most weighted agreement with
+    the table's one-hot rows (distance = total weight - agreement: one matrix product per chunk of queries).
     """
 
     def __init__(self, genes: np.ndarray, cardinalities: np.ndarray, weights: np.ndarray) -> None:
@@ -57,9 +57,10 @@ class NearestRows:
         self._total = float(np.sum(self._weights))
         self._onehot = weighted_onehot(genes, self._cardinalities, np.ones(genes.shape[1], dtype=np.float32))
         self._index = {g.tobytes(): k for k, g in enumerate(genes)}
-        heaviest = float(np.max(self._weights))
-        uniform = heaviest == np.min(self._weights)  # one group, the whole table: every match is exact
-        self._key = np.arange(0) if uniform else np.flatnonzero(self._weights == heaviest)
+        varying = np.flatnonzero(np.ptp(genes, axis=0) > 0)  # a gene the whole table shares separates no rows
+        heaviest = float(np.max(self._weights[varying], initial=0.0))
+        uniform = len(varying) == 0 or heaviest == np.min(self._weights[varying])  # one group, the whole table
+        self._key = np.arange(0) if uniform else varying[self._weights[varying] == heaviest]
         self._key_weight = np.inf if uniform else heaviest
         key_cardinalities = self._cardinalities[self._key].astype(np.int64)
         self._key_radix = np.cumprod(key_cardinalities) // key_cardinalities
