@@ -224,3 +224,30 @@ def test_a_generation_is_drawn_again_while_most_offspring_fold_onto_known_config
     _, full = _offspring_of_table_rows("ofa_mbv3_note10")
     assert len(full_once) >= asked / 2
     np.testing.assert_array_equal(full, full_once)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "round_size",
+        "pool_generations",
+        "offspring_per_generation",
+        "offspring_draws",
+        "max_parents",
+        "light_offspring",
+        "shortlist_size",
+        "evolution_population",
+        "credit_window",
+    ],
+)
+@pytest.mark.parametrize("value", [0, -1])
+def test_a_count_below_one_is_refused_by_name(name: str, value: int) -> None:
+    p = create_problem("hwgpt_s_gpu")
+
+    def searcher(count: int) -> object:
+        kw = {name: count}
+        return create_searcher("predicted_hvi", p.space, p.objective_list, cheap_metrics=p.cheap_metrics, **kw)
+
+    with pytest.raises(ValueError, match=f"^{name} must be at least 1, got {value}$"):
+        searcher(value)
+    searcher(1)  # the least accepted

@@ -262,6 +262,20 @@ class PredictedHVISearcher(Searcher):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        counts = {
+            "round_size": round_size,
+            "pool_generations": pool_generations,
+            "offspring_per_generation": offspring_per_generation,
+            "offspring_draws": offspring_draws,
+            "max_parents": max_parents,
+            "light_offspring": light_offspring,
+            "shortlist_size": shortlist_size,
+            "evolution_population": evolution_population,
+            "credit_window": credit_window,
+        }
+        for name, value in counts.items():
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
         if isinstance(predictor, str):
             name = predictor
             self._make_predictor: PredictorFactory = lambda seed: create_predictor(name, seed=seed)
