@@ -73,17 +73,21 @@ class NearestRows:
         pos = np.empty(len(G), dtype=np.int64)
         dist = np.zeros(len(G))
         query_of: dict[bytes, int] = {}  # genes not in the table -> position among the distinct queries
-        missing, query = [], []
+        missing: list[int] = []  # rows not in the table
+        query: list[int] = []  # the query of each
+        distinct: list[int] = []  # the first row of each query
         for k, g in enumerate(G):
             key = g.tobytes()
             hit = self._index.get(key)
-            if hit is None:
-                missing.append(k)
-                query.append(query_of.setdefault(key, len(query_of)))
-            else:
+            if hit is not None:
                 pos[k] = hit
+                continue
+            if key not in query_of:
+                query_of[key] = len(distinct)
+                distinct.append(k)
+            missing.append(k)
+            query.append(query_of[key])
         if missing:
-            distinct = np.array(missing)[np.unique(query, return_index=True)[1]]
             found, far = self._match(G[distinct])
             pos[missing], dist[missing] = found[query], far[query]
         return pos, dist
