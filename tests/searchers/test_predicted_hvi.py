@@ -248,6 +248,6 @@ def test_a_count_below_one_is_refused_by_name(name: str, value: int) -> None:
         kw = {name: count}
         return create_searcher("predicted_hvi", p.space, p.objective_list, cheap_metrics=p.cheap_metrics, **kw)
 
-    with pytest.raises(ValueError, match=f"^{name} must be at least 1, got {value}$"):
+    with pytest.raises(en.ElasticNASError, match=f"^{name} must be >= 1, got {value}$"):
         searcher(value)
     searcher(1)  # the least accepted

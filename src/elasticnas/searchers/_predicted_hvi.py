@@ -13,6 +13,7 @@ from pymoo.indicators.hv import HV
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from threadpoolctl import ThreadpoolController
 
+from elasticnas.errors import ElasticNASError
 from elasticnas.pareto import default_reference_point, non_dominated_mask
 from elasticnas.predictors import Predictor, create_predictor, cross_validate, kendall_tau
 from elasticnas.records import TrialRecord
@@ -275,7 +276,7 @@ class PredictedHVISearcher(Searcher):
         }
         for name, value in counts.items():
             if value < 1:
-                raise ValueError(f"{name} must be at least 1, got {value}")
+                raise ElasticNASError(f"{name} must be >= 1, got {value}")
         if isinstance(predictor, str):
             name = predictor
             self._make_predictor: PredictorFactory = lambda seed: create_predictor(name, seed=seed)
