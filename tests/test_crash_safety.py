@@ -47,6 +47,9 @@ def _die_in_phase(url: str, phase: str, seed: int) -> None:
     elif phase == "while-finishing":  # metrics written, trial not yet complete
         trial_id = study._claim(config, space.config_id(config))
         study._storage.set_trial_user_attr(trial_id, "metrics", toy_metrics(space, config))
+    elif phase == "before-first-heartbeat":  # the trial created, its first heartbeat not yet recorded
+        study._storage.record_heartbeat = lambda trial_id: os._exit(9)
+        study._claim(config, space.config_id(config))
     os._exit(9)
 
 
@@ -73,6 +76,30 @@ def test_a_worker_dying_in_any_phase_is_detected_and_its_config_requeued(phase, 
     finished = study._finished()
     assert len(finished) == 5 and len({r.config_id for r in finished}) == 5
     assert {r.config_id: dict(r.metrics) for r in study.trials if r.config_id in before} == before
+    assert study.failed_trials == []
+    assert "RUNNING" not in {t.state.name for t in study.optuna_study.get_trials()}
+
+
+def test_a_worker_dying_before_its_trials_first_heartbeat_leaves_nothing_running(tmp_path, short_heartbeat):
+    """Optuna never finds a RUNNING trial without a heartbeat stale: the trial waits until its first heartbeat."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    space = toy_space()
+    study = en.create_study(space, OBJ, storage=url, study_name="s")
+    study.optimize(lambda c: toy_metrics(space, c), n_evals=3, searcher="random", seed=0)
+    child = multiprocessing.get_context("fork").Process(
+        target=_die_in_phase, args=(url, "before-first-heartbeat", 12345)
+    )
+    child.start()
+    child.join(30)
+    assert child.exitcode == 9
+    dead_id = space.config_id(space.sample(12345))
+    states = {t.user_attrs["config_id"]: t.state.name for t in study.optuna_study.get_trials()}
+    assert states[dead_id] == "WAITING"  # counted by no search: its configuration is not taken
+    assert study.n_evals == 3
+    time.sleep(study_mod.GRACE_PERIOD_S + 1.1)
+    study.optimize(lambda c: toy_metrics(space, c), n_evals=5, searcher="random", seed=0)
+    finished = study._finished()
+    assert len(finished) == 5 and len({r.config_id for r in finished}) == 5
     assert study.failed_trials == []
     assert "RUNNING" not in {t.state.name for t in study.optuna_study.get_trials()}
 

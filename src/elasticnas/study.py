@@ -533,23 +533,34 @@ class Study:
                 out[cid] = json.loads(t.user_attrs["config"])
         return list(out.values())
 
-    def _start_trial(self, config: Config, config_id: str) -> int:
+    def _start_trial(self, config: Config, config_id: str) -> int | None:
+        """A RUNNING trial for ``config`` (None when an Optuna worker took it while it waited).
+
+        With heartbeats the trial is created WAITING and runs only once its first heartbeat is recorded: Optuna
+        never finds a RUNNING trial without a heartbeat stale, so a worker killed between the two would leave it
+        RUNNING for good; killed there now, it leaves a WAITING trial, which no search counts."""
         params, dists = _params(self.space, config)
+        beats = is_heartbeat_enabled(self._storage)
         template = optuna.trial.create_trial(
-            state=TrialState.RUNNING,
+            state=TrialState.WAITING if beats else TrialState.RUNNING,
             params=params,
             distributions=dists,
             user_attrs={"config": json.dumps(config), "config_id": config_id},
         )
         trial_id = self._storage.create_new_trial(self._study_id, template_trial=template)
         self._claiming = trial_id  # until it is held or refused: released if the search stops in between
-        if is_heartbeat_enabled(self._storage):  # a trial without a heartbeat is never found stale
+        if beats:
             self._storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]  # is_heartbeat_enabled checked
+            if not self._storage.set_trial_state_values(trial_id, TrialState.RUNNING):
+                self._claiming = None
+                return None
         return trial_id
 
     def _claim(self, config: Config, config_id: str) -> int | None:
         """Start a trial for ``config``, or None when another worker holds or finished it first."""
         trial_id = self._start_trial(config, config_id)
+        if trial_id is None:
+            return None
         if isinstance(self._storage, optuna.storages.InMemoryStorage):
             return trial_id  # one process: the caller's duplicate check suffices
         number = self._storage.get_trial_number_from_id(trial_id)
