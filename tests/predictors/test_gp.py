@@ -158,3 +158,89 @@ def test_leave_one_out_predictions_and_deviations_are_those_of_conditioning_with
             brute_var.append(K[i, i] - K[i, rest] @ w)
         np.testing.assert_allclose(loo, gp._mu + gp._sigma * np.array(brute), rtol=1e-6, atol=1e-8)
         np.testing.assert_allclose(gp.loo_std(), gp._sigma * np.sqrt(brute_var), rtol=1e-6, atol=1e-8)
+
+
+def _skewed_data(seed: int, n: int = 80) -> tuple[np.ndarray, np.ndarray]:
+    """A target whose best values are spread over a long tail: the exponential of a smooth function."""
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, 4))
+    return X, np.exp(4 * (np.sin(3 * X[:, 0]) + X[:, 1] ** 2))
+
+
+def _gaussian_data(seed: int, n: int = 80) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, 4))
+    return X, np.sin(3 * X[:, 0]) + X[:, 1] + rng.normal(0, 0.3, n)
+
+
+@pytest.mark.parametrize("data", [_skewed_data, _gaussian_data])
+@pytest.mark.parametrize("seed", range(3))
+def test_warped_gp_keeps_whichever_fit_ranks_its_window_better(data, seed: int) -> None:
+    from elasticnas.predictors import kendall_tau
+    from elasticnas.predictors._gp import _TargetWarp
+
+    X, y = data(seed)
+    plain = GPPredictor(seed=0).fit(X, y)
+    warped = GPPredictor(seed=0).fit(X, _TargetWarp(y).forward(y))  # the second fit, by hand
+    chosen = GPPredictor(seed=0, warp=True).fit(X, y)
+    tau_plain, tau_warped = kendall_tau(*plain.loo_predictions()), kendall_tau(*warped.loo_predictions())
+    assert (chosen._warp is not None) == (tau_warped > tau_plain)
+    assert kendall_tau(*chosen.loo_predictions()) == pytest.approx(max(tau_plain, tau_warped))
+    if chosen._warp is None:  # the plain process, as fitted without the option
+        np.testing.assert_array_equal(chosen.theta, plain.theta)
+        for a, b in zip(chosen.predict(X[:10]), plain.predict(X[:10]), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_the_warp_is_kept_where_it_ranks_better_and_not_where_it_does_not() -> None:
+    """The test above sees both outcomes: the long-tailed targets always keep the warp, the Gaussian ones not always."""
+    kept = [
+        GPPredictor(seed=0, warp=True).fit(*data(seed))._warp is not None
+        for data in (_skewed_data, _gaussian_data)
+        for seed in range(3)
+    ]
+    assert all(kept[:3]) and not all(kept[3:])
+
+
+def test_a_warped_gp_predicts_and_updates_in_target_units() -> None:
+    from elasticnas.predictors import kendall_tau
+
+    X, y = _skewed_data(0, n=100)
+    gp = GPPredictor(seed=0, warp=True).fit(X[:70], y[:70])
+    assert gp._warp is not None
+    mean, std = gp.predict(X[:70])
+    np.testing.assert_allclose(mean, y[:70], rtol=0.05)  # near the (noise-free) training targets
+    assert np.all(std >= 0)
+    y_window, loo = gp.loo_predictions()
+    np.testing.assert_allclose(y_window, y[:70])  # what a search matches its trials with
+    assert kendall_tau(y_window, loo) > 0.8
+    assert np.all(gp.loo_std() > 0)
+    for n in (80, 100):  # updates keep the fitted warp and map back the same way
+        gp.update(X[:n], y[:n])
+        np.testing.assert_allclose(gp.loo_predictions()[0], y[:n])
+    far_mean, far_std = gp.predict(np.full((3, 4), 50.0))  # far from every row: the inverse warp stays defined
+    assert np.all(np.isfinite(far_mean)) and np.all(np.isfinite(far_std))
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        lambda f: np.exp(6 * f),  # long tail of large values
+        lambda f: -np.exp(6 * f),  # long tail of small values
+        lambda f: np.round(3 * f) / 3,  # a few plateaus
+        lambda f: 1e6 * (1 + f) ** 8,  # large magnitudes
+        lambda f: 0.9 - 0.01 * np.exp(-4 * f),  # accuracies bunched near their best
+    ],
+)
+@pytest.mark.parametrize("seed", range(2))
+def test_a_warped_gp_predicts_finite_values_without_warnings(target, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    X = rng.random((60, 3))
+    y = target(np.sin(3 * X[:, 0]) + X[:, 1] ** 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gp = GPPredictor(seed=0, warp=True).fit(X, y)
+        for Xq in (rng.random((20, 3)), np.full((2, 3), 1e3), np.full((2, 3), -1e3)):
+            mean, std = gp.predict(Xq)
+            assert np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std >= 0)
+        assert np.all(np.isfinite(gp.loo_std())) and np.all(np.isfinite(gp.loo_predictions()[1]))

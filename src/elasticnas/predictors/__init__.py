@@ -72,6 +72,12 @@ def _gp_linear(seed: int | None = None, **kwargs: Any) -> Predictor:
     return GPPredictor(seed=seed, linear=True, **kwargs)
 
 
+def _gp_warped(seed: int | None = None, **kwargs: Any) -> Predictor:
+    from elasticnas.predictors._gp import GPPredictor
+
+    return GPPredictor(seed=seed, warp=True, **kwargs)
+
+
 def _default_ensemble(seed: int | None = None) -> Ensemble:
     return create_ensemble(("ridge", "extra_trees"), seed=seed)
 
@@ -82,6 +88,7 @@ PREDICTORS.register_lazy("gbm", "elasticnas.predictors._sklearn:GBMPredictor")
 PREDICTORS.register_lazy("extra_trees", "elasticnas.predictors._sklearn:ExtraTreesPredictor")
 PREDICTORS.register_lazy("gp", "elasticnas.predictors._gp:GPPredictor")
 register_predictor("gp_linear", _gp_linear)
+register_predictor("gp_warped", _gp_warped)
 PREDICTORS.register_lazy("mlp", "elasticnas.predictors._mlp:MLPPredictor")
 register_predictor("ensemble", _default_ensemble)
 PREDICTORS.register_lazy("auto", "elasticnas.predictors._select:SelectedPredictor")

@@ -1,12 +1,16 @@
 """A Gaussian process in NumPy: the model of scikit-learn's ``ConstantKernel * RBF + WhiteKernel`` regressor,
-computed with matrix products, with a cheap update at fixed hyperparameters for searches that refit often."""
+computed with matrix products, with a cheap update at fixed hyperparameters for searches that refit often, and
+optionally fitted to warped targets."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 from scipy.linalg import cho_solve, cholesky, lapack, solve_triangular
 from scipy.optimize import minimize
 
+from elasticnas.predictors._quality import kendall_tau
 from elasticnas.predictors.base import Predictor
 
 # log bounds of (constant, length scale, noise), as scikit-learn's kernel was built before
@@ -34,6 +38,40 @@ def _inverse_from_cholesky(L: np.ndarray) -> np.ndarray:
     return out
 
 
+class _TargetWarp:
+    """A Yeo-Johnson transform of the targets (scikit-learn's ``PowerTransformer``, lambda by maximum likelihood)
+    and its inverse, which clips its argument to the image of the targets' range widened by up to twice its span on
+    either side, as far as the inverse is defined there (:attr:`usable`: defined on the targets' range at least)."""
+
+    def __init__(self, y: np.ndarray) -> None:
+        from sklearn.preprocessing import PowerTransformer
+
+        self._transform = PowerTransformer().fit(y[:, None])
+        span = float(y.max() - y.min())
+        self.usable = False
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # scikit-learn warns of the NaN that an undefined inverse gives
+            for widening in (2.0, 1.0, 0.5, 0.0):
+                self._low, self._high = self.forward(np.array([y.min() - widening * span, y.max() + widening * span]))
+                bounds = self._transform.inverse_transform(np.array([[self._low], [self._high]]))
+                if np.all(np.isfinite([self._low, self._high])) and np.all(np.isfinite(bounds)):
+                    self.usable = bool(np.all(np.isfinite(self.forward(y))))
+                    break
+
+    def forward(self, y: np.ndarray) -> np.ndarray:
+        z: np.ndarray = self._transform.transform(np.asarray(y, dtype=float)[:, None]).ravel()
+        return z
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        y: np.ndarray = self._transform.inverse_transform(np.clip(z, self._low, self._high)[:, None]).ravel()
+        return y
+
+    def inverse_std(self, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+        """The deviation of warped Gaussians in target units: half the width of their mapped +-1 std interval."""
+        width: np.ndarray = self.inverse(mean + std) - self.inverse(mean - std)
+        return np.maximum(width / 2, 0.0)
+
+
 class GPPredictor(Predictor):
     """Gaussian process (constant x RBF + white noise), hyperparameters by marginal likelihood.
 
@@ -55,14 +93,22 @@ class GPPredictor(Predictor):
     (Bayesian linear regression on the features, ``b`` fitted with the others): where the RBF alone finds
     no length scale that explains the data (it then falls back to independent points and predicts the
     mean), the main effects of the choices still rank configurations.
+
+    With ``warp=True`` (registered as ``gp_warped``) every :meth:`fit` fits a second process to the
+    Yeo-Johnson-warped targets (lambda by maximum likelihood, as HEBO warps its outputs) and keeps whichever of the
+    two ranks its window better out of sample (leave-one-out Kendall tau; the plain one on ties). A warped
+    process's predictions are mapped back to target units: the mean through the inverse warp, the deviation as
+    half the width of the mapped +-1 deviation interval; :meth:`update` keeps the warp of the last fit.
     """
 
     has_uncertainty = True
 
-    def __init__(self, seed: int | None = None, max_train: int = 400, linear: bool = False) -> None:
+    def __init__(self, seed: int | None = None, max_train: int = 400, linear: bool = False, warp: bool = False) -> None:
         super().__init__(seed)
         self.max_train = max_train
         self.linear = linear
+        self.warp = warp
+        self._warp: _TargetWarp | None = None  # the warp of the fitted targets (``warp=True`` and it ranked better)
         self.theta = np.zeros(4 if linear else 3)  # log (constant, length scale, noise[, linear weight])
         self.n_likelihood_evals = 0
         self._n_total = 0  # rows of the data last fitted or updated on (before the window)
@@ -74,6 +120,29 @@ class GPPredictor(Predictor):
         self._k_inv_diag: np.ndarray | None = None  # diag(K^-1), computed on demand, extended by _append
 
     # -- fitting ----------------------------------------------------------------------------
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> GPPredictor:
+        self._warp = None
+        super().fit(X, y, sample_weight)
+        y = np.asarray(y, dtype=float).ravel()
+        if not self.warp or len(np.unique(y)) < 3:
+            return self
+        plain_tau = self._loo_tau()
+        plain_state = dict(self.__dict__)  # every fit replaces the attributes it sets: a shallow copy restores it
+        warp = _TargetWarp(y)
+        if not warp.usable:
+            return self
+        super().fit(X, warp.forward(y), sample_weight)
+        if self._loo_tau() > plain_tau:
+            self._warp = warp
+        else:
+            self.__dict__.update(plain_state)
+        return self
+
+    def _loo_tau(self) -> float:
+        """Kendall tau of the leave-one-out predictions over the conditioned window (warp-invariant)."""
+        y, loo = self._loo_targets()
+        return kendall_tau(y, loo)
+
     def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
         self._n_total = len(y)
         X, y = self._window(X, y)
@@ -119,9 +188,10 @@ class GPPredictor(Predictor):
         and then, it conditions on the last ``max_train`` rows from scratch.
         """
         if not self._fitted:
-            return self.fit(X, y)  # type: ignore[return-value]  # fit returns self
+            return self.fit(X, y)
         X = np.asarray(X, dtype=float)
-        y = (np.asarray(y, dtype=float).ravel() - self._mu) / self._sigma
+        y = np.asarray(y, dtype=float).ravel()
+        y = ((y if self._warp is None else self._warp.forward(y)) - self._mu) / self._sigma
         k = len(y) - self._n_total
         extends = 0 <= k and len(self._X) + k <= self.max_train + self.max_train // 4
         if extends and not np.array_equal(X[self._n_total - 1], self._X[-1]):
@@ -234,6 +304,12 @@ class GPPredictor(Predictor):
         self._k_inv_diag = None
 
     # -- prediction ---------------------------------------------------------------------------
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean, std = super().predict(X)
+        if self._warp is None:
+            return mean, std
+        return self._warp.inverse(mean), self._warp.inverse_std(mean, std)
+
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         c, ell, noise = np.exp(self.theta[:3])
         norms = (X * X).sum(axis=1)
@@ -252,14 +328,24 @@ class GPPredictor(Predictor):
         """(targets, leave-one-out predicted means) of the conditioned window, in target units: the closed form
         ``y_i - [K^-1 y]_i / [K^-1]_ii``, at the cost of one triangular inverse after a fit (rows added by
         :meth:`update` extend ``diag(K^-1)`` in O(n^2) each)."""
-        loo = self._y - self._alpha / self._inverse_diagonal()
-        return self._mu + self._sigma * self._y, self._mu + self._sigma * loo
+        y, loo = self._loo_targets()
+        if self._warp is None:
+            return y, loo
+        return self._warp.inverse(y), self._warp.inverse(loo)
 
     def loo_std(self) -> np.ndarray:
         """Leave-one-out predictive standard deviations of the conditioned window (the order of
-        :meth:`loo_predictions`), in target units: ``1 / sqrt([K^-1]_ii)``."""
+        :meth:`loo_predictions`), in target units: ``1 / sqrt([K^-1]_ii)``, mapped back like :meth:`predict`'s."""
         std: np.ndarray = self._sigma / np.sqrt(self._inverse_diagonal())
-        return std
+        if self._warp is None:
+            return std
+        mapped: np.ndarray = np.maximum(self._warp.inverse_std(self._loo_targets()[1], std), 1e-12)
+        return mapped
+
+    def _loo_targets(self) -> tuple[np.ndarray, np.ndarray]:
+        """(targets, leave-one-out means) of the conditioned window in the fitted (possibly warped) units."""
+        loo = self._y - self._alpha / self._inverse_diagonal()
+        return self._mu + self._sigma * self._y, self._mu + self._sigma * loo
 
     def _inverse_diagonal(self) -> np.ndarray:
         """``diag(K^-1)`` of the conditioned window: one triangular inverse after a fit, extended by :meth:`update`."""
@@ -270,6 +356,7 @@ class GPPredictor(Predictor):
 
     @property
     def hyperparameters(self) -> dict[str, float]:
-        """Fitted constant, length scale, noise and linear weight, if any (standardised target units)."""
+        """Fitted constant, length scale, noise and linear weight, if any (standardised, possibly warped, target
+        units)."""
         names = ("constant", "length_scale", "noise", "linear")[: len(self.theta)]
         return {name: float(v) for name, v in zip(names, np.exp(self.theta), strict=True)}

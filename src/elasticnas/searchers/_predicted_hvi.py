@@ -151,10 +151,11 @@ class PredictedHVISearcher(Searcher):
     them from a queue when ``n`` is smaller; with the default ``round_size = 1``
     every result is used before the next proposal. Rounds are of two kinds:
 
-    * a **full round** fits one predictor (default ``gp``: a Gaussian process,
-      which measured best on OFA-MobileNetV3, HW-GPT-Bench and the built-in
-      tiny_mbv3; any registered predictor, ``auto`` selection or ensemble can be
-      passed) per *expensive* metric on the finished trials, hyperparameters
+    * a **full round** fits one predictor (default ``gp_warped``: a Gaussian
+      process, which measured best on OFA-MobileNetV3, HW-GPT-Bench and the
+      built-in tiny_mbv3, fitted to Yeo-Johnson-warped targets when that ranks
+      its trials better out of sample; any registered predictor, ``auto``
+      selection or ensemble can be passed) per *expensive* metric on the finished trials, hyperparameters
       included; cheap metrics are never predicted, they are computed exactly
       for every candidate. It then grows a candidate pool in ``pool_generations``
       generations of mutation and crossover starting from the evaluated front
@@ -237,7 +238,7 @@ class PredictedHVISearcher(Searcher):
     def __init__(
         self,
         *args: Any,
-        predictor: str | PredictorFactory = "gp",
+        predictor: str | PredictorFactory = "gp_warped",
         n_initial: int = 20,
         round_size: int = 1,
         beta: float = 1.0,
