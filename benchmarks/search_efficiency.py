@@ -76,12 +76,14 @@ def drive(problem: Problem, searcher: Searcher, budget: int, batch: int = 1) -> 
 
 def method_label(method: str, batch: int, searcher_kwargs: dict[str, Any] | None = None) -> str:
     """How a method run with ``batch`` proposals per ask (and another ``predictor``, ``beta``,
-    ``expected_improvement=False`` or ``offspring_draws`` in ``searcher_kwargs``) is named in the results."""
+    ``expected_improvement=False``, ``offspring_draws`` or ``length_scale_per_choice=False`` in ``searcher_kwargs``)
+    is named in the results."""
     kw = searcher_kwargs or {}
     predictor = f"{kw['predictor']}" if kw.get("predictor") else None  # a name, or a factory (search_ceiling)
     parts = [method, predictor, f"beta{kw['beta']:g}" if "beta" in kw else None,
              "optimistic" if kw.get("expected_improvement") is False else None,
              f"draws{kw['offspring_draws']}" if "offspring_draws" in kw else None,
+             "one_length_scale" if kw.get("length_scale_per_choice") is False else None,
              f"ask{batch}" if batch != 1 else None]
     return "/".join(p for p in parts if p)
 
@@ -410,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--offspring-draws", type=int, default=None,
                     help=f"{OURS}'s most draws per pool generation while fewer than half its offspring are new "
                          f"(default: its own; 1 = its default before 2026-11-29); runs are named {OURS}/drawsN")
+    ap.add_argument("--one-length-scale", action="store_true",
+                    help=f"{OURS} with length_scale_per_choice=False: its Gaussian process has one length scale for "
+                         f"every feature (its default before 2026-11-29); runs are named {OURS}/one_length_scale")
     ap.add_argument("--batch", type=int, default=1,
                     help="proposals per ask (parallel workers starting together); runs are named METHOD/askN")
     ap.add_argument("--markdown", type=Path, nargs="*", default=None, help="print README tables of results JSONs")
@@ -455,6 +460,8 @@ def main(argv: list[str] | None = None) -> int:
         kwargs[OURS]["expected_improvement"] = False
     if args.offspring_draws is not None:
         kwargs[OURS]["offspring_draws"] = args.offspring_draws
+    if args.one_length_scale:
+        kwargs[OURS]["length_scale_per_choice"] = False
     budgets = {m: args.budget for m in args.methods} | {k: int(v) for k, v in (b.split("=") for b in args.budgets)}
     jobs = [(p, m, s, budgets[m], kwargs.get(m, {}), False, args.batch)
             for p in args.problems for s in range(args.seeds) for m in args.methods]

@@ -187,8 +187,9 @@ def test_the_expected_improvement_decides_by_the_shape_of_the_problem(cheap) -> 
 
 
 def test_the_front_bias_is_the_mean_leave_one_out_z_score_of_the_evaluated_front() -> None:
-    _, _, s = _run("hwgpt_s_gpu", "predicted_hvi", 30, seed=2)
+    _, _, s = _run("hwgpt_s_gpu", "predicted_hvi", 30, seed=9)
     s.ask(1)  # conditions the predictor on every result
+    assert s._predictors["perplexity"]._warp is not None  # the leave-one-out values are mapped back from the warp
     done = [r for r in s.history.values() if r.ok]
     F, feasible = s._history_objectives(done)
     bias = s._state(done)["front_bias"]
@@ -251,3 +252,28 @@ def test_a_count_below_one_is_refused_by_name(name: str, value: int) -> None:
     with pytest.raises(en.ElasticNASError, match=f"^{name} must be >= 1, got {value}$"):
         searcher(value)
     searcher(1)  # the least accepted
+
+
+@pytest.mark.parametrize("per_choice", [True, False])
+def test_the_predictor_is_told_which_choice_each_feature_column_encodes(per_choice: bool) -> None:
+    """One length-scale group per choice: its one-hot columns and its ordinal column, over every position
+    (nothing with ``length_scale_per_choice=False``: one length scale)."""
+    space = en.SearchSpace({"width": en.Choice([8, 16, 32]), "depth": en.Choice([1, 2], size=3)})
+    objectives = [en.Objective("loss", "minimize"), en.Objective("macs", "minimize")]
+    s = create_searcher("predicted_hvi", space, objectives, cheap_metrics={"macs": lambda c: float(c["width"])},
+                        seed=0, n_initial=6, length_scale_per_choice=per_choice)
+    recs: list[TrialRecord] = []
+    while len(recs) < 12:
+        new = [TrialRecord(len(recs) + i, c, space.config_id(c), {"loss": float(c["width"] + sum(c["depth"])),
+                                                                   "macs": float(c["width"])})
+               for i, c in enumerate(s.ask(3))]
+        s.tell(new)
+        recs += new
+    gp = s._predictors["loss"]
+    if not per_choice:
+        assert gp.feature_groups is None and len(gp.theta) == 3
+        return
+    G = np.array([space.to_genes(r.config) for r in recs])
+    assert len(gp.feature_groups) == s._features(G).shape[1]
+    np.testing.assert_array_equal(gp.feature_groups, [0, 0, 0] + [1] * 6 + [0, 1, 1, 1])
+    assert len(gp.theta) == 4  # a second length scale

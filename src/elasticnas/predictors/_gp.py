@@ -1,6 +1,6 @@
 """A Gaussian process in NumPy: the model of scikit-learn's ``ConstantKernel * RBF + WhiteKernel`` regressor,
-computed with matrix products, with a cheap update at fixed hyperparameters for searches that refit often, and
-optionally fitted to warped targets."""
+computed with matrix products, with a cheap update at fixed hyperparameters for searches that refit often,
+optionally with one length scale per group of features and fitted to warped targets."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 from scipy.linalg import cho_solve, cholesky, lapack, solve_triangular
 from scipy.optimize import minimize
 
+from elasticnas.errors import ElasticNASError
 from elasticnas.predictors._quality import kendall_tau
 from elasticnas.predictors.base import Predictor
 
@@ -94,6 +95,11 @@ class GPPredictor(Predictor):
     no length scale that explains the data (it then falls back to independent points and predicts the
     mean), the main effects of the choices still rank configurations.
 
+    With :attr:`~elasticnas.predictors.Predictor.feature_groups` set (a searcher sets one group per choice of its
+    space), each group of feature columns gets its own length scale: the squared distance is the sum of the
+    groups' squared distances, each divided by its length scale squared. The group length scales are optimised
+    from the isotropic optimum (all equal), so the fit's likelihood is at least the isotropic fit's.
+
     With ``warp=True`` (registered as ``gp_warped``) every :meth:`fit` fits a second process to the
     Yeo-Johnson-warped targets (lambda by maximum likelihood, as HEBO warps its outputs) and keeps whichever of the
     two ranks its window better out of sample (leave-one-out Kendall tau; the plain one on ties). A warped
@@ -109,11 +115,15 @@ class GPPredictor(Predictor):
         self.linear = linear
         self.warp = warp
         self._warp: _TargetWarp | None = None  # the warp of the fitted targets (``warp=True`` and it ranked better)
-        self.theta = np.zeros(4 if linear else 3)  # log (constant, length scale, noise[, linear weight])
+        # log (constant, length scale, noise[, linear weight][, the length scales of feature groups 1, 2, ...]):
+        # the length scale at index 1 is feature group 0's (every feature's without groups)
+        self.theta = np.zeros(4 if linear else 3)
+        self._n_base = len(self.theta)
+        self._column_group: np.ndarray | None = None  # group index of each feature column (feature groups set)
+        self._column_scales: np.ndarray | None = None  # 1 / the length scale of each column's group
         self.n_likelihood_evals = 0
         self._n_total = 0  # rows of the data last fitted or updated on (before the window)
         self._X = np.zeros((0, 0))  # the conditioned window
-        self._X_norms = np.zeros(0)  # its rows' squared norms
         self._y = np.zeros(0)  # its standardised targets
         self._L = np.zeros((0, 0))  # lower Cholesky factor of its kernel matrix
         self._alpha = np.zeros(0)  # K^-1 y
@@ -146,12 +156,13 @@ class GPPredictor(Predictor):
     def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
         self._n_total = len(y)
         X, y = self._window(X, y)
+        self._column_group = self._grouping(X.shape[1])
         D = _sq_dists(X, X)
         P = self._products(X, X) if self.linear else None
         bounds = np.vstack([_BOUNDS, _LINEAR_BOUNDS]) if self.linear else _BOUNDS
         self.n_likelihood_evals = 0
 
-        def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        def objective(theta: np.ndarray, D: np.ndarray = D) -> tuple[float, np.ndarray]:
             self.n_likelihood_evals += 1
             lml, grad = self._log_marginal_likelihood(theta, D, y, P)
             return -lml, -grad
@@ -164,7 +175,54 @@ class GPPredictor(Predictor):
         if values and min(values) < res.fun - LIKELIHOOD_MARGIN:
             other = minimize(objective, starts[1 + int(np.argmin(values))], method="L-BFGS-B", jac=True, bounds=bounds)
             res = other if other.fun < res.fun else res
-        self._condition(np.asarray(res.x, dtype=float), X, y, D)
+        theta = np.asarray(res.x, dtype=float)
+        if self._column_group is not None:
+            D = self._distances(X)
+            n_groups = len(D)
+            start = np.concatenate([theta, np.full(n_groups - 1, theta[1])])
+            bounds = np.vstack([bounds, np.repeat(_BOUNDS[1:2], n_groups - 1, axis=0)])
+            grouped = minimize(objective, start, args=(D,), method="L-BFGS-B", jac=True, bounds=bounds)
+            theta = np.asarray(grouped.x if grouped.fun <= res.fun else start, dtype=float)
+        self._condition(theta, X, y, D)
+
+    def _grouping(self, d: int) -> np.ndarray | None:
+        """Group index (0, 1, ...) of each of ``d`` feature columns, or None for one length scale."""
+        if self.feature_groups is None:
+            return None
+        groups = np.asarray(self.feature_groups).ravel()
+        if len(groups) != d:
+            raise ElasticNASError(f"feature_groups names a group for {len(groups)} columns, the features have {d}")
+        index: np.ndarray = np.unique(groups, return_inverse=True)[1].ravel()
+        return index if index.max() > 0 else None
+
+    def _distances(self, X: np.ndarray) -> np.ndarray:
+        """Squared distances between the rows of ``X``: (n, n), or (groups, n, n) one matrix per feature group."""
+        if self._column_group is None:
+            return _sq_dists(X, X)
+        return np.stack([_sq_dists(X[:, cols], X[:, cols]) for cols in self._group_columns()])
+
+    def _group_columns(self) -> list[np.ndarray]:
+        assert self._column_group is not None
+        return [np.flatnonzero(self._column_group == g) for g in range(int(self._column_group.max()) + 1)]
+
+    def _length_scales(self, theta: np.ndarray) -> np.ndarray:
+        """The length scale of each feature group (one without groups) at log hyperparameters ``theta``."""
+        ells: np.ndarray = np.exp(np.concatenate([theta[1:2], theta[self._n_base :]]))
+        return ells
+
+    def _exponent(self, theta: np.ndarray, D: np.ndarray) -> np.ndarray:
+        """The RBF's exponent from squared distances ``D`` as :meth:`_distances` gives them."""
+        ells = self._length_scales(theta)
+        exponent: np.ndarray = D * (-0.5 / ells[0] ** 2) if D.ndim == 2 else np.tensordot(-0.5 / ells**2, D, axes=1)
+        return exponent
+
+    def _exponent_between(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        """The RBF's exponent between the rows of ``A`` and ``B`` at the fitted length scales."""
+        if self._column_scales is None:
+            exponent: np.ndarray = _sq_dists(A, B) * (-0.5 / self._length_scales(self.theta)[0] ** 2)
+        else:
+            exponent = _sq_dists(A * self._column_scales, B * self._column_scales) * -0.5
+        return exponent
 
     def _starts(self, d: int, D: np.ndarray, bounds: np.ndarray) -> list[np.ndarray]:
         """Log hyperparameters to start the optimisation from: scikit-learn's start (length scale sqrt(d), noise
@@ -200,17 +258,16 @@ class GPPredictor(Predictor):
             extends = self._append(X[self._n_total :], np.concatenate([self._y, y[self._n_total :]]))
         if not extends:
             Xw, yw = self._window(X, y)
-            self._condition(self.theta, Xw, yw, _sq_dists(Xw, Xw))
+            self._condition(self.theta, Xw, yw, self._distances(Xw))
         self._n_total = len(y)
         return self
 
     def _append(self, X_new: np.ndarray, y: np.ndarray) -> bool:
         """Add rows to the conditioned window by extending the Cholesky factor of the kernel matrix; False
         (nothing changed) when the new block is not numerically positive definite."""
-        c, ell, noise = np.exp(self.theta[:3])
-        scale = -0.5 / ell**2
-        B = c * np.exp(_sq_dists(self._X, X_new) * scale)  # (n, k)
-        C = c * np.exp(_sq_dists(X_new, X_new) * scale)
+        c, noise = np.exp(self.theta[[0, 2]])
+        B = c * np.exp(self._exponent_between(self._X, X_new))  # (n, k)
+        C = c * np.exp(self._exponent_between(X_new, X_new))
         if self.linear:
             B += self._linear_weight() * self._products(self._X, X_new)
             C += self._linear_weight() * self._products(X_new, X_new)
@@ -233,7 +290,6 @@ class GPPredictor(Predictor):
             )
         self._L = L
         self._X = np.vstack([self._X, X_new])
-        self._X_norms = (self._X * self._X).sum(axis=1)
         self._y = y
         self._alpha = cho_solve((L, True), y, check_finite=False)
         return True
@@ -253,10 +309,9 @@ class GPPredictor(Predictor):
         """The fitted weight of the linear term."""
         return float(np.exp(self.theta[3]))
 
-    @staticmethod
-    def _kernel(theta: np.ndarray, D: np.ndarray, P: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        c, ell, noise = np.exp(theta[:3])
-        E = np.exp(D * (-0.5 / ell**2))
+    def _kernel(self, theta: np.ndarray, D: np.ndarray, P: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        c, noise = np.exp(theta[[0, 2]])
+        E = np.exp(self._exponent(theta, D))
         K = c * E
         if P is not None:
             K = K + np.exp(theta[3]) * P
@@ -267,8 +322,9 @@ class GPPredictor(Predictor):
         self, theta: np.ndarray, D: np.ndarray, y: np.ndarray, P: np.ndarray | None = None, gradient: bool = True
     ) -> tuple[float, np.ndarray]:
         """The log marginal likelihood at log hyperparameters ``theta`` and its gradient (zeros when not
-        ``gradient``: the gradient costs the kernel's inverse)."""
-        c, ell, noise = np.exp(theta[:3])
+        ``gradient``: the gradient costs the kernel's inverse); ``D`` as :meth:`_distances` gives it, the length
+        scales in ``theta`` one per matrix of ``D``."""
+        c, noise = np.exp(theta[[0, 2]])
         K, E = self._kernel(theta, D, P)
         try:
             L = cholesky(K, lower=True, check_finite=False)
@@ -282,13 +338,15 @@ class GPPredictor(Predictor):
         # d lml / d theta_k = 0.5 tr((alpha alpha^T - K^-1) dK/dtheta_k)
         inner = np.outer(alpha, alpha) - _inverse_from_cholesky(L)
         cE = c * E
+        weighted = inner * cE
+        per_length = [
+            float(np.sum(weighted * Dg)) / ell**2
+            for Dg, ell in zip(D.reshape(-1, *D.shape[-2:]), self._length_scales(theta), strict=True)
+        ]
         grad = 0.5 * np.array(
-            [
-                float(np.sum(inner * cE)),
-                float(np.sum(inner * cE * D)) / ell**2,
-                noise * float(np.trace(inner)),
-            ]
+            [float(np.sum(weighted)), per_length[0], noise * float(np.trace(inner))]
             + ([float(np.exp(theta[3])) * float(np.sum(inner * P))] if P is not None else [])
+            + per_length[1:]
         )
         return lml, grad
 
@@ -296,8 +354,11 @@ class GPPredictor(Predictor):
         K, _ = self._kernel(theta, D, self._products(X, X) if self.linear else None)
         L = cholesky(K, lower=True, check_finite=False)
         self.theta = theta
+        self._column_scales = None
+        if D.ndim == 3:
+            assert self._column_group is not None
+            self._column_scales = 1.0 / self._length_scales(theta)[self._column_group]
         self._X = X
-        self._X_norms = (X * X).sum(axis=1)
         self._y = y
         self._L = L
         self._alpha = cho_solve((L, True), y, check_finite=False)
@@ -311,14 +372,12 @@ class GPPredictor(Predictor):
         return self._warp.inverse(mean), self._warp.inverse_std(mean, std)
 
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        c, ell, noise = np.exp(self.theta[:3])
-        norms = (X * X).sum(axis=1)
-        cross = X @ self._X.T
-        K_trans = c * np.exp(np.maximum(norms[:, None] + self._X_norms[None, :] - 2.0 * cross, 0.0) * (-0.5 / ell**2))
+        c, noise = np.exp(self.theta[[0, 2]])
+        K_trans = c * np.exp(self._exponent_between(X, self._X))
         prior = c + noise
-        if self.linear:  # the cross products serve the linear term too
-            K_trans += self._linear_weight() * cross / X.shape[1]
-            prior = prior + self._linear_weight() * norms / X.shape[1]
+        if self.linear:
+            K_trans += self._linear_weight() * self._products(X, self._X)
+            prior = prior + self._linear_weight() * (X * X).sum(axis=1) / X.shape[1]
         mean = K_trans @ self._alpha
         V = solve_triangular(self._L, K_trans.T, lower=True, check_finite=False)
         var = prior - np.einsum("ij,ij->j", V, V)
@@ -356,7 +415,8 @@ class GPPredictor(Predictor):
 
     @property
     def hyperparameters(self) -> dict[str, float]:
-        """Fitted constant, length scale, noise and linear weight, if any (standardised, possibly warped, target
-        units)."""
-        names = ("constant", "length_scale", "noise", "linear")[: len(self.theta)]
+        """Fitted constant, length scale (feature group 0's with groups), noise, linear weight if any and the other
+        groups' length scales (``length_scale_1``, ...), in standardised, possibly warped, target units."""
+        extra = tuple(f"length_scale_{g}" for g in range(1, len(self.theta) - self._n_base + 1))
+        names = ("constant", "length_scale", "noise", "linear")[: self._n_base] + extra
         return {name: float(v) for name, v in zip(names, np.exp(self.theta), strict=True)}

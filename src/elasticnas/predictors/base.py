@@ -20,6 +20,10 @@ class Predictor(ABC):
     """
 
     has_uncertainty: bool = False
+    #: Group index of each feature column, or None: set by callers that know the encoding (a searcher: one
+    #: group per choice of its space) before :meth:`fit`; a predictor that measures distances between
+    #: configurations (the Gaussian process) weighs each group by its own fitted length scale, others ignore it.
+    feature_groups: np.ndarray | None = None
 
     def __init__(self, seed: int | None = None) -> None:
         self.seed = seed

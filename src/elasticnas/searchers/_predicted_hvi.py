@@ -154,7 +154,9 @@ class PredictedHVISearcher(Searcher):
     * a **full round** fits one predictor (default ``gp_warped``: a Gaussian
       process, which measured best on OFA-MobileNetV3, HW-GPT-Bench and the
       built-in tiny_mbv3, fitted to Yeo-Johnson-warped targets when that ranks
-      its trials better out of sample; any registered predictor, ``auto``
+      its trials better out of sample, with one length scale per choice of the
+      space: the predictor is told which choice each feature column encodes,
+      ``length_scale_per_choice=False`` tells it nothing; any registered predictor, ``auto``
       selection or ensemble can be passed) per *expensive* metric on the finished trials, hyperparameters
       included; cheap metrics are never predicted, they are computed exactly
       for every candidate. It then grows a candidate pool in ``pool_generations``
@@ -261,6 +263,7 @@ class PredictedHVISearcher(Searcher):
         plateau_share: float = 0.1,
         model_front: bool | None = None,
         expected_improvement: bool | None = None,
+        length_scale_per_choice: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -307,6 +310,11 @@ class PredictedHVISearcher(Searcher):
         self.plateau_share = plateau_share
         self.model_front = model_front
         self._card = self.space.cardinalities
+        gene_choice = np.repeat(np.arange(len(self.space.choices)), [c.length for c in self.space.choices.values()])
+        self.length_scale_per_choice = length_scale_per_choice
+        self._feature_groups = (  # the choice of each column of _features
+            np.concatenate([np.repeat(gene_choice, self._card), gene_choice]) if length_scale_per_choice else None
+        )
         self._queue: list[Config] = []
         self._configs: dict[bytes, Config] = {}  # canonical genes -> config
         self._genes_by_id: dict[str, np.ndarray] = {}  # config id of a finished trial -> canonical genes
@@ -376,7 +384,15 @@ class PredictedHVISearcher(Searcher):
         return [self._cheap_by_genes[k] for k in keys]
 
     def _features(self, G: np.ndarray) -> np.ndarray:
+        """One-hot and ordinal columns of each gene (:attr:`_feature_groups` names each column's choice)."""
         return np.hstack([self.space.encode_genes(G, "onehot"), self.space.encode_genes(G, "ordinal")])
+
+    def _new_predictor(self, seed: int) -> Predictor:
+        """A predictor from the factory, told which choice each feature column encodes (with
+        ``length_scale_per_choice``)."""
+        predictor = self._make_predictor(seed)
+        predictor.feature_groups = self._feature_groups
+        return predictor
 
     def _mutate(self, P: np.ndarray, n: int) -> np.ndarray:
         """Change 1, 2, ... (geometric, mean 2) random positions of random parents to other values."""
@@ -595,7 +611,7 @@ class PredictedHVISearcher(Searcher):
             if len(rows) < 2:
                 continue
             w = None if weights is None else weights[rows]
-            self._predictors[name] = self._make_predictor(seed).fit(X_hist[rows], y, w)
+            self._predictors[name] = self._new_predictor(seed).fit(X_hist[rows], y, w)
         self._fitted_on = len(done)
         self._full_rounds += 1
         self._shortlist = self._shortlist[:0]
@@ -723,7 +739,7 @@ class PredictedHVISearcher(Searcher):
                 y_fit, pred = loo()
                 self._tau[o.name] = kendall_tau(y_fit, pred)
             else:
-                q = cross_validate(lambda: self._make_predictor(seed), X_hist[rows], y, n_folds=3, seed=seed)
+                q = cross_validate(lambda: self._new_predictor(seed), X_hist[rows], y, n_folds=3, seed=seed)
                 self._tau[o.name] = q.kendall_tau
         if self._tau:
             self._tau_n = len(done)
@@ -966,7 +982,7 @@ class PredictedHVISearcher(Searcher):
             for name in self._predictors:
                 rows = [i for i, r in enumerate(done) if name in r.metrics]
                 y = np.array([float(done[i].metrics[name]) for i in rows])
-                q = cross_validate(lambda: self._make_predictor(0), X[rows], y, n_folds=5, seed=0)
+                q = cross_validate(lambda: self._new_predictor(0), X[rows], y, n_folds=5, seed=0)
                 quality[name] = q.to_dict()
         times = self._round_seconds
         return {
