@@ -120,7 +120,6 @@ class GPPredictor(Predictor):
         self.theta = np.zeros(4 if linear else 3)
         self._n_base = len(self.theta)
         self._column_group: np.ndarray | None = None  # group index of each feature column (feature groups set)
-        self._column_scales: np.ndarray | None = None  # 1 / the length scale of each column's group
         self.n_likelihood_evals = 0
         self._n_total = 0  # rows of the data last fitted or updated on (before the window)
         self._X = np.zeros((0, 0))  # the conditioned window
@@ -218,10 +217,12 @@ class GPPredictor(Predictor):
 
     def _exponent_between(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
         """The RBF's exponent between the rows of ``A`` and ``B`` at the fitted length scales."""
-        if self._column_scales is None:
-            exponent: np.ndarray = _sq_dists(A, B) * (-0.5 / self._length_scales(self.theta)[0] ** 2)
+        ells = self._length_scales(self.theta)
+        if self._column_group is None:
+            exponent: np.ndarray = _sq_dists(A, B) * (-0.5 / ells[0] ** 2)
         else:
-            exponent = _sq_dists(A * self._column_scales, B * self._column_scales) * -0.5
+            scales = 1.0 / ells[self._column_group]  # of each column
+            exponent = _sq_dists(A * scales, B * scales) * -0.5
         return exponent
 
     def _starts(self, d: int, D: np.ndarray, bounds: np.ndarray) -> list[np.ndarray]:
@@ -354,10 +355,6 @@ class GPPredictor(Predictor):
         K, _ = self._kernel(theta, D, self._products(X, X) if self.linear else None)
         L = cholesky(K, lower=True, check_finite=False)
         self.theta = theta
-        self._column_scales = None
-        if D.ndim == 3:
-            assert self._column_group is not None
-            self._column_scales = 1.0 / self._length_scales(theta)[self._column_group]
         self._X = X
         self._y = y
         self._L = L
