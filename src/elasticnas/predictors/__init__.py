@@ -66,16 +66,15 @@ def create_ensemble(names: Sequence[str], seed: int | None = None) -> Ensemble:
     return Ensemble(members, seed=seed)
 
 
-def _gp_linear(seed: int | None = None, **kwargs: Any) -> Predictor:
-    from elasticnas.predictors._gp import GPPredictor
+def _gp_variant(**options: Any) -> Callable[..., Predictor]:
+    """A factory of :class:`GPPredictor` with ``options`` fixed (imported when first called)."""
 
-    return GPPredictor(seed=seed, linear=True, **kwargs)
+    def factory(seed: int | None = None, **kwargs: Any) -> Predictor:
+        from elasticnas.predictors._gp import GPPredictor
 
+        return GPPredictor(seed=seed, **options, **kwargs)
 
-def _gp_warped(seed: int | None = None, **kwargs: Any) -> Predictor:
-    from elasticnas.predictors._gp import GPPredictor
-
-    return GPPredictor(seed=seed, warp=True, **kwargs)
+    return factory
 
 
 def _default_ensemble(seed: int | None = None) -> Ensemble:
@@ -87,8 +86,8 @@ PREDICTORS.register_lazy("svr", "elasticnas.predictors._sklearn:SVRPredictor")
 PREDICTORS.register_lazy("gbm", "elasticnas.predictors._sklearn:GBMPredictor")
 PREDICTORS.register_lazy("extra_trees", "elasticnas.predictors._sklearn:ExtraTreesPredictor")
 PREDICTORS.register_lazy("gp", "elasticnas.predictors._gp:GPPredictor")
-register_predictor("gp_linear", _gp_linear)
-register_predictor("gp_warped", _gp_warped)
+register_predictor("gp_linear", _gp_variant(linear=True))
+register_predictor("gp_warped", _gp_variant(warp=True))
 PREDICTORS.register_lazy("mlp", "elasticnas.predictors._mlp:MLPPredictor")
 register_predictor("ensemble", _default_ensemble)
 PREDICTORS.register_lazy("auto", "elasticnas.predictors._select:SelectedPredictor")
