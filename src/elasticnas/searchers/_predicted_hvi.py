@@ -617,34 +617,35 @@ class PredictedHVISearcher(Searcher):
         self._shortlist = self._shortlist[:0]
         self._measure_quality(done, X_hist, seed)
 
+    def _grow(
+        self, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], generations: int, n_off: int, st: dict[str, Any]
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Add ``generations`` of ``n_off`` offspring to the candidate ``parts`` ((genes, predicted mean, std) of
+        optimistically feasible rows), the first bred from the evaluated front, each next one from the best of the
+        evaluated trials and the candidates so far by their optimistic prediction."""
+        G_ok, F_ok = st["G_hist"][st["ok_rows"]], st["F_all"][st["ok_rows"]]
+        parents = st["parents"]
+        for g in range(generations):
+            C = self._offspring(parents, n_off, st["seen"])
+            if len(C):
+                mean, std = self._objective_matrix(C)
+                ok = self._optimistically_feasible(C)
+                if ok.any():
+                    parts.append((C[ok], mean[ok], std[ok]))
+            if parts and g + 1 < generations:
+                G_pool = np.vstack([G_ok, *(G for G, _, _ in parts)])
+                parents = self._best(G_pool, np.vstack([F_ok, *(m - self.beta * sd for _, m, sd in parts)]))
+        return parts
+
     def _pool_round(self, n: int, done: Sequence[TrialRecord]) -> list[Config]:
         """Grow a fresh pool from the evaluated front in a few generations on the predictions, pick a batch."""
         st = self._state(done)
-        # candidate pool: a few generations evolved on the predictions from the evaluated front
-        G_ok, F_ok = st["G_hist"][st["ok_rows"]], st["F_all"][st["ok_rows"]]
-        pool_G: list[np.ndarray] = []
-        pool_mean: list[np.ndarray] = []
-        pool_std: list[np.ndarray] = []
-        pool_opt: list[np.ndarray] = []
-        parents = st["parents"]
-        for _ in range(self.pool_generations):
-            C = self._offspring(parents, self.offspring_per_generation, st["seen"])
-            if len(C) == 0:
-                continue
-            mean, std = self._objective_matrix(C)
-            ok = self._optimistically_feasible(C)
-            C, mean, std = C[ok], mean[ok], std[ok]
-            if len(C) == 0:
-                continue
-            pool_G.append(C)
-            pool_mean.append(mean)
-            pool_std.append(std)
-            pool_opt.append(mean - self.beta * std)
-            parents = self._best(np.vstack([G_ok, *pool_G]), np.vstack([F_ok, *pool_opt]))
-        if not pool_G:
+        parts = self._grow([], self.pool_generations, self.offspring_per_generation, st)
+        if not parts:
             self._shortlist = self._shortlist[:0]
             return []
-        return self._pick(np.vstack(pool_G), np.vstack(pool_mean), np.vstack(pool_std), st, n)
+        G, mean, std = (np.vstack(column) for column in zip(*parts, strict=True))
+        return self._pick(G, mean, std, st, n)
 
     def _light_round(self, n: int, done: Sequence[TrialRecord]) -> list[Config]:
         """A round between fits: condition the predictors that can on the new results at their fitted
@@ -660,33 +661,17 @@ class PredictedHVISearcher(Searcher):
         keep = np.array([g.tobytes() not in st["seen"] for g in self._shortlist], dtype=bool)
         shortlist = self._shortlist[keep]
         st["seen"] |= {g.tobytes() for g in shortlist}
-        pool = [shortlist]
-        means, stds, opts = [], [], []
+        parts = []
         if len(shortlist):
-            m, sd = self._objective_matrix(shortlist)
-            means.append(m)
-            stds.append(sd)
-            opts.append(m - self.beta * sd)
-        parents = st["parents"]
-        G_ok, F_ok = st["G_hist"][st["ok_rows"]], st["F_all"][st["ok_rows"]]
-        for g in range(self.light_generations):
-            C = self._offspring(parents, self.light_offspring, st["seen"])
-            if len(C):
-                m, sd = self._objective_matrix(C)
-                pool.append(C)
-                means.append(m)
-                stds.append(sd)
-                opts.append(m - self.beta * sd)
-            if g + 1 < self.light_generations and opts:
-                parents = self._best(np.vstack([G_ok, *pool]), np.vstack([F_ok, *opts]))
-        C = np.vstack(pool)
-        if len(C) == 0:
+            mean, std = self._objective_matrix(shortlist)
+            ok = self._optimistically_feasible(shortlist)
+            if ok.any():
+                parts.append((shortlist[ok], mean[ok], std[ok]))
+        parts = self._grow(parts, self.light_generations, self.light_offspring, st)
+        if not parts:
             return self._pool_round(n, done)
-        mean, std = np.vstack(means), np.vstack(stds)
-        ok = self._optimistically_feasible(C)
-        if not ok.any():
-            return self._pool_round(n, done)
-        return self._pick(C[ok], mean[ok], std[ok], st, n)
+        G, mean, std = (np.vstack(column) for column in zip(*parts, strict=True))
+        return self._pick(G, mean, std, st, n)
 
     def _pick(self, G: np.ndarray, mean: np.ndarray, std: np.ndarray, st: dict[str, Any], n: int) -> list[Config]:
         """Select the batch, keep the best of the rest (first optimistic fronts) as the next shortlist.
