@@ -644,8 +644,7 @@ class PredictedHVISearcher(Searcher):
         if not parts:
             self._shortlist = self._shortlist[:0]
             return []
-        G, mean, std = (np.vstack(column) for column in zip(*parts, strict=True))
-        return self._pick(G, mean, std, st, n)
+        return self._pick(parts, st, n)
 
     def _light_round(self, n: int, done: Sequence[TrialRecord]) -> list[Config]:
         """A round between fits: condition the predictors that can on the new results at their fitted
@@ -670,11 +669,11 @@ class PredictedHVISearcher(Searcher):
         parts = self._grow(parts, self.light_generations, self.light_offspring, st)
         if not parts:
             return self._pool_round(n, done)
-        G, mean, std = (np.vstack(column) for column in zip(*parts, strict=True))
-        return self._pick(G, mean, std, st, n)
+        return self._pick(parts, st, n)
 
-    def _pick(self, G: np.ndarray, mean: np.ndarray, std: np.ndarray, st: dict[str, Any], n: int) -> list[Config]:
-        """Select the batch, keep the best of the rest (first optimistic fronts) as the next shortlist.
+    def _pick(self, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], st: dict[str, Any], n: int) -> list[Config]:
+        """Select the batch from the candidate ``parts`` (see :meth:`_grow`), keep the best of the rest (first
+        optimistic fronts) as the next shortlist.
 
         The reference point of a cheap objective lies beyond the candidates' values as well as the trials': from
         the trials alone, candidates past the worst value evaluated so far (the slowest networks, which hold the
@@ -684,6 +683,7 @@ class PredictedHVISearcher(Searcher):
         cost) holding ``max(3, plateau_share * trials)`` trials already takes no more picks while other
         candidates remain (when every plateau is that full, the fullest takes none): its optimistic improvement,
         multiplied by the widest strip of the front, would otherwise win again and again."""
+        G, mean, std = (np.vstack(column) for column in zip(*parts, strict=True))
         opt = mean - self.beta * std
         plateaus = None
         if st["cheap_cols"] and self.plateau_share > 0:
